@@ -1,0 +1,49 @@
+# compnb: two commands set up and test (`make install`, `make test`); `make book` runs the main job.
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+PROFILE ?= full
+CH      ?=
+PARAMS  ?=
+CHAPTERS := $(basename $(notdir $(wildcard notebooks/[0-9][0-9]-*.md)))
+
+.PHONY: install test unit nbval site book chapters html chapter bench clean
+
+install:  ## a .venv with the pinned CPU torch and compnb with its dev extras
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+
+test: unit nbval site  ## unit tests, chapters at the smoke profile (nbval), the rendered HTML in Chromium
+
+unit:
+	$(BIN)/pytest -q tests --ignore=tests/site
+
+nbval:  ## papermill injects profile=smoke, nbval (lax) executes every chapter and fails on any error
+	@for ch in $(CHAPTERS); do $(BIN)/compnb chapter $$ch --profile smoke --prepare-only >/dev/null || exit 1; done
+	$(BIN)/pytest -q --nbval-lax -p no:cacheprovider build/smoke/prepared/*.ipynb
+
+site:  ## build the smoke book, then check every page in headless Chromium
+	$(MAKE) book PROFILE=smoke
+	COMPNB_REQUIRE_SITE=1 $(BIN)/pytest -q tests/site
+
+book: chapters html-$(PROFILE)  ## execute every chapter at PROFILE (default full) and render book/_build/html
+
+chapters:
+	@for ch in $(CHAPTERS); do echo "== $$ch ($(PROFILE))"; $(BIN)/compnb chapter $$ch --profile $(PROFILE) || exit 1; done
+
+html-%:
+	$(BIN)/compnb html --profile $*
+
+html:  ## render the committed, executed full-profile chapters without executing anything
+	$(BIN)/compnb html --profile full
+
+chapter:  ## one chapter with overrides: make chapter CH=01 PARAMS="-p alpha 0.05"
+	$(BIN)/compnb chapter $(CH) --profile $(PROFILE) $(PARAMS)
+
+bench:
+	$(BIN)/python benchmarks/bench_artifacts.py
+
+clean:
+	rm -rf build book/_build

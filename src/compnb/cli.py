@@ -1,0 +1,94 @@
+"""The `compnb` command: `artifacts`, `chapter` and `html` (training and evaluation join in later chapters)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+
+from compnb import atomicio
+from compnb.data import DATASETS
+from compnb.profiles import PROFILES
+
+
+def _parameter(text: str) -> object:
+    """A papermill-style parameter value: a Python literal where it parses as one, else the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _artifacts(args: argparse.Namespace) -> None:
+    from compnb.artifacts import mine_dataset
+    from compnb.provenance import run_record
+
+    out = Path(args.out)
+    if out.suffix != ".csv":
+        raise ValueError(f"--out must name a .csv file, got {str(out)!r}")
+    fields = tuple(f.strip() for f in args.fields.split(",")) if args.fields else None
+    table, source = mine_dataset(args.dataset, args.split, fields, alpha=args.alpha, min_count=args.min_count,
+                                 max_examples=args.max_examples, seed=args.seed)
+    params = {"dataset": args.dataset, "split": args.split, "fields": table.attrs["fields"], "alpha": args.alpha,
+              "min_count": args.min_count, "max_examples": args.max_examples}
+    atomicio.write_csv(out, table)
+    atomicio.write_json(out.with_name(out.name + ".run.json"), run_record(params, args.seed, [source]))
+    artifacts = int(table["artifact"].sum())
+    print(f"{len(table):,} (word, label) tests, {artifacts:,} artifacts → {out}")
+
+
+def _chapter(args: argparse.Namespace) -> None:
+    from compnb.bookbuild import run_chapter
+
+    params = {name: _parameter(value) for name, value in args.parameter}
+    print(run_chapter(args.chapter, args.profile, params, prepare_only=args.prepare_only))
+
+
+def _html(args: argparse.Namespace) -> None:
+    from compnb.bookbuild import build_html
+
+    print(build_html(args.profile))
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="compnb", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True)
+
+    mine = commands.add_parser("artifacts", help="mine lexical artifacts (Gardner et al.'s z-test) into a CSV")
+    mine.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    mine.add_argument("--split", default="train")
+    mine.add_argument("--fields", help="comma-separated text fields (default: sentence, or hypothesis for NLI)")
+    mine.add_argument("--alpha", type=float, default=0.01)
+    mine.add_argument("--min-count", type=int, default=1)
+    mine.add_argument("--max-examples", type=int)
+    mine.add_argument("--seed", type=int, default=0)
+    mine.add_argument("--out", required=True, help="output CSV; its run record goes to OUT.run.json")
+    mine.set_defaults(run=_artifacts)
+
+    chapter = commands.add_parser("chapter", help="execute one chapter with papermill")
+    chapter.add_argument("chapter", help="chapter name or number, e.g. 01")
+    chapter.add_argument("--profile", default="full", choices=PROFILES)
+    chapter.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                         help="override a parameter of the chapter's parameter cell (repeatable)")
+    chapter.add_argument("--prepare-only", action="store_true", help="inject parameters without executing")
+    chapter.set_defaults(run=_chapter)
+
+    html = commands.add_parser("html", help="render executed chapters into book/_build/html")
+    html.add_argument("--profile", default="full", choices=PROFILES)
+    html.set_defaults(run=_html)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        print(f"compnb {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""Offline-first datasets in the Hugging Face schema.
+
+`load(name, split)` looks for Parquet files, in order, in `$COMPNB_DATA_DIR`, the project's `data/`,
+and `../shared/data` (layout: `<folder>/<name>/<split>.parquet`, AdvGLUE under `adv_glue/`), and only
+then asks the Hugging Face hub. The returned `datasets.Dataset` carries a `DataSource` (see
+`source_of`) saying where it came from, so every run can record it.
+
+SNLI offline is a sample (`snli/train_sample.parquet`, 18,000 pairs; `snli/test_sample.parquet`,
+2,000 pairs) whose two files share 274 premises. To keep evaluation leak-free we drop exact duplicate
+pairs and every training pair whose premise occurs in the test sample, and carve the validation
+split from the rest by premise (a seeded group split), so no premise crosses a split boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from compnb.paths import data_search_paths
+
+NLI_LABELS = ("entailment", "neutral", "contradiction")
+SENTIMENT_LABELS = ("negative", "positive")
+SNLI_VALIDATION_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What the book knows about one dataset: its splits, text fields, labels and hub address."""
+
+    name: str
+    splits: tuple[str, ...]
+    text_fields: tuple[str, ...]
+    label_names: tuple[str, ...]
+    hub_path: str
+    hub_config: str | None
+    local_folder: str
+    local_stem: str | None = None  # file stem for single-split sets (AdvGLUE)
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "sst2": DatasetSpec("sst2", ("train", "validation", "test"), ("sentence",), SENTIMENT_LABELS,
+                        "stanfordnlp/sst2", None, "sst2"),
+    "snli": DatasetSpec("snli", ("train", "validation", "test"), ("premise", "hypothesis"), NLI_LABELS,
+                        "stanfordnlp/snli", None, "snli"),
+    "adv_sst2": DatasetSpec("adv_sst2", ("validation",), ("sentence",), SENTIMENT_LABELS,
+                            "AI-secure/adv_glue", "adv_sst2", "adv_glue", "adv_sst2"),
+    "adv_mnli": DatasetSpec("adv_mnli", ("validation",), ("premise", "hypothesis"), NLI_LABELS,
+                            "AI-secure/adv_glue", "adv_mnli", "adv_glue", "adv_mnli"),
+    "adv_mnli_mismatched": DatasetSpec("adv_mnli_mismatched", ("validation",), ("premise", "hypothesis"),
+                                       NLI_LABELS, "AI-secure/adv_glue", "adv_mnli_mismatched", "adv_glue",
+                                       "adv_mnli_mismatched"),
+}
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where one split came from. `origin` is 'local' or 'hub'; `sample` marks the offline SNLI sample."""
+
+    dataset: str
+    split: str
+    origin: str
+    location: str
+    rows: int
+    sample: bool = False
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class DataNotFoundError(FileNotFoundError):
+    """No local copy and no reachable hub for a dataset."""
+
+
+def spec(name: str) -> DatasetSpec:
+    """The `DatasetSpec` for `name`; a clear `ValueError` for unknown names."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name]
+
+
+def _check_split(s: DatasetSpec, split: str) -> None:
+    if split not in s.splits:
+        raise ValueError(f"unknown split {split!r} for dataset {s.name!r}; allowed: {', '.join(s.splits)}")
+
+
+def _hub_disabled() -> bool:
+    return any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "COMPNB_OFFLINE"))
+
+
+def _to_dataset(frame: pd.DataFrame, s: DatasetSpec, source: DataSource) -> datasets.Dataset:
+    """Pandas → `datasets.Dataset` with a ClassLabel column and the source recorded in `info.description`."""
+    frame = frame[frame["label"] >= 0].reset_index(drop=True)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    features = datasets.Features.from_arrow_schema(table.schema)
+    for column, feature in features.items():
+        if isinstance(feature, datasets.Value) and feature.dtype == "large_string":
+            features[column] = datasets.Value("string")
+    features["label"] = datasets.ClassLabel(names=list(s.label_names))
+    ds = datasets.Dataset(table.cast(features.arrow_schema), info=datasets.DatasetInfo(features=features))
+    ds.info.description = json.dumps(source.as_dict())
+    return ds
+
+
+def source_of(ds: datasets.Dataset) -> dict:
+    """The `DataSource` (as a dict) recorded on a dataset returned by `load`."""
+    try:
+        return json.loads(ds.info.description or "")
+    except json.JSONDecodeError as err:
+        raise ValueError("this dataset was not produced by compnb.data.load; it records no source") from err
+
+
+def _snli_sample_splits(folder: Path, seed: int) -> dict[str, pd.DataFrame]:
+    """Leak-free train/validation/test frames from the offline SNLI sample (see module docstring)."""
+    train = pd.read_parquet(folder / "train_sample.parquet")
+    test = pd.read_parquet(folder / "test_sample.parquet")
+    train = train[train["label"] >= 0]
+    test = test[test["label"] >= 0].reset_index(drop=True)
+    train = train.drop_duplicates(subset=["premise", "hypothesis", "label"])
+    train = train[~train["premise"].isin(set(test["premise"]))].reset_index(drop=True)
+    premises = np.array(sorted(train["premise"].unique()))
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(premises, size=int(round(SNLI_VALIDATION_FRACTION * len(premises))), replace=False))
+    is_val = train["premise"].isin(held).to_numpy()
+    return {"train": train[~is_val].reset_index(drop=True), "validation": train[is_val].reset_index(drop=True),
+            "test": test}
+
+
+def _local(s: DatasetSpec, split: str, folder: Path, seed: int) -> tuple[pd.DataFrame, DataSource] | None:
+    base = folder / s.local_folder
+    if s.local_stem is not None:
+        path = base / f"{s.local_stem}.parquet"
+        if path.is_file():
+            frame = pd.read_parquet(path)
+            return frame, DataSource(s.name, split, "local", str(path), int((frame["label"] >= 0).sum()))
+        return None
+    path = base / f"{split}.parquet"
+    if path.is_file():
+        frame = pd.read_parquet(path)
+        return frame, DataSource(s.name, split, "local", str(path), int((frame["label"] >= 0).sum()))
+    if s.name == "snli" and (base / "train_sample.parquet").is_file() and (base / "test_sample.parquet").is_file():
+        frame = _snli_sample_splits(base, seed)[split]
+        note = ("offline SNLI sample (18,000/2,000 pairs, not the full 550,152/10,000/10,000 corpus); "
+                "duplicates and train pairs sharing a premise with test dropped; validation carved from "
+                f"train by premise with seed {seed}")
+        return frame, DataSource(s.name, split, "local", str(base), len(frame), sample=True, note=note)
+    return None
+
+
+def _hub(s: DatasetSpec, split: str) -> tuple[pd.DataFrame, DataSource]:
+    hub_split = "validation" if s.hub_config else split
+    frame = datasets.load_dataset(s.hub_path, s.hub_config, split=hub_split).to_pandas()
+    if s.name == "sst2" and split == "test":
+        raise DataNotFoundError("the hub's GLUE SST-2 test split hides its labels (all -1); provide "
+                                "sst2/test.parquet with the original SST test labels in a local data folder")
+    where = s.hub_path + (f" ({s.hub_config})" if s.hub_config else "")
+    return frame, DataSource(s.name, split, "hub", where, int((frame["label"] >= 0).sum()))
+
+
+def load(name: str, split: str, *, seed: int = 0, search_paths: list[Path] | None = None,
+         hub: bool = True) -> datasets.Dataset:
+    """Load `split` of dataset `name` as a `datasets.Dataset` (HF column schema, ClassLabel `label`).
+
+    Local folders are tried first (`search_paths`, default `compnb.paths.data_search_paths()`), then the hub
+    unless `hub=False` or `HF_HUB_OFFLINE`/`COMPNB_OFFLINE` is set. `seed` only affects the validation split
+    carved from the offline SNLI sample. Rows labelled -1 are dropped.
+    """
+    s = spec(name)
+    _check_split(s, split)
+    folders = data_search_paths() if search_paths is None else list(search_paths)
+    for folder in folders:
+        found = _local(s, split, folder, seed)
+        if found is not None:
+            frame, source = found
+            return _to_dataset(frame, s, source)
+    tried = [str(f / s.local_folder) for f in folders]
+    how = (f"Provide it as Parquet in the Hugging Face schema at <folder>/{s.local_folder}/"
+           f"{(s.local_stem or split)}.parquet under $COMPNB_DATA_DIR or the project's data/ folder, "
+           f"or go online so the hub dataset {s.hub_path!r} can be downloaded.")
+    if not hub or _hub_disabled():
+        raise DataNotFoundError(f"no local copy of {name}/{split}; searched {tried} (hub disabled). {how}")
+    try:
+        frame, source = _hub(s, split)
+    except DataNotFoundError:
+        raise
+    except Exception as err:  # the hub raises many kinds of connection errors
+        raise DataNotFoundError(f"no local copy of {name}/{split}; searched {tried}, and the hub failed "
+                                f"({type(err).__name__}: {err}). {how}") from err
+    return _to_dataset(frame, s, source)
+
+
+
+def column(ds: datasets.Dataset, name: str) -> list:
+    """Column `name` of `ds` as a Python list, read straight from Arrow (datasets' own row iteration is slow)."""
+    if name not in ds.column_names:
+        raise ValueError(f"unknown column {name!r}; the dataset has {ds.column_names}")
+    return ds.select_columns([name]).with_format("arrow")[:].column(name).to_pylist()
+
+
+def subsample(ds: datasets.Dataset, n: int | None, seed: int = 0) -> datasets.Dataset:
+    """A seeded random subset of `n` rows (all rows, unchanged, when n is None or at least len(ds))."""
+    if n is None or n >= len(ds):
+        return ds
+    if n < 1:
+        raise ValueError(f"subsample size must be at least 1, got {n!r}")
+    rows = np.sort(np.random.default_rng(seed).choice(len(ds), size=n, replace=False))
+    return ds.select(rows)

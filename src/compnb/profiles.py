@@ -1,0 +1,28 @@
+"""Run profiles: `smoke` (CI on a CPU in minutes) and `full` (the paper-scale run), per chapter."""
+
+from __future__ import annotations
+
+PROFILES = ("smoke", "full")
+
+# Per chapter, what each profile changes. Everything else is a parameter of the chapter itself.
+CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
+    "01-artifact-mining": {
+        "smoke": {"max_examples": 8000},
+        "full": {"max_examples": None},
+    },
+}
+
+
+def check_profile(profile: str) -> str:
+    """`profile` itself, or a `ValueError` naming the allowed profiles."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+    return profile
+
+
+def settings(chapter: str, profile: str) -> dict:
+    """The settings `profile` gives `chapter` (a copy)."""
+    check_profile(profile)
+    if chapter not in CHAPTER_SETTINGS:
+        raise ValueError(f"unknown chapter {chapter!r}; known: {', '.join(CHAPTER_SETTINGS)}")
+    return dict(CHAPTER_SETTINGS[chapter][profile])

@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny randomly initialised backbones (no download) and the offline data location."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network; set before transformers loads
+
+import pytest
+import torch
+from transformers import BertConfig, OPTConfig
+
+from compnb.paths import data_search_paths
+
+
+@pytest.fixture
+def tiny_bert_config() -> BertConfig:
+    return BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=32, max_position_embeddings=32, hidden_dropout_prob=0.0,
+                      attention_probs_dropout_prob=0.0)
+
+
+@pytest.fixture
+def tiny_opt_config() -> OPTConfig:
+    return OPTConfig(vocab_size=60, hidden_size=16, num_hidden_layers=2, ffn_dim=32, num_attention_heads=2,
+                     max_position_embeddings=32, word_embed_proj_dim=16, dropout=0.0, attention_dropout=0.0,
+                     pad_token_id=1)
+
+
+@pytest.fixture(autouse=True)
+def _deterministic() -> None:
+    torch.manual_seed(0)
+
+
+def offline_data_available() -> bool:
+    return any((p / "sst2" / "train.parquet").is_file() for p in data_search_paths())
+
+
+needs_data = pytest.mark.skipif(not offline_data_available(),
+                                reason="offline datasets not found (see data/README.md)")

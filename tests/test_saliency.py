@@ -1,0 +1,213 @@
+"""Saliency methods on tiny random models: finite differences, padding, Captum, autograd through scores."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import BertConfig, OPTConfig
+
+from compnb.models import SequenceClassifier
+from compnb.saliency import (GradientSaliency, IntegratedGradients, MaskSaliency, gradient_saliency,
+                             integrated_gradients, mask_saliency, word_scores)
+
+KINDS = ("bert", "opt")
+PAD_ID = {"bert": 0, "opt": 1}
+LENGTHS = (7, 4, 2)
+
+
+def tiny_model(kind: str, dropout: float = 0.0, seed: int = 0) -> SequenceClassifier:
+    """A float64 2-layer encoder ('mean' pooling) or decoder ('last' pooling) with 3 classes, eval mode.
+
+    OPT gets GELU instead of its default ReLU so finite differences never straddle a kink inside the backbone.
+    """
+    torch.manual_seed(seed)
+    if kind == "bert":
+        config = BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=32, max_position_embeddings=32, hidden_dropout_prob=dropout,
+                            attention_probs_dropout_prob=dropout, pad_token_id=PAD_ID[kind])
+    else:
+        config = OPTConfig(vocab_size=60, hidden_size=16, num_hidden_layers=2, ffn_dim=32, num_attention_heads=2,
+                           max_position_embeddings=32, word_embed_proj_dim=16, dropout=dropout,
+                           attention_dropout=dropout, activation_function="gelu", pad_token_id=PAD_ID[kind])
+    return SequenceClassifier.from_config(config, num_labels=3, dropout=dropout).double().eval()
+
+
+def tiny_batch(kind: str, tokens: int = 8, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask, labels) for sequences of LENGTHS, right-padded to `tokens`."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, 60, (len(LENGTHS), tokens), generator=generator)
+    mask = (torch.arange(tokens) < torch.tensor(LENGTHS)[:, None]).long()
+    return ids.masked_fill(mask == 0, PAD_ID[kind]), mask, torch.tensor([0, 2, 1])
+
+
+METHODS = {
+    "gradient_S": lambda model, *batch, **kw: gradient_saliency(model, *batch, **kw),
+    "gradient_norms": lambda model, *batch, **kw: gradient_saliency(model, *batch, normalize=False, **kw),
+    "mask": lambda model, *batch, **kw: mask_saliency(model, *batch, **kw),
+    "ig": lambda model, *batch, **kw: integrated_gradients(model, *batch, n_steps=4, **kw),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gradient_norms_match_central_differences(kind):
+    model = tiny_model(kind)
+    ids, mask, labels = tiny_batch(kind)
+    norms = GradientSaliency(model).attribute(ids, mask, labels, normalize=False)
+    embeds = model.embeddings(ids).detach()
+    tokens, hidden = embeds.shape[1:]
+    eps = 1e-6
+    bumps = (eps * torch.eye(tokens * hidden, dtype=embeds.dtype)).view(-1, tokens, hidden)
+    for b in range(len(ids)):
+        rows = torch.cat([embeds[b] + bumps, embeds[b] - bumps])
+        with torch.no_grad():
+            logits = model(inputs_embeds=rows, attention_mask=mask[b].expand(len(rows), -1))
+        ce = F.cross_entropy(logits, labels[b].expand(len(rows)), reduction="none")
+        grads = ((ce[:len(bumps)] - ce[len(bumps):]) / (2 * eps)).view(tokens, hidden)
+        torch.testing.assert_close(norms[b], grads.norm(dim=-1), rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_padding_is_masked_and_examples_are_independent(kind, name):
+    model = tiny_model(kind)
+    ids, mask, labels = tiny_batch(kind)
+    scores = METHODS[name](model, ids, mask, labels)
+    assert scores.shape == ids.shape
+    assert (scores[mask == 0] == 0).all()
+    if name == "gradient_S":
+        torch.testing.assert_close(scores.sum(-1), torch.ones(len(ids), dtype=scores.dtype))
+    more_padding = torch.cat([ids, torch.full((len(ids), 5), PAD_ID[kind])], dim=1)
+    padded = METHODS[name](model, more_padding, F.pad(mask, (0, 5)), labels)
+    torch.testing.assert_close(padded[:, :ids.shape[1]], scores, rtol=1e-7, atol=1e-10)
+    assert (padded[:, ids.shape[1]:] == 0).all()
+    for b, length in enumerate(LENGTHS):
+        alone = METHODS[name](model, ids[b:b + 1, :length], mask[b:b + 1, :length], labels[b:b + 1])
+        torch.testing.assert_close(alone[0], scores[b, :length], rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("baseline", ("zero", "random"))
+@pytest.mark.parametrize("method", ("riemann_right", "gausslegendre"))
+@pytest.mark.parametrize("kind", KINDS)
+def test_integrated_gradients_match_captum(kind, method, baseline):
+    captum_attr = pytest.importorskip("captum.attr")
+    model = tiny_model(kind)
+    ids, mask, labels = tiny_batch(kind)
+    embeds = model.embeddings(ids).detach()
+    baselines = 0.0 if baseline == "zero" else 0.1 * torch.randn(embeds.shape, dtype=embeds.dtype)
+    attributions, gap = IntegratedGradients(model).attribute(ids, mask, labels, baselines=baselines, n_steps=7,
+                                                              method=method, return_completeness_gap=True)
+    reference = captum_attr.IntegratedGradients(lambda e, m: model(inputs_embeds=e, attention_mask=m))
+    expected, delta = reference.attribute(embeds, baselines=baselines, target=labels, additional_forward_args=(mask,),
+                                          n_steps=7, method=method, return_convergence_delta=True)
+    torch.testing.assert_close(attributions, expected.sum(-1), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(gap, delta.abs(), rtol=1e-5, atol=1e-7)
+
+
+def mean_gap(model, batch, n_steps: int, method: str) -> float:
+    return IntegratedGradients(model).attribute(*batch, n_steps=n_steps, method=method,
+                                                return_completeness_gap=True)[1].mean().item()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_riemann_completeness_gap_shrinks_with_steps(kind):
+    model, batch = tiny_model(kind), tiny_batch(kind)
+    # Measured over 30 seeds of tiny_model: holds in 30/30 BERTs and 29/30 OPTs (per-example gaps can cancel).
+    gaps = [mean_gap(model, batch, n, "riemann_right") for n in (4, 16, 64)]
+    assert gaps[0] > gaps[1] > gaps[2]
+
+
+def test_gauss_legendre_gap_below_riemann_at_equal_steps():
+    # Measured over 30 seeds of tiny_model("bert"): Gauss-Legendre wins at 10 steps in 27/30. The head's ReLU
+    # makes the path integrand only piecewise smooth, so Gauss-Legendre's higher order is not guaranteed.
+    model, batch = tiny_model("bert"), tiny_batch("bert")
+    assert mean_gap(model, batch, 10, "gausslegendre") < mean_gap(model, batch, 10, "riemann_right")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_mask_saliency_matches_token_loop(kind):
+    model = tiny_model(kind)
+    ids, mask, labels = tiny_batch(kind)
+    special = torch.zeros_like(mask)
+    special[:, 0] = 1
+    scores = MaskSaliency(model).attribute(ids, mask, labels)
+    expected = torch.zeros_like(scores)
+    with torch.no_grad():
+        for b, length in enumerate(LENGTHS):
+            p = model(input_ids=ids[b:b + 1], attention_mask=mask[b:b + 1]).softmax(-1)[0, labels[b]]
+            for t in range(length):
+                dropped = mask[b:b + 1].clone()
+                dropped[0, t] = 0
+                expected[b, t] = (p - model(input_ids=ids[b:b + 1], attention_mask=dropped).softmax(-1)[0, labels[b]]).abs()
+    torch.testing.assert_close(scores, expected, rtol=1e-7, atol=1e-12)
+    chunked = MaskSaliency(model).attribute(ids, mask, labels, special_tokens_mask=special, max_batch=4)
+    torch.testing.assert_close(chunked, expected.masked_fill(special == 1, 0.0), rtol=1e-7, atol=1e-12)
+
+
+def entropy_of_s(model, ids, mask, labels, differentiable):
+    s = GradientSaliency(model).attribute(ids, mask, labels, differentiable=differentiable)[mask == 1]
+    return -(s * s.log()).sum()
+
+
+def ig_squared(model, ids, mask, labels, differentiable):
+    return (integrated_gradients(model, ids, mask, labels, n_steps=4, differentiable=differentiable) ** 2).sum()
+
+
+def mask_total(model, ids, mask, labels, differentiable):
+    return mask_saliency(model, ids, mask, labels, differentiable=differentiable).sum()
+
+
+def upper_weights(model: SequenceClassifier) -> list[torch.Tensor]:
+    """Two weight matrices above the embedding layer: layer 0's attention query and layer 1's FFN output."""
+    if isinstance(model.backbone.config, BertConfig):
+        layers = model.backbone.encoder.layer
+        return [layers[0].attention.self.query.weight, layers[1].output.dense.weight]
+    layers = model.backbone.decoder.layers
+    return [layers[0].self_attn.q_proj.weight, layers[1].fc2.weight]
+
+
+@pytest.mark.parametrize("penalty", (entropy_of_s, ig_squared, mask_total))
+@pytest.mark.parametrize("kind", KINDS)
+def test_penalty_gradients_match_central_differences(kind, penalty):
+    model = tiny_model(kind)
+    batch = tiny_batch(kind)
+    penalty(model, *batch, differentiable=True).backward()
+    eps = 1e-6
+    for weight in upper_weights(model):
+        assert weight.grad is not None and weight.grad.abs().sum() > 0
+        with torch.no_grad():
+            weight[1, 2] += eps
+            plus = penalty(model, *batch, differentiable=False)
+            weight[1, 2] -= 2 * eps
+            minus = penalty(model, *batch, differentiable=False)
+            weight[1, 2] += eps
+        torch.testing.assert_close(weight.grad[1, 2], (plus - minus) / (2 * eps), rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_model_state_is_restored_and_detached_scores_carry_no_grad(name):
+    model = tiny_model("bert", dropout=0.3)
+    ids, mask, labels = tiny_batch("bert")
+    reference = METHODS[name](model, ids, mask, labels)
+    model.embeddings.weight.requires_grad_(False)
+    model.train()
+    flags = [(m.training, [p.requires_grad for p in m.parameters(recurse=False)]) for m in model.modules()]
+    with torch.no_grad():
+        scores = METHODS[name](model, ids, mask, labels)
+    assert not scores.requires_grad and scores.grad_fn is None
+    torch.testing.assert_close(scores, reference)  # dropout off during the call
+    differentiable = METHODS[name](model, ids, mask, labels, differentiable=True)
+    assert differentiable.requires_grad
+    assert flags == [(m.training, [p.requires_grad for p in m.parameters(recurse=False)]) for m in model.modules()]
+
+
+def test_word_scores_sum_subwords_and_skip_special_tokens():
+    scores = torch.tensor([[0.1, 0.2, 0.3, 0.4, 0.0], [0.5, 0.25, 0.25, 0.0, 0.0]], requires_grad=True)
+    word_ids = [[None, 0, 0, 1, None], [None, 0, None, None, None]]
+    words = word_scores(scores, word_ids)
+    torch.testing.assert_close(words, torch.tensor([[0.5, 0.4], [0.25, 0.0]]))
+    torch.testing.assert_close(word_scores(scores[0], word_ids[0]), words[0])
+    words.sum().backward()
+    torch.testing.assert_close(scores.grad, torch.tensor([[0.0, 1, 1, 1, 0], [0, 1, 0, 0, 0]]))
+    with pytest.raises(ValueError):
+        word_scores(scores, [[None, 0]])
