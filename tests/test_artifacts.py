@@ -105,3 +105,10 @@ def test_bad_labels():
 def test_empty_corpus_gives_an_empty_table():
     table = artifacts.mine(["", "?!"], [0, 1], 2)
     assert list(table.columns) == artifacts.COLUMNS and table.empty
+
+
+@pytest.mark.parametrize("text", TEXTS + ["it 's n't Don't café 'quoted' 42x"])
+def test_word_spans_agree_with_tokenize(text):
+    spans = artifacts.word_spans(text)
+    assert [w for w, _, _ in spans] == artifacts.tokenize(text)
+    assert all(text[s:e].lower() == w for w, s, e in spans)

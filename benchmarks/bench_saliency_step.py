@@ -1,0 +1,95 @@
+"""Benchmark: the cost of a training step that backpropagates through gradient saliency, relative to a
+plain cross-entropy step, all variants measured in one run on the same batch and model.
+
+    python benchmarks/bench_saliency_step.py [--batch 64] [--length 64] [--iters 30]
+
+- plain:  forward, CE, backward, AdamW step;
+- naive:  plain forward for CE plus a second, eval-mode forward inside `GradientSaliency.attribute(
+          differentiable=True)` for S; loss CE − λ·H(top-k S); backward through both graphs;
+- fused:  one forward from input embeddings; ∂CE/∂embeddings with create_graph on that same graph; the
+          same loss; one backward (S then sees the training forward, dropout included).
+On CUDA steps run under bf16 autocast; the double-backward variants use the MATH SDPA kernel where needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from compnb import data
+from compnb.models import SequenceClassifier
+from compnb.saliency import GradientSaliency, masked_softmax
+
+
+def topk_entropy(s: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean entropy (nats) of the k largest entries of each row of S (B, T), renormalised."""
+    top = s.topk(min(k, s.shape[1]), dim=-1).values
+    top = top / top.sum(-1, keepdim=True)
+    return -(top * top.clamp_min(1e-12).log()).sum(-1).mean()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--length", type=int, default=64)
+    parser.add_argument("--iters", type=int, default=30)
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, tok = SequenceClassifier.from_pretrained(num_labels=2)
+    model.to(device).train()
+    ds = data.load("sst2", "train")
+    enc = tok(data.column(ds, "sentence")[: args.batch * 4], truncation=True, max_length=args.length,
+              padding="max_length", return_tensors="pt")
+    ids, mask = enc["input_ids"][: args.batch].to(device), enc["attention_mask"][: args.batch].to(device)
+    labels = torch.as_tensor(data.column(ds, "label")[: args.batch], device=device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    lam, k = 0.5, 5
+
+    def plain() -> None:
+        with autocast:
+            loss = F.cross_entropy(model(input_ids=ids, attention_mask=mask), labels)
+        loss.backward()
+
+    def naive() -> None:
+        with autocast:
+            ce = F.cross_entropy(model(input_ids=ids, attention_mask=mask), labels)
+            s = GradientSaliency(model).attribute(ids, mask, labels, differentiable=True)
+            loss = ce - lam * topk_entropy(s, k)
+        loss.backward()
+
+    def fused() -> None:
+        with autocast, sdpa_kernel(SDPBackend.MATH):
+            embeds = model.embeddings(ids)
+            logits = model(inputs_embeds=embeds, attention_mask=mask)
+            per_example = F.cross_entropy(logits, labels, reduction="none")
+            (grads,) = torch.autograd.grad(per_example.sum(), embeds, create_graph=True)
+            norms = torch.linalg.vector_norm(grads.float(), dim=-1).masked_fill(~mask.bool(), 0.0)
+            loss = per_example.mean() - lam * topk_entropy(masked_softmax(norms, mask), k)
+        loss.backward()
+
+    def timed(step) -> float:
+        for _ in range(5):
+            step(); opt.step(); opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(args.iters):
+            step(); opt.step(); opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / args.iters * 1e3
+
+    times = {name: timed(fn) for name, fn in (("plain", plain), ("naive", naive), ("fused", fused))}
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
+    print(f"{name}, MiniLM-L6, batch {args.batch} × {args.length} tokens, {args.iters} timed steps")
+    for key, ms in times.items():
+        print(f"  {key:6s} {ms:8.2f} ms/step   ×{ms / times['plain']:.2f} of plain")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Chapter 2's pipeline: baseline fine-tunes and their artifact-influence analysis, cached per run.
+
+`run_all(profile, ...)` trains (or reuses) one baseline per dataset and seed, then analyses each on its
+validation split: word-level saliency and the top-k artifact statistics, the entropy of S, and a few
+saliency maps. Analyses live in `<run>/analysis-k<k>/` and are reused like the runs themselves, so the
+chapter renders from cached results on any machine once a GPU has produced them
+(`python -m compnb.baseline --profile full`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from compnb import artifacts, atomicio, data, influence, training
+from compnb.models import DEFAULT_BACKBONE
+from compnb.profiles import settings
+
+CHAPTER = "02-baseline-finetune"
+DATASETS = ("sst2", "snli")
+
+
+def configs(profile: str, model: str = DEFAULT_BACKBONE, seeds: tuple[int, ...] | None = None,
+            **overrides) -> list[training.TrainConfig]:
+    """One baseline (plain cross-entropy) config per dataset and seed, from the profile's settings."""
+    chosen = settings(CHAPTER, profile)
+    seeds = tuple(seeds) if seeds is not None else tuple(chosen.pop("seeds"))
+    chosen.pop("seeds", None)
+    chosen.update(overrides)
+    return [training.TrainConfig(model=model, dataset=name, loss="ce", seed=seed, profile=profile, **chosen)
+            for name in DATASETS for seed in seeds]
+
+
+def artifact_words(dataset: str) -> set[str]:
+    """Chapter 1's artifacts (default parameters) of the dataset's full training split."""
+    table, _ = artifacts.mine_dataset(dataset, "train")
+    return set(table.loc[table["artifact"], "word"])
+
+
+def _validation(config: training.TrainConfig):
+    ds = data.subsample(data.load(config.dataset, "validation"), config.max_eval_examples, config.seed)
+    fields = data.spec(config.dataset).text_fields
+    ranked = data.column(ds, fields[-1])
+    pairs = data.column(ds, fields[0]) if len(fields) == 2 else None
+    return ranked, pairs, data.column(ds, "label")
+
+
+def analyse(run_dir: Path, k: int = 5, n_examples: int = 4, force: bool = False) -> dict:
+    """Word saliency, top-k artifact statistics, S entropies and example maps for one run (cached)."""
+    folder = Path(run_dir) / f"analysis-k{k}"
+    summary_path = folder / "summary.json"
+    if summary_path.is_file() and not force:
+        return _read(folder)
+    model, tokenizer, config = training.load_run(run_dir)
+    ranked, pairs, labels = _validation(config)
+    table = influence.word_saliency(model, tokenizer, ranked, labels, artifact_words(config.dataset), k=k,
+                                    pairs=pairs, max_length=config.max_length)
+    entropy = influence.saliency_entropy(model, tokenizer, ranked, labels, pairs=pairs,
+                                         max_length=config.max_length)
+    probs = np.load(Path(run_dir) / "val_probs.npy")
+    correct = probs.argmax(1) == np.asarray(labels)
+    # examples shown: the first n/2 correct and first n/2 wrong validation examples with at least k words
+    long_enough = set(table.loc[table["n_words"] >= k, "example"])
+    chosen = ([i for i in range(len(labels)) if correct[i] and i in long_enough][: n_examples // 2]
+              + [i for i in range(len(labels)) if not correct[i] and i in long_enough][: n_examples - n_examples // 2])
+    examples = [{"example": i, "label": int(labels[i]), "prediction": int(probs[i].argmax()),
+                 "premise": pairs[i] if pairs is not None else None, "text": ranked[i],
+                 "words": table.loc[table["example"] == i].sort_index()[["word", "score", "rank", "artifact"]]
+                 .to_dict("records")} for i in chosen]
+    atomicio.write_csv(folder / "word_saliency.csv", table)
+    atomicio.write_csv(folder / "entropy.csv", entropy)
+    atomicio.write_json(folder / "examples.json", examples)
+    atomicio.write_json(summary_path, {"sentence": influence.sentence_level(table, k),
+                                       "dataset": influence.dataset_level(table, k)})
+    return _read(folder)
+
+
+def _read(folder: Path) -> dict:
+    return {"summary": json.loads((folder / "summary.json").read_text()),
+            "words": pd.read_csv(folder / "word_saliency.csv"),
+            "entropy": pd.read_csv(folder / "entropy.csv"),
+            "examples": json.loads((folder / "examples.json").read_text())}
+
+
+def run_all(profile: str, model: str = DEFAULT_BACKBONE, seeds: tuple[int, ...] | None = None, k: int = 5,
+            n_examples: int = 4, **overrides) -> list[dict]:
+    """Train or reuse every baseline run, analyse the first seed of each dataset; one record per run."""
+    records = []
+    for config in configs(profile, model, seeds, **overrides):
+        run_dir = training.train(config)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        first_seed = config.seed == min(c.seed for c in configs(profile, model, seeds, **overrides)
+                                        if c.dataset == config.dataset)
+        analysis = analyse(run_dir, k, n_examples) if first_seed else None
+        records.append({"config": config, "run_dir": run_dir, "metrics": metrics, "analysis": analysis})
+    return records
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="train and analyse chapter 2's baselines (cached)")
+    parser.add_argument("--profile", default="full")
+    parser.add_argument("--model", default=DEFAULT_BACKBONE)
+    args = parser.parse_args()
+    for record in run_all(args.profile, args.model):
+        m = record["metrics"]["validation"] if "validation" in record["metrics"] else record["metrics"]
+        print(record["run_dir"].name, {key: m.get(key) for key in ("accuracy", "macro_f1")})
+
+
+if __name__ == "__main__":
+    main()

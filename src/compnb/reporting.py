@@ -1,0 +1,98 @@
+"""Tables and figures that several chapters share: seed summaries beside the papers' numbers,
+artifact-influence results, entropy distributions and throughput."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from compnb.evaluation import seed_summary
+
+# The papers' baselines, labelled by backbone (validation accuracy, macro F1 where reported).
+PAPER_BASELINES = [
+    {"dataset": "sst2", "source": "paper 1, OPT-1.3B", "accuracy": 0.937},
+    {"dataset": "snli", "source": "paper 1, OPT-1.3B", "accuracy": 0.892},
+    {"dataset": "snli", "source": "paper 2, ELECTRA-small", "accuracy": 0.898},
+    {"dataset": "snli", "source": "paper 3, ELECTRA-small", "accuracy": 0.892},
+]
+
+
+def seed_table(records: list[dict]) -> pd.DataFrame:
+    """Per dataset: mean and 95% interval over seeds of validation accuracy and macro F1, then the papers'."""
+    rows = []
+    for dataset in dict.fromkeys(r["config"].dataset for r in records):
+        runs = [r for r in records if r["config"].dataset == dataset]
+        row = {"dataset": dataset, "source": f"ours, {runs[0]['config'].model.split('/')[-1]}",
+               "seeds": ", ".join(str(r["config"].seed) for r in runs)}
+        for metric in ("accuracy", "macro_f1"):
+            s = seed_summary([r["metrics"]["validation"][metric] for r in runs])
+            row.update({metric: s["mean"], f"{metric} 95% CI": _interval(s)})
+        rows.append(row)
+    rows += [{**p, "seeds": "", "accuracy 95% CI": "", "macro_f1": np.nan, "macro_f1 95% CI": ""}
+             for p in PAPER_BASELINES]
+    return pd.DataFrame(rows).sort_values(["dataset", "source"], key=lambda c: c.str.startswith("paper")
+                                          if c.name == "source" else c, kind="stable").reset_index(drop=True)
+
+
+def _interval(summary: dict) -> str:
+    if np.isnan(summary["low"]):
+        return "one seed: no interval"
+    return f"[{summary['low']:.3f}, {summary['high']:.3f}]"
+
+
+def style_seed_table(table: pd.DataFrame):
+    """The seed table formatted for the book (3 decimals, blanks for missing cells)."""
+    return table.style.format({"accuracy": "{:.3f}", "macro_f1": "{:.3f}"}, na_rep="").hide()
+
+
+def influence_table(records: list[dict]) -> pd.DataFrame:
+    """Sentence- and dataset-level top-k artifact statistics of every analysed run."""
+    rows = []
+    for r in records:
+        if r["analysis"] is None:
+            continue
+        s, d = r["analysis"]["summary"]["sentence"], r["analysis"]["summary"]["dataset"]
+        rows.append({"dataset": r["config"].dataset, "seed": r["config"].seed, "k": d["k"],
+                     "p(top-k | artifact)": s["p_topk_given_artifact"], "p(top-k)": s["p_topk"],
+                     "top-k slots": d["slots"], "observed": d["observed"], "observed low": d["observed_low"],
+                     "observed high": d["observed_high"], "expected": d["expected"],
+                     "observed / expected": d["ratio"], "p-value": d["p_value"]})
+    return pd.DataFrame(rows)
+
+
+def plot_topk_artifacts(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Observed (with interval) and expected artifacts among the top-k words, per dataset."""
+    ax = ax or plt.gca()
+    x = np.arange(len(table))
+    ax.bar(x - 0.2, table["expected"], width=0.4, label="expected (random top-k)", color="0.7")
+    ax.bar(x + 0.2, table["observed"], width=0.4, label="observed", color=sns.color_palette()[0],
+           yerr=[table["observed"] - table["observed low"], table["observed high"] - table["observed"]], capsize=4)
+    ax.set_xticks(x, [f"{d}\n(p = {p:.2g})" for d, p in zip(table["dataset"], table["p-value"])])
+    ax.set(xlabel="validation set (one-sided binomial p-value)", ylabel="artifacts among top-k words")
+    ax.legend(frameon=False)
+    return ax
+
+
+def plot_entropy(records: list[dict]) -> plt.Figure:
+    """Histograms of the per-example entropy of S, one panel per analysed dataset."""
+    analysed = [r for r in records if r["analysis"] is not None]
+    fig, axes = plt.subplots(1, len(analysed), figsize=(4.2 * len(analysed), 3.4), squeeze=False)
+    for ax, r in zip(axes[0], analysed):
+        entropy = r["analysis"]["entropy"]
+        sns.histplot(entropy["entropy"], bins=30, ax=ax)
+        ax.axvline(np.log(entropy["tokens"].median()), color="black", ls="--", lw=1)
+        ax.set(xlabel=f"H(S), nats ({r['config'].dataset})", ylabel="validation examples")
+    fig.tight_layout()
+    return fig
+
+
+def throughput_table(records: list[dict]) -> pd.DataFrame:
+    """Training and inference examples per second, wall time and peak memory of each run."""
+    return pd.DataFrame([{"dataset": r["config"].dataset, "seed": r["config"].seed,
+                          "hardware": r["metrics"].get("hardware", r["metrics"]["peak_memory_kind"]),
+                          "train examples/s": r["metrics"]["train_examples_per_s"],
+                          "eval examples/s": r["metrics"]["eval_examples_per_s"],
+                          "wall time (s)": r["metrics"]["wall_time_s"],
+                          "peak memory (MiB)": r["metrics"]["peak_memory_mb"]} for r in records])

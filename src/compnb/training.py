@@ -1,0 +1,567 @@
+"""Fine-tune one classifier per `TrainConfig` with `accelerate`, cached and resumable by run id.
+
+A run lives in `results/<profile>/runs/<dataset>-<loss>-<run_id>/`. `metrics.json`, written last, marks it
+finished: `train` then returns the folder without training. `checkpoint/` (accelerate state plus
+`trainer_state.json`) is replaced atomically at each epoch end and every `checkpoint_every` steps, so an
+interrupted run resumes where it stopped and ends with the same metrics (exactly, on CPU). Losses live in
+`LOSSES`: a loss maps (model, batch, params) to (loss, logits (batch, classes), logs), so new objectives plug
+in without touching the loop. The same code runs on a CPU, one GPU or under `accelerate launch`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import resource
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import send_to_device, set_seed
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoTokenizer, get_linear_schedule_with_warmup
+
+from compnb import atomicio, data, models
+from compnb.evaluation import classification_metrics
+from compnb.paths import project_root
+from compnb.profiles import check_profile
+from compnb.provenance import run_record
+
+TRAIN_DATASETS = ("sst2", "snli")
+FINISHED, CHECKPOINT, STATE_FILE, BACKBONE = "metrics.json", "checkpoint", "trainer_state.json", "backbone"
+BUCKET_BATCHES = 50  # length-sorting window of the training sampler, in batches
+Batch = dict[str, torch.Tensor]
+LossFn = Callable[[torch.nn.Module, Batch, dict[str, Any]], tuple[torch.Tensor, torch.Tensor, dict[str, float]]]
+LOSSES: dict[str, LossFn] = {}
+LOSS_PARAMS: dict[str, tuple[str, ...]] = {}
+
+
+def register_loss(name: str, *, params: Sequence[str] = ()) -> Callable[[LossFn], LossFn]:
+    """Decorator adding a loss to `LOSSES` as `name`; `params` are the `loss_params` keys it accepts."""
+    def add(fn: LossFn) -> LossFn:
+        old = LOSSES.get(name)
+        if old is not None and (old.__module__, old.__qualname__) != (fn.__module__, fn.__qualname__):
+            raise ValueError(f"loss {name!r} is already registered by {old.__module__}.{old.__qualname__}")
+        LOSSES[name], LOSS_PARAMS[name] = fn, tuple(params)
+        return fn
+    return add
+
+
+def model_inputs(batch: Batch) -> Batch:
+    """The batch without `labels` and `index`: what the model's forward takes."""
+    return {k: v for k, v in batch.items() if k not in ("labels", "index")}
+
+
+@register_loss("ce")
+def cross_entropy(model: torch.nn.Module, batch: Batch, params: dict[str, Any]):
+    """Mean cross-entropy of logits (batch, classes) against labels (batch,)."""
+    logits = model(**model_inputs(batch))
+    loss = F.cross_entropy(logits.float(), batch["labels"])
+    return loss, logits, {"ce": loss.item()}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run; `run_id()` hashes it. `loss_params` (a dict or pairs) is kept as sorted
+    pairs so the config stays hashable. `patience` counts evaluations (each epoch end and, if set, every
+    `eval_every` steps) without a better validation accuracy; None disables early stopping."""
+
+    model: str = models.DEFAULT_BACKBONE
+    dataset: str = "sst2"
+    loss: str = "ce"
+    loss_params: tuple[tuple[str, Any], ...] = ()
+    seed: int = 0
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_length: int = 128
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    patience: int | None = 3
+    eval_every: int | None = None
+    checkpoint_every: int | None = None
+    log_every: int = 50
+    max_grad_norm: float | None = 1.0
+    pooling: str | None = None
+    profile: str = "full"
+
+    def __post_init__(self) -> None:
+        def bad(name: str, allowed: str) -> None:
+            raise ValueError(f"{name} must be {allowed}, got {getattr(self, name)!r}")
+
+        if not isinstance(self.model, str) or not self.model.strip():
+            bad("model", "a non-empty string (a hub id or a local folder)")
+        if self.dataset not in TRAIN_DATASETS:
+            bad("dataset", f"one of {', '.join(TRAIN_DATASETS)}")
+        if self.loss not in LOSSES:
+            bad("loss", f"a registered loss ({', '.join(sorted(LOSSES))})")
+        check_profile(self.profile)
+        if self.pooling is not None and self.pooling not in models.POOLINGS:
+            bad("pooling", f"null or one of {', '.join(models.POOLINGS)}")
+        for name, low, optional in (("seed", 0, False), ("epochs", 1, False), ("batch_size", 1, False),
+                                    ("max_length", 8, False), ("log_every", 1, False), ("max_train_examples", 1, True),
+                                    ("max_eval_examples", 1, True), ("patience", 1, True), ("eval_every", 1, True),
+                                    ("checkpoint_every", 1, True)):
+            value = getattr(self, name)
+            if not (optional and value is None) and (type(value) is not int or value < low):
+                bad(name, f"an integer >= {low}" + (" or null" if optional else ""))
+        for name, ok, allowed in (("lr", lambda v: v > 0, "> 0"), ("weight_decay", lambda v: v >= 0, ">= 0"),
+                                  ("warmup_ratio", lambda v: 0 <= v < 1, "in [0, 1)"),
+                                  ("max_grad_norm", lambda v: v > 0, "> 0 or null")):
+            value = getattr(self, name)
+            if value is None and name == "max_grad_norm":
+                continue
+            if type(value) not in (int, float) or not math.isfinite(value) or not ok(value):
+                bad(name, f"a number {allowed}")
+            object.__setattr__(self, name, float(value))
+        try:
+            params = dict(self.loss_params)
+        except (TypeError, ValueError):
+            bad("loss_params", "a mapping of parameter names to values")
+        scalar = (str, int, float, bool, type(None))
+        if not all(isinstance(k, str) and isinstance(v, scalar) for k, v in params.items()):
+            bad("loss_params", "a mapping of names to JSON scalars")
+        unknown = sorted(set(params) - set(LOSS_PARAMS[self.loss]))
+        if unknown:
+            raise ValueError(f"loss_params {unknown} are not accepted by loss {self.loss!r}; "
+                             f"allowed: {', '.join(LOSS_PARAMS[self.loss]) or 'none'}")
+        object.__setattr__(self, "loss_params", tuple(sorted(params.items())))
+
+    @property
+    def loss_kwargs(self) -> dict[str, Any]:
+        return dict(self.loss_params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (self.loss_kwargs if f.name == "loss_params" else getattr(self, f.name))
+                for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown config key(s) {unknown}; allowed: {', '.join(f.name for f in fields(cls))}")
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TrainConfig:
+        try:
+            values = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"config {str(path)!r} is not valid JSON: {err}") from err
+        if not isinstance(values, dict):
+            raise ValueError(f"config {str(path)!r} must hold a JSON object, got {type(values).__name__}")
+        return cls.from_dict(values)
+
+    def run_id(self) -> str:
+        """First 12 hex digits of the sha256 of the canonical (sorted, compact) JSON of the config."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def run_dir(config: TrainConfig, runs_root: str | Path | None = None) -> Path:
+    """`<runs_root>/<dataset>-<loss>-<run_id>`; runs_root defaults to `results/<profile>/runs`."""
+    root = Path(runs_root) if runs_root is not None else project_root() / "results" / config.profile / "runs"
+    return root / f"{config.dataset}-{config.loss}-{config.run_id()}"
+
+
+class Encoded(torch.utils.data.Dataset):
+    """Unpadded token ids per example (`columns`: name → n lists), labels (n,) or None, lengths (n,)."""
+
+    def __init__(self, columns: dict[str, list[list[int]]], labels: list[int] | None):
+        self.columns, self.labels = columns, labels
+        self.lengths = np.array([len(ids) for ids in columns["input_ids"]], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = {key: column[i] for key, column in self.columns.items()} | {"index": i}
+        return item | {"labels": self.labels[i]} if self.labels is not None else item
+
+
+def encode(tokenizer, ds: datasets.Dataset, text_fields: Sequence[str], max_length: int,
+           chunk: int = 10_000) -> Encoded:
+    """Tokenise `ds` once (one field, or a sentence pair), truncated to `max_length` tokens, unpadded."""
+    missing = [f for f in text_fields if f not in ds.column_names]
+    if missing or not 1 <= len(text_fields) <= 2 or len(ds) == 0:
+        raise ValueError(f"need one or two text fields of a non-empty dataset; got {list(text_fields)} for "
+                         f"columns {ds.column_names} ({len(ds)} rows)")
+    texts = [data.column(ds, f) for f in text_fields]
+    keys = [k for k in ("input_ids", "token_type_ids") if k in tokenizer.model_input_names]
+    columns: dict[str, list[list[int]]] = {k: [] for k in keys}
+    for start in range(0, len(ds), chunk):
+        out = tokenizer(*[t[start:start + chunk] for t in texts], truncation=True, max_length=max_length,
+                        return_attention_mask=False)
+        for k in keys:
+            columns[k] += out[k]
+    return Encoded(columns, data.column(ds, "label") if "label" in ds.column_names else None)
+
+
+@dataclass(frozen=True)
+class PadCollator:
+    """Pads `Encoded` items to the longest in the batch: ids and mask (batch, longest), labels/index (batch,)."""
+
+    pad_token_id: int
+    padding_side: str = "right"
+
+    def _pad(self, ids: list[int], longest: int, value: int) -> list[int]:
+        fill = [value] * (longest - len(ids))
+        return fill + ids if self.padding_side == "left" else ids + fill
+
+    def __call__(self, items: list[dict[str, Any]]) -> Batch:
+        longest = max(len(item["input_ids"]) for item in items)
+        batch = {key: torch.tensor([self._pad(item[key], longest, self.pad_token_id if key == "input_ids" else 0)
+                                    for item in items])
+                 for key in ("input_ids", "token_type_ids") if key in items[0]}
+        batch["attention_mask"] = torch.tensor([self._pad([1] * len(it["input_ids"]), longest, 0) for it in items])
+        return batch | {key: torch.tensor([item[key] for item in items]) for key in ("labels", "index")
+                        if key in items[0]}
+
+
+class LengthBucketSampler:
+    """Training batches of similar length: a seeded shuffle, sorting by length within windows of `bucket`
+    batches, then a shuffle of the batches. Same (seed, epoch) → same batches; each index once per epoch.
+    (No `batch_size` attribute on purpose: accelerate then shards batches of varying size as they come.)"""
+
+    def __init__(self, lengths: np.ndarray, size: int, seed: int, bucket: int = BUCKET_BATCHES):
+        self.lengths, self.size, self.seed, self.bucket, self.epoch = np.asarray(lengths), size, seed, bucket, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.size)
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order, window, batches = rng.permutation(len(self.lengths)), self.size * self.bucket, []
+        for start in range(0, len(order), window):
+            part = order[start:start + window]
+            part = part[np.argsort(self.lengths[part], kind="stable")]
+            batches += [part[i:i + self.size].tolist() for i in range(0, len(part), self.size)]
+        yield from (batches[j] for j in rng.permutation(len(batches)))
+
+
+def sorted_batches(lengths: np.ndarray, size: int) -> list[list[int]]:
+    """Example indices in batches of `size`, longest first (evaluation: little padding, OOM shows at once)."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[i:i + size].tolist() for i in range(0, len(order), size)]
+
+
+def _infer(model, encoded: Encoded, batches: list[list[int]], collate: PadCollator, device, autocast=nullcontext,
+           show: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(indices (m,), probs (m, classes) float32) of `model` in eval mode without gradients over `batches`."""
+    model.eval()
+    index, probs = [np.zeros(0, np.int64)], [np.zeros((0, model.num_labels), np.float32)]
+    with torch.no_grad(), autocast():
+        for rows in tqdm(batches, desc="eval", leave=False, disable=not show):
+            logits = model(**model_inputs(send_to_device(collate([encoded[i] for i in rows]), device)))
+            probs.append(logits.float().softmax(-1).cpu().numpy())
+            index.append(np.asarray(rows, np.int64))
+    return np.concatenate(index), np.concatenate(probs)
+
+
+def predict(model: models.SequenceClassifier, tokenizer, ds: datasets.Dataset, text_fields: Sequence[str],
+            max_length: int, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities (n, classes) of `ds` in its row order; leaves the model in eval mode."""
+    encoded = encode(tokenizer, ds, text_fields, max_length)
+    collate = PadCollator(tokenizer.pad_token_id, tokenizer.padding_side)
+    index, probs = _infer(model, encoded, sorted_batches(encoded.lengths, batch_size), collate,
+                          next(model.parameters()).device)
+    out = np.empty_like(probs)
+    out[index] = probs
+    return out
+
+
+@dataclass
+class TrainerState:
+    """Progress kept in each checkpoint. `epoch` counts finished epochs, `batches_done` batches of the next one
+    (per process); `loss_sums`/`loss_count` hold the log window not yet written to `loss_curve`."""
+
+    epoch: int = 0
+    batches_done: int = 0
+    step: int = 0
+    best_accuracy: float = -1.0
+    best_step: int = 0
+    best_epoch: float = 0.0
+    bad_evals: int = 0
+    stopped: bool = False
+    examples: int = 0
+    train_s: float = 0.0
+    wall_s: float = 0.0
+    loss_curve: list[dict] = field(default_factory=list)
+    val_curve: list[dict] = field(default_factory=list)
+    loss_sums: dict[str, float] = field(default_factory=dict)
+    loss_count: int = 0
+
+
+def _best_file(folder: Path, step: int) -> Path:
+    return folder / f"best-{step}.safetensors"
+
+
+def _save_weights(path: Path, state_dict: dict[str, torch.Tensor]) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    atomicio.atomic_write(path, lambda f: f.write(safetensors_bytes(tensors)))
+
+
+def _tidy(folder: Path, fresh: bool) -> None:
+    """Undo a checkpoint swap cut short; with `fresh`, drop the finished marker, checkpoint and best weights."""
+    ckpt, tmp, old = folder / CHECKPOINT, folder / f"{CHECKPOINT}.tmp", folder / f"{CHECKPOINT}.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    if old.is_dir() and not ckpt.is_dir():
+        os.replace(old, ckpt)
+    shutil.rmtree(old, ignore_errors=True)
+    if fresh:
+        (folder / FINISHED).unlink(missing_ok=True)
+        shutil.rmtree(ckpt, ignore_errors=True)
+        for path in folder.glob("best-*.safetensors"):
+            path.unlink()
+
+
+def _read_checkpoint(folder: Path, config: TrainConfig) -> TrainerState | None:
+    """The saved progress of this run, None without a checkpoint; ValueError if it belongs to another config."""
+    path = folder / CHECKPOINT / STATE_FILE
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    other = TrainConfig.from_dict(saved.pop("config"))
+    if other != config:
+        raise ValueError(f"checkpoint {folder / CHECKPOINT} belongs to run {other.run_id()}, not to this "
+                         f"config's run {config.run_id()}; delete it or train with force=True")
+    return TrainerState(**saved)
+
+
+def _save_checkpoint(accelerator: Accelerator, folder: Path, config: TrainConfig, state: TrainerState) -> None:
+    """accelerate state + trainer_state.json into checkpoint.tmp, then swapped in for checkpoint/ by renames."""
+    ckpt, tmp, old = folder / CHECKPOINT, folder / f"{CHECKPOINT}.tmp", folder / f"{CHECKPOINT}.old"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        atomicio.write_json(tmp / STATE_FILE, {"config": config.to_dict(), **asdict(state)})
+        if ckpt.is_dir():
+            os.replace(ckpt, old)
+        os.replace(tmp, ckpt)
+        shutil.rmtree(old, ignore_errors=True)
+        for path in folder.glob("best-*.safetensors"):
+            if path != _best_file(folder, state.best_step):
+                path.unlink()
+    accelerator.wait_for_everyone()
+
+
+def _save_backbone(folder: Path, model: models.SequenceClassifier, tokenizer) -> None:
+    """Backbone config and tokenizer into `backbone/` (via a temporary folder), so `load_run` needs no hub."""
+    target, tmp = folder / BACKBONE, folder / f"{BACKBONE}.tmp"
+    if target.is_dir():
+        return
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer.save_pretrained(tmp)
+    model.backbone.config.save_pretrained(tmp)
+    os.replace(tmp, target)
+
+
+def _gather_probs(accelerator: Accelerator, model, encoded: Encoded, batch_size: int, collate) -> np.ndarray:
+    """Probs (n, classes) of all of `encoded` in its order; each process scores every P-th length-sorted batch."""
+    mine = sorted_batches(encoded.lengths, batch_size)[accelerator.process_index::accelerator.num_processes]
+    part = _infer(accelerator.unwrap_model(model), encoded, mine, collate, accelerator.device,
+                  accelerator.autocast, accelerator.is_local_main_process)
+    parts = accelerator.gather_for_metrics([part], use_gather_object=True)
+    out = np.full((len(encoded), parts[0][1].shape[1]), np.nan, np.float32)
+    for index, probs in parts:
+        out[index] = probs
+    return out
+
+
+def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_max_rss"
+
+
+def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | None = None,
+          callback: Callable[[TrainerState], None] | None = None) -> Path:
+    """Train (or resume) the run of `config` and return its folder; a finished run returns at once unless
+    `force`, which retrains from scratch. `callback(state)` runs after every optimizer step."""
+    folder = run_dir(config, runs_root)
+    if (folder / FINISHED).is_file() and not force:
+        return folder
+    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    main, procs = accelerator.is_main_process, accelerator.num_processes
+    if main and folder.is_dir():
+        _tidy(folder, fresh=force)
+    accelerator.wait_for_everyone()
+    resumed = _read_checkpoint(folder, config)
+    start, spec = time.perf_counter(), data.spec(config.dataset)
+    train_ds = data.subsample(data.load(config.dataset, "train"), config.max_train_examples, config.seed)
+    val_ds = data.subsample(data.load(config.dataset, "validation"), config.max_eval_examples, 0)
+    set_seed(config.seed)
+    model, tokenizer = models.SequenceClassifier.from_pretrained(config.model, len(spec.label_names), config.pooling)
+    train_enc, val_enc = (encode(tokenizer, ds, spec.text_fields, config.max_length) for ds in (train_ds, val_ds))
+    collate = PadCollator(tokenizer.pad_token_id, tokenizer.padding_side)
+    sampler = LengthBucketSampler(train_enc.lengths, config.batch_size, config.seed)
+    # Own generator: creating a loader iterator must not draw from the global RNG (dropout), or resumes drift.
+    loader = DataLoader(train_enc, batch_sampler=sampler, collate_fn=collate, generator=torch.Generator())
+    per_epoch = math.ceil(len(sampler) / procs)
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    # accelerate steps a prepared scheduler once per process per optimizer step.
+    total = per_epoch * config.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * total) * procs, total * procs)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    if main:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomicio.write_json(folder / "config.json", config.to_dict())
+        _save_backbone(folder, accelerator.unwrap_model(model), tokenizer)
+    state = resumed or TrainerState()
+    if resumed is not None:
+        accelerator.load_state(str(folder / CHECKPOINT))
+    wall0, loss_fn, labels = state.wall_s, LOSSES[config.loss], np.asarray(val_enc.labels)
+
+    def validate() -> None:
+        accuracy = float((_gather_probs(accelerator, model, val_enc, config.batch_size, collate).argmax(1)
+                          == labels).mean())
+        epoch = round(state.step / per_epoch, 4)
+        state.val_curve.append({"step": state.step, "epoch": epoch, "accuracy": accuracy})
+        if accuracy > state.best_accuracy:
+            state.best_accuracy, state.best_step, state.best_epoch, state.bad_evals = accuracy, state.step, epoch, 0
+            if main:
+                _save_weights(_best_file(folder, state.step), accelerator.get_state_dict(model))
+        else:
+            state.bad_evals += 1
+            state.stopped = config.patience is not None and state.bad_evals >= config.patience
+        bar.set_postfix(val_acc=f"{accuracy:.3f}")
+        model.train()
+
+    def log() -> None:
+        means = {k: v / state.loss_count for k, v in state.loss_sums.items()}
+        lr = scheduler.get_last_lr()[0]
+        state.loss_curve.append({"step": state.step, "epoch": round(state.step / per_epoch, 4), "lr": lr, **means})
+        state.loss_sums, state.loss_count = {}, 0
+
+    def save() -> None:
+        state.wall_s = wall0 + time.perf_counter() - start
+        _save_checkpoint(accelerator, folder, config, state)
+
+    bar = tqdm(total=total, initial=state.step, desc=folder.name, disable=not accelerator.is_local_main_process)
+    model.train()
+    while state.epoch < config.epochs and not state.stopped:
+        sampler.set_epoch(state.epoch)
+        loader.set_epoch(state.epoch)
+        batches = accelerator.skip_first_batches(loader, state.batches_done) if state.batches_done else loader
+        tick = time.perf_counter()
+        for batch in batches:
+            loss, _, logs = loss_fn(model, batch, config.loss_kwargs)
+            accelerator.backward(loss)
+            if config.max_grad_norm is not None:
+                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            local = torch.tensor([len(batch["labels"]), loss.item(), *logs.values()], device=accelerator.device)
+            reduced = accelerator.reduce(local, "mean").tolist()
+            state.examples += round(reduced[0] * procs)
+            for key, value in zip(["loss", *logs], reduced[1:]):
+                state.loss_sums[key] = state.loss_sums.get(key, 0.0) + value
+            state.step, state.batches_done, state.loss_count = state.step + 1, state.batches_done + 1, state.loss_count + 1
+            state.train_s += time.perf_counter() - tick
+            bar.update()
+            if state.step % config.log_every == 0:
+                log()
+                bar.set_postfix(loss=f"{state.loss_curve[-1]['loss']:.4f}")
+            mid_epoch = state.batches_done < per_epoch
+            if mid_epoch and config.eval_every and state.step % config.eval_every == 0:
+                validate()
+            if mid_epoch and (state.stopped or config.checkpoint_every and state.step % config.checkpoint_every == 0):
+                save()
+            if callback is not None:
+                callback(state)
+            if state.stopped:
+                break
+            tick = time.perf_counter()
+        if not state.stopped:
+            validate()
+            state.epoch, state.batches_done = state.epoch + 1, 0
+            save()
+    bar.close()
+    if state.loss_count:
+        log()
+    accelerator.unwrap_model(model).load_state_dict(load_file(_best_file(folder, state.best_step)))
+    tick = time.perf_counter()
+    probs = _gather_probs(accelerator, model, val_enc, config.batch_size, collate)
+    eval_s = time.perf_counter() - tick
+    if main:
+        memory, memory_kind = _peak_memory_mb(accelerator.device)
+        metrics = {
+            "run_id": config.run_id(), "validation": classification_metrics(labels, probs, spec.label_names),
+            "best_step": state.best_step, "best_epoch": state.best_epoch, "stopped_early": state.stopped,
+            "steps": state.step, "epochs_run": round(state.step / per_epoch, 4), "train_loss": state.loss_curve,
+            "val_accuracy": state.val_curve, "train_examples": len(train_enc), "eval_examples": len(val_enc),
+            "wall_time_s": wall0 + time.perf_counter() - start, "train_time_s": state.train_s,
+            "train_examples_per_s": state.examples / max(state.train_s, 1e-9),
+            "eval_examples_per_s": len(val_enc) / max(eval_s, 1e-9), "peak_memory_mb": memory,
+            "peak_memory_kind": memory_kind, "num_processes": procs, "mixed_precision": accelerator.mixed_precision,
+        }
+        _save_weights(folder / "model.safetensors", accelerator.get_state_dict(model))
+        atomicio.atomic_write(folder / "val_probs.npy", lambda f: np.save(f, probs))
+        sources = [data.source_of(train_ds), data.source_of(val_ds)]
+        atomicio.write_json(folder / "run.json", run_record(config.to_dict(), config.seed, sources))
+        atomicio.write_json(folder / FINISHED, metrics)
+        shutil.rmtree(folder / CHECKPOINT, ignore_errors=True)
+        for path in folder.glob("best-*.safetensors"):
+            path.unlink()
+    accelerator.wait_for_everyone()
+    return folder
+
+
+def load_run(folder: str | Path) -> tuple[models.SequenceClassifier, Any, TrainConfig]:
+    """(model in eval mode on the CPU, tokenizer, config) of a finished run folder."""
+    folder = Path(folder)
+    if not (folder / FINISHED).is_file():
+        raise FileNotFoundError(f"{str(folder)!r} is not a finished training run (no {FINISHED}); train it first")
+    config = TrainConfig.from_json(folder / "config.json")
+    tokenizer = AutoTokenizer.from_pretrained(folder / BACKBONE)
+    model = models.SequenceClassifier.from_config(AutoConfig.from_pretrained(folder / BACKBONE),
+                                                  len(data.spec(config.dataset).label_names), config.pooling)
+    model.load_state_dict(load_file(folder / "model.safetensors"))
+    return model.eval(), tokenizer, config
+
+
+def evaluate(folder: str | Path, dataset: str, split: str = "validation") -> dict:
+    """classification_metrics of a finished run on `dataset`/`split`, also written to `eval-<dataset>-<split>.json`
+    in the run folder. The dataset must share the training set's labels (e.g. adv_mnli for an SNLI model)."""
+    folder = Path(folder)
+    target = data.spec(dataset)
+    model, tokenizer, config = load_run(folder)
+    trained = data.spec(config.dataset)
+    if target.label_names != trained.label_names:
+        raise ValueError(f"dataset {dataset!r} has labels {list(target.label_names)}, but run {folder.name} was "
+                         f"trained on {config.dataset!r} with labels {list(trained.label_names)}")
+    ds = data.load(dataset, split)
+    if torch.cuda.is_available():
+        model.cuda()
+    probs = predict(model, tokenizer, ds, target.text_fields, config.max_length, config.batch_size)
+    result = {"run_id": config.run_id(), "dataset": dataset, "split": split, "source": data.source_of(ds),
+              **classification_metrics(np.asarray(data.column(ds, "label")), probs, target.label_names)}
+    atomicio.write_json(folder / f"eval-{dataset}-{split}.json", result)
+    return result

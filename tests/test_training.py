@@ -1,0 +1,326 @@
+"""The training loop on a tiny BERT and a keyword rule: learning, determinism, run cache, resume, config checks,
+dynamic padding, early stopping, a registered loss, `accelerate launch` with two CPU processes, and the CLI."""
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import datasets
+import numpy as np
+import pandas as pd
+import pytest
+import torch.nn.functional as F
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from compnb import cli, models, training
+from compnb.training import LengthBucketSampler, PadCollator, TrainConfig, encode, run_dir, train
+
+FILLER = "the a movie film plot actors story scenes it was is very quite rather".split()
+
+
+@training.register_loss("test_scaled_ce", params=("scale",))
+def scaled_ce(model, batch, params):
+    logits = model(**training.model_inputs(batch))
+    loss = params.get("scale", 1.0) * F.cross_entropy(logits, batch["labels"])
+    return loss, logits, {"scaled": loss.item()}
+
+
+def _sentences(n: int, seed: int) -> pd.DataFrame:
+    """Label 1 iff the sentence says 'great' (else 'awful'), among 2-10 random filler words."""
+    rng, rows = random.Random(seed), []
+    for i in range(n):
+        words = [rng.choice(FILLER) for _ in range(rng.randint(2, 10))]
+        words.insert(rng.randint(0, len(words)), "great" if i % 2 else "awful")
+        rows.append({"idx": i, "sentence": " ".join(words), "label": i % 2})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("training")
+    tokenizer = AutoTokenizer.from_pretrained(models.resolve_backbone(models.DEFAULT_BACKBONE))
+    backbone = root / "tiny-bert"
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, max_position_embeddings=64)).save_pretrained(backbone)
+    tokenizer.save_pretrained(backbone)
+    data_dir = root / "data"
+    (data_dir / "sst2").mkdir(parents=True)
+    (data_dir / "adv_glue").mkdir()
+    _sentences(192, 0).to_parquet(data_dir / "sst2" / "train.parquet")
+    _sentences(64, 1).to_parquet(data_dir / "sst2" / "validation.parquet")
+    _sentences(32, 2).to_parquet(data_dir / "adv_glue" / "adv_sst2.parquet")
+    return SimpleNamespace(root=root, backbone=backbone, data=data_dir, tokenizer=tokenizer)
+
+
+@pytest.fixture(autouse=True)
+def _data_env(world, monkeypatch):
+    monkeypatch.setenv("COMPNB_DATA_DIR", str(world.data))
+
+
+def config(world, **overrides) -> TrainConfig:
+    """12 steps per epoch; evaluation every 5 steps and at epoch ends, checkpoints every 5 steps."""
+    values = dict(model=str(world.backbone), epochs=4, batch_size=16, lr=3e-3, max_length=32, log_every=4,
+                  eval_every=5, checkpoint_every=5, patience=None, profile="smoke")
+    return TrainConfig(**(values | overrides))
+
+
+@pytest.fixture(scope="module")
+def reference(world) -> Path:
+    """One uninterrupted run that several tests compare against."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COMPNB_DATA_DIR", str(world.data))
+        return train(config(world), runs_root=world.root / "reference")
+
+
+def metrics(folder: Path) -> dict:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def same_results(a: Path, b: Path) -> None:
+    ma, mb = metrics(a), metrics(b)
+    for key in ("validation", "train_loss", "val_accuracy", "best_step", "best_epoch", "steps"):
+        assert json.dumps(ma[key]) == json.dumps(mb[key]), key
+    np.testing.assert_array_equal(np.load(a / "val_probs.npy"), np.load(b / "val_probs.npy"))
+
+
+class Interrupt(Exception):
+    pass
+
+
+def stop_at(step: int):
+    def callback(state):
+        if state.step == step:
+            raise Interrupt(step)
+    return callback
+
+
+def fake_project(tmp_path: Path) -> Path:
+    """A folder that `paths.project_root` takes for the repository, so default run folders land in tmp."""
+    root = tmp_path / "project"
+    (root / "src" / "compnb").mkdir(parents=True)
+    (root / "_config.yml").write_text("title: test\n")
+    return root
+
+
+def test_training_learns_the_rule_and_writes_the_run_folder(world, reference):
+    cfg = config(world)
+    assert reference == run_dir(cfg, world.root / "reference")
+    assert reference.name == f"sst2-ce-{cfg.run_id()}"
+    assert sorted(os.listdir(reference)) == ["backbone", "config.json", "metrics.json", "model.safetensors",
+                                             "run.json", "val_probs.npy"]
+    m = metrics(reference)
+    assert m["validation"]["accuracy"] >= 0.85 and m["validation"]["n"] == 64
+    assert m["steps"] == 48 and m["train_examples"] == 192 and m["num_processes"] == 1
+    assert m["train_loss"][-1]["loss"] < m["train_loss"][0]["loss"]
+    assert [e["step"] for e in m["val_accuracy"]][:4] == [5, 10, 12, 15]
+    assert max(e["accuracy"] for e in m["val_accuracy"]) == m["validation"]["accuracy"]
+    assert m["train_examples_per_s"] > 0 and m["eval_examples_per_s"] > 0 and m["peak_memory_mb"] > 0
+    probs = np.load(reference / "val_probs.npy")
+    labels = pd.read_parquet(world.data / "sst2" / "validation.parquet")["label"].to_numpy()
+    assert probs.shape == (64, 2) and (probs.argmax(1) == labels).mean() == m["validation"]["accuracy"]
+    record = json.loads((reference / "run.json").read_text())
+    assert record["params"] == cfg.to_dict() and record["seed"] == 0
+    assert all(s["location"].startswith(str(world.data)) for s in record["data_sources"])
+    assert TrainConfig.from_json(reference / "config.json") == cfg
+    model, tokenizer, loaded = training.load_run(reference)
+    again = training.predict(model, tokenizer, datasets.Dataset.from_pandas(
+        pd.read_parquet(world.data / "sst2" / "validation.parquet")), ("sentence",), cfg.max_length, batch_size=7)
+    assert loaded == cfg
+    np.testing.assert_allclose(again, probs, atol=1e-5)
+
+
+def test_same_seed_gives_identical_metrics_and_another_seed_does_not(world, reference, tmp_path):
+    same_results(reference, train(config(world), runs_root=tmp_path))
+    other = train(config(world, seed=1), runs_root=tmp_path)
+    assert other.name != reference.name
+    assert not np.array_equal(np.load(other / "val_probs.npy"), np.load(reference / "val_probs.npy"))
+
+
+def test_finished_run_is_returned_from_the_cache_and_force_retrains(world, reference, tmp_path):
+    stamp, calls = (reference / "metrics.json").stat().st_mtime_ns, []
+    assert train(config(world), runs_root=world.root / "reference", callback=calls.append) == reference
+    assert calls == [] and (reference / "metrics.json").stat().st_mtime_ns == stamp
+    copy = tmp_path / reference.name
+    shutil.copytree(reference, copy)
+    assert train(config(world), runs_root=tmp_path, force=True, callback=calls.append) == copy
+    assert len(calls) == 48
+    same_results(reference, copy)
+
+
+@pytest.mark.parametrize("interrupt_at, checkpoint_step", [(7, 5), (29, 25)])
+def test_interrupted_run_resumes_to_the_same_metrics(world, reference, tmp_path, interrupt_at, checkpoint_step):
+    cfg = config(world)
+    with pytest.raises(Interrupt):
+        train(cfg, runs_root=tmp_path, callback=stop_at(interrupt_at))
+    folder = run_dir(cfg, tmp_path)
+    saved = json.loads((folder / "checkpoint" / "trainer_state.json").read_text())
+    assert saved["step"] == checkpoint_step and not (folder / "metrics.json").exists()
+    assert saved["batches_done"] == checkpoint_step % 12  # mid-epoch: skip_first_batches is exercised
+    steps = []
+    assert train(cfg, runs_root=tmp_path, callback=lambda state: steps.append(state.step)) == folder
+    assert steps == list(range(checkpoint_step + 1, 49))
+    same_results(reference, folder)
+    assert not (folder / "checkpoint").exists() and not list(folder.glob("best-*"))
+
+
+def test_checkpoint_of_another_config_is_refused(world, tmp_path):
+    first, second = config(world, seed=1, epochs=1), config(world, seed=2, epochs=1)
+    with pytest.raises(Interrupt):
+        train(first, runs_root=tmp_path, callback=stop_at(6))
+    target = run_dir(second, tmp_path)
+    shutil.copytree(run_dir(first, tmp_path) / "checkpoint", target / "checkpoint")
+    with pytest.raises(ValueError, match=f"belongs to run {first.run_id()}, not to this config's run "
+                                         f"{second.run_id()}"):
+        train(second, runs_root=tmp_path)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+    ({"lr": 0}, "lr must be a number > 0, got 0"),
+    ({"lr": "fast"}, "lr must be a number > 0, got 'fast'"),
+    ({"max_length": 4}, "max_length must be an integer >= 8, got 4"),
+    ({"warmup_ratio": 1.5}, "warmup_ratio must be a number in [0, 1), got 1.5"),
+    ({"weight_decay": -0.1}, "weight_decay must be a number >= 0, got -0.1"),
+    ({"max_train_examples": 0}, "max_train_examples must be an integer >= 1 or null, got 0"),
+    ({"patience": 2.5}, "patience must be an integer >= 1 or null, got 2.5"),
+    ({"dataset": "imdb"}, "dataset must be one of sst2, snli, got 'imdb'"),
+    ({"loss": "focal"}, "loss must be a registered loss (ce, "),
+    ({"profile": "huge"}, "unknown profile 'huge'"),
+    ({"pooling": "max"}, "pooling must be null or one of cls, mean, last, got 'max'"),
+    ({"model": ""}, "model must be a non-empty string"),
+    ({"loss_params": {"gamma": 2}}, "loss_params ['gamma'] are not accepted by loss 'ce'; allowed: none"),
+])
+def test_bad_config_values_raise_naming_the_value(overrides, message):
+    with pytest.raises(ValueError) as err:
+        TrainConfig(**overrides)
+    assert message in str(err.value)
+
+
+def test_config_round_trips_hashes_and_ids(tmp_path):
+    cfg = TrainConfig(loss="test_scaled_ce", loss_params={"scale": 0.5}, lr=1)
+    assert cfg.loss_params == (("scale", 0.5),) and cfg.lr == 1.0 and isinstance(cfg.lr, float)
+    assert hash(cfg) == hash(TrainConfig(loss="test_scaled_ce", loss_params=[("scale", 0.5)], lr=1.0))
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cfg.to_dict()))
+    assert TrainConfig.from_json(path) == cfg and TrainConfig.from_json(path).run_id() == cfg.run_id()
+    assert len(cfg.run_id()) == 12 and cfg.run_id() != TrainConfig(loss="test_scaled_ce", seed=1).run_id()
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) \['learning_rate'\]"):
+        TrainConfig.from_dict({"learning_rate": 1e-3})
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        TrainConfig.from_json(path)
+
+
+def test_registered_loss_plugs_into_the_loop(world, tmp_path):
+    folder = train(config(world, loss="test_scaled_ce", loss_params={"scale": 0.5}, epochs=1), runs_root=tmp_path)
+    curve = metrics(folder)["train_loss"]
+    assert folder.name.startswith("sst2-test_scaled_ce-") and [e["step"] for e in curve] == [4, 8, 12]
+    assert all(e["scaled"] == pytest.approx(e["loss"]) for e in curve)
+
+
+def test_early_stopping_keeps_the_best_evaluation(world, tmp_path):
+    folder = train(config(world, lr=1e-12, eval_every=None, checkpoint_every=None, patience=1), runs_root=tmp_path)
+    m = metrics(folder)
+    assert m["stopped_early"] and m["steps"] == 24 and m["best_step"] == 12 and m["best_epoch"] == 1.0
+    assert [e["step"] for e in m["val_accuracy"]] == [12, 24]
+
+
+def test_dynamic_padding_pads_only_to_the_batch_max(world):
+    ds = datasets.Dataset.from_dict({"premise": ["a", "a b c d e f g h i j k l", "a b"],
+                                     "hypothesis": ["x", "y", "z z"], "label": [0, 1, 2]})
+    single = encode(world.tokenizer, ds, ("premise",), max_length=8)
+    assert single.lengths.tolist() == [3, 8, 4]  # [CLS] ... [SEP], the long one truncated to max_length
+    batch = PadCollator(world.tokenizer.pad_token_id)([single[0], single[2]])
+    assert batch["input_ids"].shape == (2, 4) and batch["attention_mask"].sum(1).tolist() == [3, 4]
+    assert batch["input_ids"][0, 3] == world.tokenizer.pad_token_id
+    assert batch["labels"].tolist() == [0, 2] and batch["index"].tolist() == [0, 2]
+    left = PadCollator(world.tokenizer.pad_token_id, "left")([single[0], single[2]])
+    assert left["attention_mask"][0].tolist() == [0, 1, 1, 1]
+    pairs = encode(world.tokenizer, ds, ("premise", "hypothesis"), max_length=32)
+    assert pairs[2]["token_type_ids"] == [0, 0, 0, 0, 1, 1, 1]  # [CLS] a b [SEP] z z [SEP]
+    lengths = np.random.default_rng(0).integers(3, 40, size=500)
+    fake = training.Encoded({"input_ids": [[5] * n for n in lengths]}, [0] * 500)
+    for rows in LengthBucketSampler(lengths, 16, seed=0):
+        assert PadCollator(0)([fake[i] for i in rows])["input_ids"].shape == (len(rows), lengths[rows].max())
+
+
+def test_length_bucket_sampler_is_seeded_complete_and_groups_lengths():
+    lengths = np.random.default_rng(0).integers(3, 60, size=1000)
+    sampler = LengthBucketSampler(lengths, 8, seed=3, bucket=5)
+    epoch0 = list(sampler)
+    assert len(epoch0) == len(sampler) == 125 and sorted(i for b in epoch0 for i in b) == list(range(1000))
+    assert list(sampler) == epoch0
+    sampler.set_epoch(1)
+    assert list(sampler) != epoch0
+    spread = np.mean([np.ptp(lengths[b]) for b in epoch0])
+    random_spread = np.mean([np.ptp(lengths[b]) for b in np.random.default_rng(0).permutation(1000).reshape(-1, 8)])
+    assert spread < random_spread / 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_accelerate_launch_runs_two_cpu_processes(world, tmp_path):
+    root = fake_project(tmp_path)
+    cfg = config(world, epochs=2, checkpoint_every=None, eval_every=None)
+    (root / "config.json").write_text(json.dumps(cfg.to_dict()))
+    # `--cpu` alone starts one process (several need mpirun); `--multi_gpu` starts them through torchrun and
+    # ACCELERATE_USE_CPU=1 makes each a gloo CPU process (DistributedType.MULTI_CPU).
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(_free_port()), "-m", "compnb.cli", "train", "--config", "config.json"]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=240,
+                          env=os.environ | {"OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    folder = run_dir(cfg, root / "results" / "smoke" / "runs")
+    assert done.stdout.split() == [str(folder)]
+    m = metrics(folder)
+    assert m["num_processes"] == 2 and m["steps"] == 12 and m["validation"]["n"] == 64
+    assert m["train_examples"] == 192 and m["validation"]["accuracy"] > 0.5
+
+
+def test_cli_train_and_evaluate_end_to_end(world, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(fake_project(tmp_path))
+    Path("c.json").write_text(json.dumps(config(world, epochs=2).to_dict()))
+    assert cli.main(["train", "--config", "c.json"]) == 0
+    folder = Path(capsys.readouterr().out.strip())
+    assert folder == run_dir(config(world, epochs=2), tmp_path / "project" / "results" / "smoke" / "runs")
+    assert (folder / "metrics.json").is_file()
+    assert cli.main(["evaluate", "--run", str(folder), "--dataset", "adv_sst2"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads((folder / "eval-adv_sst2-validation.json").read_text())
+    assert printed == written and written["n"] == 32 and written["dataset"] == "adv_sst2"
+    assert written["run_id"] == folder.name.rsplit("-", 1)[1]
+
+
+@pytest.mark.parametrize("argv, config_values, message", [
+    (["train", "--config", "c.json"], {"lr": -1}, "lr must be a number > 0, got -1"),
+    (["train", "--config", "c.json"], {"dataset": "imdb"}, "dataset must be one of sst2, snli, got 'imdb'"),
+    (["train", "--config", "c.json"], {"learning_rate": 0.1}, "unknown config key(s) ['learning_rate']"),
+    (["train", "--config", "c.json"], {"model": "/no/such/model"}, "cannot load model '/no/such/model'"),
+    (["train", "--config", "missing.json"], {}, "missing.json"),
+    (["evaluate", "--run", "RUN", "--dataset", "snli"], {}, "dataset 'snli' has labels ['entailment'"),
+    (["evaluate", "--run", "RUN", "--dataset", "imdb"], {}, "unknown dataset 'imdb'"),
+    (["evaluate", "--run", "RUN", "--dataset", "sst2", "--split", "dev"], {}, "unknown split 'dev'"),
+    (["evaluate", "--run", "nowhere", "--dataset", "sst2"], {}, "'nowhere' is not a finished training run"),
+])
+def test_cli_bad_input_exits_2_clearly_and_writes_nothing(world, reference, tmp_path, monkeypatch, capsys,
+                                                           argv, config_values, message):
+    root = fake_project(tmp_path)
+    monkeypatch.chdir(root)
+    run = shutil.copytree(reference, tmp_path / "run")
+    Path("c.json").write_text(json.dumps({"model": str(world.backbone), "profile": "smoke"} | config_values))
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert cli.main([str(run) if a == "RUN" else a for a in argv]) == 2
+    assert message in capsys.readouterr().err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
