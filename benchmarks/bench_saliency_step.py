@@ -1,7 +1,7 @@
 """Benchmark: the cost of a training step that backpropagates through gradient saliency, relative to a
 plain cross-entropy step, all variants measured in one run on the same batch and model.
 
-    python benchmarks/bench_saliency_step.py [--batch 64] [--length 64] [--iters 30]
+    python benchmarks/bench_saliency_step.py [--batch 64] [--length 64] [--iters 30] [--epoch]
 
 - plain:  forward, CE, backward, AdamW step;
 - naive:  plain forward for CE plus a second, eval-mode forward inside `GradientSaliency.attribute(
@@ -9,18 +9,22 @@ plain cross-entropy step, all variants measured in one run on the same batch and
 - fused:  one forward from input embeddings; ∂CE/∂embeddings with create_graph on that same graph; the
           same loss; one backward (S then sees the training forward, dropout included).
 On CUDA steps run under bf16 autocast; the double-backward variants use the MATH SDPA kernel where needed.
+With `--epoch`, the same run also times one epoch of all of SST-2 train through `compnb.training.train`
+(batch 32, at most 128 tokens, the chapter-2 settings) and prints its wall time and examples/s.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import tempfile
 import time
 
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from compnb import data
+from compnb import data, training
 from compnb.models import SequenceClassifier
 from compnb.saliency import GradientSaliency, masked_softmax
 
@@ -37,6 +41,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--iters", type=int, default=30)
+    parser.add_argument("--epoch", action="store_true", help="also time one epoch of SST-2 train")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, tok = SequenceClassifier.from_pretrained(num_labels=2)
@@ -89,6 +94,21 @@ def main() -> None:
     print(f"{name}, MiniLM-L6, batch {args.batch} × {args.length} tokens, {args.iters} timed steps")
     for key, ms in times.items():
         print(f"  {key:6s} {ms:8.2f} ms/step   ×{ms / times['plain']:.2f} of plain")
+    if args.epoch:
+        print(one_epoch())
+
+
+def one_epoch() -> str:
+    """Train one epoch of SST-2 (67,349 examples) with the chapter-2 settings; its wall time and speed."""
+    config = training.TrainConfig(dataset="sst2", epochs=1, batch_size=32, lr=5e-5, max_length=128,
+                                  patience=None, profile="full")
+    with tempfile.TemporaryDirectory() as runs:
+        start = time.perf_counter()
+        metrics = json.loads((training.train(config, runs_root=runs) / "metrics.json").read_text())
+        wall = time.perf_counter() - start
+    return (f"one SST-2 epoch: {metrics['train_time_s']:.1f} s training ({metrics['train_examples_per_s']:.0f} "
+            f"examples/s), {wall:.1f} s wall with loading and validation; val accuracy "
+            f"{metrics['validation']['accuracy']:.4f}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -38,6 +39,9 @@ def git_state(root: Path | None = None) -> dict[str, str | bool | None]:
         return out.stdout.strip() if out.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
+    if commit is None and os.environ.get("COMPNB_GIT_COMMIT"):
+        # a copy of the work tree without .git (a remote GPU machine): the launcher states the commit
+        return {"commit": os.environ["COMPNB_GIT_COMMIT"], "dirty": None, "from": "COMPNB_GIT_COMMIT"}
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
