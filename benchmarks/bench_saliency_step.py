@@ -7,7 +7,9 @@ plain cross-entropy step, all variants measured in one run on the same batch and
 - naive:  plain forward for CE plus a second, eval-mode forward inside `GradientSaliency.attribute(
           differentiable=True)` for S; loss CE − λ·H(top-k S); backward through both graphs;
 - fused:  one forward from input embeddings; ∂CE/∂embeddings with create_graph on that same graph; the
-          same loss; one backward (S then sees the training forward, dropout included).
+          same loss; one backward (S then sees the training forward, dropout included);
+- shared: as fused, but ∂CE/∂parameters comes out of the same create_graph backward as ∂CE/∂embeddings,
+          so the final backward runs through the penalty alone.
 On CUDA steps run under bf16 autocast; the double-backward variants use the MATH SDPA kernel where needed.
 With `--epoch`, the same run also times one epoch of all of SST-2 train through `compnb.training.train`
 (batch 32, at most 128 tokens, the chapter-2 settings) and prints its wall time and examples/s.
@@ -51,7 +53,8 @@ def main() -> None:
               padding="max_length", return_tensors="pt")
     ids, mask = enc["input_ids"][: args.batch].to(device), enc["attention_mask"][: args.batch].to(device)
     labels = torch.as_tensor(data.column(ds, "label")[: args.batch], device=device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-5)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     lam, k = 0.5, 5
 
@@ -77,6 +80,22 @@ def main() -> None:
             loss = per_example.mean() - lam * topk_entropy(masked_softmax(norms, mask), k)
         loss.backward()
 
+    def shared() -> None:
+        # fused, but ∂CE/∂θ comes from the same create_graph backward that gives ∂CE/∂embeddings, so only
+        # the penalty is backpropagated afterwards (one backward pass fewer)
+        with autocast, sdpa_kernel(SDPBackend.MATH):
+            embeds = model.embeddings(ids)
+            logits = model(inputs_embeds=embeds, attention_mask=mask)
+            per_example = F.cross_entropy(logits, labels, reduction="none")
+            grads = torch.autograd.grad(per_example.mean(), [embeds, *params], create_graph=True,
+                                        allow_unused=True)
+            norms = torch.linalg.vector_norm(grads[0].float(), dim=-1).masked_fill(~mask.bool(), 0.0)
+            penalty = -lam * topk_entropy(masked_softmax(norms * len(ids), mask), k)
+        penalty.backward()
+        for p, g in zip(params, grads[1:]):
+            if g is not None:
+                p.grad = g.detach() if p.grad is None else p.grad.add_(g.detach())
+
     def timed(step) -> float:
         for _ in range(5):
             step(); opt.step(); opt.zero_grad(set_to_none=True)
@@ -89,7 +108,8 @@ def main() -> None:
             torch.cuda.synchronize()
         return (time.perf_counter() - start) / args.iters * 1e3
 
-    times = {name: timed(fn) for name, fn in (("plain", plain), ("naive", naive), ("fused", fused))}
+    times = {name: timed(fn) for name, fn in (("plain", plain), ("naive", naive), ("fused", fused),
+                                                         ("shared", shared))}
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     print(f"{name}, MiniLM-L6, batch {args.batch} × {args.length} tokens, {args.iters} timed steps")
     for key, ms in times.items():

@@ -13,7 +13,7 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
     "02-baseline-finetune": {
         "smoke": {"seeds": (0,), "epochs": 1, "batch_size": 16, "lr": 5e-5, "max_length": 64,
                   "max_train_examples": 800, "max_eval_examples": 160},
-        "full": {"seeds": (0, 1, 2), "epochs": 3, "batch_size": 32, "lr": 5e-5, "max_length": 128,
+        "full": {"seeds": (0, 1, 2), "epochs": 2, "batch_size": 32, "lr": 5e-5, "max_length": 128,
                  "max_train_examples": None, "max_eval_examples": None},
     },
 }
