@@ -324,3 +324,11 @@ def test_cli_bad_input_exits_2_clearly_and_writes_nothing(world, reference, tmp_
     assert cli.main([str(run) if a == "RUN" else a for a in argv]) == 2
     assert message in capsys.readouterr().err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_empty_text_and_over_long_max_length_are_clear_errors(world):
+    ds = datasets.Dataset.from_dict({"sentence": ["fine", "  ", "also fine"], "label": [0, 1, 0]})
+    with pytest.raises(ValueError, match=r"'sentence' of row 1 is empty \('  '\)"):
+        encode(world.tokenizer, ds, ("sentence",), max_length=16)
+    with pytest.raises(ValueError, match=r"max_length 4096 exceeds what the model takes \(512 tokens\); allowed: 8..512"):
+        encode(world.tokenizer, ds.select([0]), ("sentence",), max_length=4096)

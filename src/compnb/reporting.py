@@ -62,6 +62,22 @@ def influence_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def influence_verdicts(table: pd.DataFrame, alpha: float = 0.05) -> str:
+    """One Markdown sentence per analysed run: observed vs expected artifacts among the top-k words, which way
+    they deviate, and whether the one-sided binomial test (over-representation) rejects at `alpha`."""
+    lines = []
+    for _, row in table.iterrows():
+        direction = "over" if row["observed"] > row["expected"] else "under"
+        verdict = ("the over-representation is significant" if row["p-value"] < alpha
+                   else "the paper's hypothesis of over-representation is not supported")
+        lines.append(f"- **{row['dataset']}** (seed {row['seed']}): {row['observed']:,} artifacts in "
+                     f"{row['top-k slots']:,} top-{row['k']} slots against {row['expected']:,.0f} expected "
+                     f"(ratio {row['observed / expected']:.2f}, 95% interval of the count "
+                     f"[{row['observed low']:,.0f}, {row['observed high']:,.0f}]): artifacts are "
+                     f"{direction}-represented, and {verdict} (one-sided p = {row['p-value']:.3g}).")
+    return "\n".join(lines)
+
+
 def plot_topk_artifacts(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
     """Observed (with interval) and expected artifacts among the top-k words, per dataset."""
     ax = ax or plt.gca()
@@ -88,10 +104,15 @@ def plot_entropy(records: list[dict]) -> plt.Figure:
     return fig
 
 
+def _device_kind(memory_kind: str) -> str:
+    """The device class a run without a recorded device name ran on, from how its peak memory was read."""
+    return {"cuda_max_allocated": "a CUDA GPU", "cpu_max_rss": "CPU"}[memory_kind]
+
+
 def throughput_table(records: list[dict]) -> pd.DataFrame:
     """Training and inference examples per second, wall time and peak memory of each run."""
     return pd.DataFrame([{"dataset": r["config"].dataset, "seed": r["config"].seed,
-                          "hardware": r["metrics"].get("hardware", r["metrics"]["peak_memory_kind"]),
+                          "device": r["metrics"].get("device") or _device_kind(r["metrics"]["peak_memory_kind"]),
                           "train examples/s": r["metrics"]["train_examples_per_s"],
                           "eval examples/s": r["metrics"]["eval_examples_per_s"],
                           "wall time (s)": r["metrics"]["wall_time_s"],

@@ -197,12 +197,22 @@ class Encoded(torch.utils.data.Dataset):
 
 def encode(tokenizer, ds: datasets.Dataset, text_fields: Sequence[str], max_length: int,
            chunk: int = 10_000) -> Encoded:
-    """Tokenise `ds` once (one field, or a sentence pair), truncated to `max_length` tokens, unpadded."""
+    """Tokenise `ds` once (one field, or a sentence pair), unpadded. Longer inputs are truncated to `max_length`
+    tokens (the longest first, for pairs), as in the papers. An empty text is a ValueError naming its row and
+    field; a `max_length` beyond the tokenizer's `model_max_length` is one too."""
     missing = [f for f in text_fields if f not in ds.column_names]
     if missing or not 1 <= len(text_fields) <= 2 or len(ds) == 0:
         raise ValueError(f"need one or two text fields of a non-empty dataset; got {list(text_fields)} for "
                          f"columns {ds.column_names} ({len(ds)} rows)")
+    limit = getattr(tokenizer, "model_max_length", None)
+    if limit is not None and max_length > limit:
+        raise ValueError(f"max_length {max_length} exceeds what the model takes ({limit} tokens); "
+                         f"allowed: 8..{limit}")
     texts = [data.column(ds, f) for f in text_fields]
+    for field_name, column in zip(text_fields, texts):
+        empty = next((i for i, text in enumerate(column) if not isinstance(text, str) or not text.strip()), None)
+        if empty is not None:
+            raise ValueError(f"{field_name!r} of row {empty} is empty ({column[empty]!r}); every example needs text")
     keys = [k for k in ("input_ids", "token_type_ids") if k in tokenizer.model_input_names]
     columns: dict[str, list[list[int]]] = {k: [] for k in keys}
     for start in range(0, len(ds), chunk):
@@ -396,6 +406,13 @@ def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_max_rss"
 
 
+def _device_name(device: torch.device) -> str:
+    """'NVIDIA H100 80GB HBM3', say, or 'CPU (16 threads)'."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
 def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | None = None,
           callback: Callable[[TrainerState], None] | None = None) -> Path:
     """Train (or resume) the run of `config` and return its folder; a finished run returns at once unless
@@ -520,7 +537,7 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
             "wall_time_s": wall0 + time.perf_counter() - start, "train_time_s": state.train_s,
             "train_examples_per_s": state.examples / max(state.train_s, 1e-9),
             "eval_examples_per_s": len(val_enc) / max(eval_s, 1e-9), "peak_memory_mb": memory,
-            "peak_memory_kind": memory_kind, "num_processes": procs, "mixed_precision": accelerator.mixed_precision,
+            "peak_memory_kind": memory_kind, "device": _device_name(accelerator.device), "num_processes": procs, "mixed_precision": accelerator.mixed_precision,
         }
         _save_weights(folder / "model.safetensors", accelerator.get_state_dict(model))
         atomicio.atomic_write(folder / "val_probs.npy", lambda f: np.save(f, probs))
