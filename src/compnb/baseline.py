@@ -70,8 +70,8 @@ def analyse(run_dir: Path, k: int = 5, n_examples: int = 4, force: bool = False)
               + [i for i in range(len(labels)) if not correct[i] and i in long_enough][: n_examples - n_examples // 2])
     examples = [{"example": i, "label": int(labels[i]), "prediction": int(probs[i].argmax()),
                  "premise": pairs[i] if pairs is not None else None, "text": ranked[i],
-                 "words": table.loc[table["example"] == i].sort_index()[["word", "score", "rank", "artifact"]]
-                 .to_dict("records")} for i in chosen]
+                 "words": table.loc[table["example"] == i].sort_values("position")[["word", "score", "rank", "artifact"]]
+                 .to_dict("records")} for i in chosen]  # in reading order
     atomicio.write_csv(folder / "word_saliency.csv", table)
     atomicio.write_csv(folder / "entropy.csv", entropy)
     atomicio.write_json(folder / "examples.json", examples)

@@ -41,8 +41,8 @@ def _token_words(offsets: list[tuple[int, int]], sequence_ids: list[int | None],
 def word_saliency(model: SequenceClassifier, tokenizer, texts: Sequence[str], labels: Sequence[int],
                   artifact_words: set[str], *, k: int = 5, pairs: Sequence[str] | None = None,
                   max_length: int = 128, batch_size: int = 64) -> pd.DataFrame:
-    """One row per (example, word) of the ranked text: example, word, score, rank (1 = most salient),
-    n_words, in_topk, artifact. `texts` is the ranked text (sentence or hypothesis); `pairs`, if given,
+    """One row per (example, word) of the ranked text, in rank order: example, position (the word's index in
+    its text), word, score, rank (1 = most salient), n_words, in_topk, artifact. `texts` is the ranked text (sentence or hypothesis); `pairs`, if given,
     the premise placed first in each input, as in training."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k!r}")
@@ -69,8 +69,9 @@ def word_saliency(model: SequenceClassifier, tokenizer, texts: Sequence[str], la
             ranked = sorted(scores, key=lambda j: -scores[j])
             for rank, j in enumerate(ranked, start=1):
                 word = spans[j][0]
-                rows.append((lo + b, word, scores[j], rank, len(ranked), rank <= k, word in artifact_words))
-    return pd.DataFrame(rows, columns=["example", "word", "score", "rank", "n_words", "in_topk", "artifact"])
+                rows.append((lo + b, j, word, scores[j], rank, len(ranked), rank <= k, word in artifact_words))
+    return pd.DataFrame(rows, columns=["example", "position", "word", "score", "rank", "n_words", "in_topk",
+                                       "artifact"])
 
 
 def sentence_level(table: pd.DataFrame, k: int = 5) -> dict:
