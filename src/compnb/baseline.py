@@ -42,8 +42,7 @@ def artifact_words(dataset: str) -> set[str]:
 
 
 def _validation(config: training.TrainConfig):
-    # the same rows, in the same order, as training validated on (`training.train` subsamples with seed 0)
-    ds = data.subsample(data.load(config.dataset, "validation"), config.max_eval_examples, 0)
+    ds = training.validation_set(config)
     fields = data.spec(config.dataset).text_fields
     ranked = data.column(ds, fields[-1])
     pairs = data.column(ds, fields[0]) if len(fields) == 2 else None

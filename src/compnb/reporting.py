@@ -109,6 +109,25 @@ def _device_kind(memory_kind: str) -> str:
     return {"cuda_max_allocated": "a CUDA GPU", "cpu_max_rss": "CPU"}[memory_kind]
 
 
+def entropy_by_outcome(records: list[dict], labels: dict[str, np.ndarray], low: float = 0.5) -> pd.DataFrame:
+    """Per analysed run: the share of validation examples whose S has entropy below `low` nats, and the error
+    rate and mean confidence of the model on those and on the rest. `labels` maps dataset → validation labels
+    in the order of the run's `val_probs.npy`."""
+    rows = []
+    for r in records:
+        if r["analysis"] is None:
+            continue
+        probs = np.load(r["run_dir"] / "val_probs.npy")
+        wrong = probs.argmax(1) != labels[r["config"].dataset]
+        collapsed = r["analysis"]["entropy"]["entropy"].to_numpy() < low
+        rows.append({"dataset": r["config"].dataset, "seed": r["config"].seed,
+                     f"share with H(S) < {low}": collapsed.mean(),
+                     "error rate there": wrong[collapsed].mean(), "error rate elsewhere": wrong[~collapsed].mean(),
+                     "mean confidence there": probs.max(1)[collapsed].mean(),
+                     "mean confidence elsewhere": probs.max(1)[~collapsed].mean()})
+    return pd.DataFrame(rows)
+
+
 def throughput_table(records: list[dict]) -> pd.DataFrame:
     """Training and inference examples per second, wall time and peak memory of each run."""
     return pd.DataFrame([{"dataset": r["config"].dataset, "seed": r["config"].seed,

@@ -406,6 +406,12 @@ def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_max_rss"
 
 
+def validation_set(config: TrainConfig) -> datasets.Dataset:
+    """The validation rows, in order, that the run of `config` validates on (a seed-0 subsample of at most
+    `max_eval_examples`, the same for every training seed); they line up with the run's `val_probs.npy`."""
+    return data.subsample(data.load(config.dataset, "validation"), config.max_eval_examples, 0)
+
+
 def _device_name(device: torch.device) -> str:
     """'NVIDIA H100 80GB HBM3', say, or 'CPU (16 threads)'."""
     if device.type == "cuda":
@@ -429,7 +435,7 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     resumed = _read_checkpoint(folder, config)
     start, spec = time.perf_counter(), data.spec(config.dataset)
     train_ds = data.subsample(data.load(config.dataset, "train"), config.max_train_examples, config.seed)
-    val_ds = data.subsample(data.load(config.dataset, "validation"), config.max_eval_examples, 0)
+    val_ds = validation_set(config)
     set_seed(config.seed)
     model, tokenizer = models.SequenceClassifier.from_pretrained(config.model, len(spec.label_names), config.pooling)
     train_enc, val_enc = (encode(tokenizer, ds, spec.text_fields, config.max_length) for ds in (train_ds, val_ds))
