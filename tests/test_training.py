@@ -332,3 +332,20 @@ def test_empty_text_and_over_long_max_length_are_clear_errors(world):
         encode(world.tokenizer, ds, ("sentence",), max_length=16)
     with pytest.raises(ValueError, match=r"max_length 4096 exceeds what the model takes \(512 tokens\); allowed: 8..512"):
         encode(world.tokenizer, ds.select([0]), ("sentence",), max_length=4096)
+
+
+def test_competency_loss_at_lambda_zero_is_plain_cross_entropy_bit_for_bit(world, tmp_path):
+    plain = train(config(world, epochs=1, eval_every=None, checkpoint_every=None), runs_root=tmp_path)
+    zero = train(config(world, epochs=1, eval_every=None, checkpoint_every=None, loss="competency",
+                        loss_params={"lam": 0.0, "form": "inverse"}), runs_root=tmp_path)
+    assert zero.name.startswith("sst2-competency-")
+    same_results(plain, zero)
+
+
+@pytest.mark.parametrize("method", ["gradient", "mask"])
+def test_competency_loss_trains_through_the_loop_and_logs_its_entropy(world, tmp_path, method):
+    folder = train(config(world, epochs=1, eval_every=None, checkpoint_every=None, loss="competency",
+                          loss_params={"lam": 0.5, "form": "subtract", "method": method}), runs_root=tmp_path)
+    curve = metrics(folder)["train_loss"]
+    assert all(0 <= e["H_topk"] <= np.log(5) + 1e-6 for e in curve)
+    assert all(e["loss"] == pytest.approx(e["ce"] - 0.5 * e["H_topk"], abs=1e-5) for e in curve)

@@ -48,17 +48,30 @@ Batch = dict[str, torch.Tensor]
 LossFn = Callable[[torch.nn.Module, Batch, dict[str, Any]], tuple[torch.Tensor, torch.Tensor, dict[str, float]]]
 LOSSES: dict[str, LossFn] = {}
 LOSS_PARAMS: dict[str, tuple[str, ...]] = {}
+LOSS_CHECKS: dict[str, Callable[[dict[str, Any]], Any]] = {}
+BUILTIN_LOSS_MODULES = ("compnb.losses",)  # imported on first use, so their losses are registered
 
 
-def register_loss(name: str, *, params: Sequence[str] = ()) -> Callable[[LossFn], LossFn]:
-    """Decorator adding a loss to `LOSSES` as `name`; `params` are the `loss_params` keys it accepts."""
+def register_loss(name: str, *, params: Sequence[str] = (),
+                  check: Callable[[dict[str, Any]], Any] | None = None) -> Callable[[LossFn], LossFn]:
+    """Decorator adding a loss to `LOSSES` as `name`; `params` are the `loss_params` keys it accepts, and
+    `check(loss_params)`, if given, raises a ValueError for bad values when a config is built."""
     def add(fn: LossFn) -> LossFn:
         old = LOSSES.get(name)
         if old is not None and (old.__module__, old.__qualname__) != (fn.__module__, fn.__qualname__):
             raise ValueError(f"loss {name!r} is already registered by {old.__module__}.{old.__qualname__}")
         LOSSES[name], LOSS_PARAMS[name] = fn, tuple(params)
+        if check is not None:
+            LOSS_CHECKS[name] = check
         return fn
     return add
+
+
+def _register_builtin_losses() -> None:
+    import importlib
+
+    for module in BUILTIN_LOSS_MODULES:
+        importlib.import_module(module)
 
 
 def model_inputs(batch: Batch) -> Batch:
@@ -109,6 +122,7 @@ class TrainConfig:
             bad("model", "a non-empty string (a hub id or a local folder)")
         if self.dataset not in TRAIN_DATASETS:
             bad("dataset", f"one of {', '.join(TRAIN_DATASETS)}")
+        _register_builtin_losses()
         if self.loss not in LOSSES:
             bad("loss", f"a registered loss ({', '.join(sorted(LOSSES))})")
         check_profile(self.profile)
@@ -141,6 +155,8 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"loss_params {unknown} are not accepted by loss {self.loss!r}; "
                              f"allowed: {', '.join(LOSS_PARAMS[self.loss]) or 'none'}")
+        if self.loss in LOSS_CHECKS:  # validates, and fills in defaults so equal runs hash equally
+            params = LOSS_CHECKS[self.loss](params)
         object.__setattr__(self, "loss_params", tuple(sorted(params.items())))
 
     @property
