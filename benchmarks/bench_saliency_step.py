@@ -9,7 +9,10 @@ plain cross-entropy step, all variants measured in one run on the same batch and
 - fused:  one forward from input embeddings; ∂CE/∂embeddings with create_graph on that same graph; the
           same loss; one backward (S then sees the training forward, dropout included);
 - shared: as fused, but ∂CE/∂parameters comes out of the same create_graph backward as ∂CE/∂embeddings,
-          so the final backward runs through the penalty alone.
+          so the final backward runs through the penalty alone;
+- loss:gradient, loss:mask: chapter 3's registered competency loss (`compnb.losses`, subtract form, λ 0.5,
+          k 5) with each saliency method, as the training loop calls it (mask: one batched forward of the
+          batch and one masked copy per real token).
 On CUDA steps run under bf16 autocast; the double-backward variants use the MATH SDPA kernel where needed.
 With `--epoch`, the same run also times one epoch of all of SST-2 train through `compnb.training.train`
 (batch 32, at most 128 tokens, the chapter-2 settings) and prints its wall time and examples/s.
@@ -26,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from compnb import data, training
+from compnb import data, losses, training
 from compnb.models import SequenceClassifier
 from compnb.saliency import GradientSaliency, masked_softmax
 
@@ -96,6 +99,16 @@ def main() -> None:
             if g is not None:
                 p.grad = g.detach() if p.grad is None else p.grad.add_(g.detach())
 
+    def competency(method: str):
+        batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+        def step() -> None:  # the registered loss, as the training loop calls it
+            with autocast:
+                loss, _, _ = losses.competency_loss(model, batch, {"lam": lam, "form": "subtract", "method": method,
+                                                                   "k": k})
+            loss.backward()
+        return step
+
     def timed(step) -> float:
         for _ in range(5):
             step(); opt.step(); opt.zero_grad(set_to_none=True)
@@ -109,11 +122,12 @@ def main() -> None:
         return (time.perf_counter() - start) / args.iters * 1e3
 
     times = {name: timed(fn) for name, fn in (("plain", plain), ("naive", naive), ("fused", fused),
-                                                         ("shared", shared))}
+                                                         ("shared", shared), ("loss:gradient", competency("gradient")),
+                                                         ("loss:mask", competency("mask")))}
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     print(f"{name}, MiniLM-L6, batch {args.batch} × {args.length} tokens, {args.iters} timed steps")
     for key, ms in times.items():
-        print(f"  {key:6s} {ms:8.2f} ms/step   ×{ms / times['plain']:.2f} of plain")
+        print(f"  {key:13s} {ms:8.2f} ms/step   ×{ms / times['plain']:.2f} of plain")
     if args.epoch:
         print(one_epoch())
 
