@@ -34,13 +34,6 @@ from compnb.models import SequenceClassifier
 from compnb.saliency import GradientSaliency, masked_softmax
 
 
-def topk_entropy(s: torch.Tensor, k: int) -> torch.Tensor:
-    """Mean entropy (nats) of the k largest entries of each row of S (B, T), renormalised."""
-    top = s.topk(min(k, s.shape[1]), dim=-1).values
-    top = top / top.sum(-1, keepdim=True)
-    return -(top * top.clamp_min(1e-12).log()).sum(-1).mean()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
@@ -70,7 +63,7 @@ def main() -> None:
         with autocast:
             ce = F.cross_entropy(model(input_ids=ids, attention_mask=mask), labels)
             s = GradientSaliency(model).attribute(ids, mask, labels, differentiable=True)
-            loss = ce - lam * topk_entropy(s, k)
+            loss = ce - lam * losses.topk_entropy(s, k).mean()
         loss.backward()
 
     def fused() -> None:
@@ -80,7 +73,7 @@ def main() -> None:
             per_example = F.cross_entropy(logits, labels, reduction="none")
             (grads,) = torch.autograd.grad(per_example.sum(), embeds, create_graph=True)
             norms = torch.linalg.vector_norm(grads.float(), dim=-1).masked_fill(~mask.bool(), 0.0)
-            loss = per_example.mean() - lam * topk_entropy(masked_softmax(norms, mask), k)
+            loss = per_example.mean() - lam * losses.topk_entropy(masked_softmax(norms, mask), k).mean()
         loss.backward()
 
     def shared() -> None:
@@ -93,7 +86,7 @@ def main() -> None:
             grads = torch.autograd.grad(per_example.mean(), [embeds, *params], create_graph=True,
                                         allow_unused=True)
             norms = torch.linalg.vector_norm(grads[0].float(), dim=-1).masked_fill(~mask.bool(), 0.0)
-            penalty = -lam * topk_entropy(masked_softmax(norms * len(ids), mask), k)
+            penalty = -lam * losses.topk_entropy(masked_softmax(norms * len(ids), mask), k).mean()
         penalty.backward()
         for p, g in zip(params, grads[1:]):
             if g is not None:
