@@ -53,13 +53,16 @@ def word_label_counts(texts: Sequence[str], labels: Sequence[int], num_labels: i
         raise ValueError(f"got {len(texts)} texts but {len(labels)} labels")
     if labels.size and (labels.min() < 0 or labels.max() >= num_labels):
         raise ValueError(f"labels must lie in 0..{num_labels - 1}; found {labels.min()}..{labels.max()}")
-    words_per_doc = [set(tokenize(text)) for text in texts]
-    lengths = np.fromiter(map(len, words_per_doc), dtype=np.int64, count=len(words_per_doc))
-    flat = np.fromiter(chain.from_iterable(words_per_doc), dtype=object, count=int(lengths.sum()))
+    token_lists = list(map(_TOKEN_RE.findall, map(str.lower, texts)))  # = map(tokenize, texts), without a call each
+    lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+    flat = np.fromiter(chain.from_iterable(token_lists), dtype=object, count=int(lengths.sum()))
     codes, vocabulary = pd.factorize(flat, sort=True)
     docs = np.repeat(np.arange(len(texts)), lengths)
+    # COO → CSR sums repeated (doc, word) entries; setting every stored value to 1 counts a word once per example
     doc_term = sparse.csr_matrix((np.ones(len(codes), dtype=np.int64), (docs, codes)),
                                  shape=(len(texts), len(vocabulary)))
+    doc_term.sum_duplicates()
+    doc_term.data[:] = 1
     one_hot = sparse.csr_matrix((np.ones(len(labels), dtype=np.int64), (np.arange(len(labels)), labels)),
                                 shape=(len(labels), num_labels))
     counts = np.asarray((doc_term.T @ one_hot).todense())
