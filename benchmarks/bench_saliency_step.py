@@ -66,14 +66,12 @@ def main() -> None:
             loss = ce - lam * losses.topk_entropy(s, k).mean()
         loss.backward()
 
-    def fused() -> None:
-        with autocast, sdpa_kernel(SDPBackend.MATH):
-            embeds = model.embeddings(ids)
-            logits = model(inputs_embeds=embeds, attention_mask=mask)
-            per_example = F.cross_entropy(logits, labels, reduction="none")
-            (grads,) = torch.autograd.grad(per_example.sum(), embeds, create_graph=True)
-            norms = torch.linalg.vector_norm(grads.float(), dim=-1).masked_fill(~mask.bool(), 0.0)
-            loss = per_example.mean() - lam * losses.topk_entropy(masked_softmax(norms, mask), k).mean()
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    def fused() -> None:  # S from the training forward's own graph (`compnb.losses.gradient_s`)
+        with autocast:
+            logits, s = losses.gradient_s(model, batch)
+            loss = F.cross_entropy(logits.float(), labels) - lam * losses.topk_entropy(s, k).mean()
         loss.backward()
 
     def shared() -> None:
@@ -93,8 +91,6 @@ def main() -> None:
                 p.grad = g.detach() if p.grad is None else p.grad.add_(g.detach())
 
     def competency(method: str):
-        batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
-
         def step() -> None:  # the registered loss, as the training loop calls it
             with autocast:
                 loss, _, _ = losses.competency_loss(model, batch, {"lam": lam, "form": "subtract", "method": method,

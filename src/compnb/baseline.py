@@ -89,12 +89,12 @@ def _read(folder: Path) -> dict:
 def run_all(profile: str, model: str = DEFAULT_BACKBONE, seeds: tuple[int, ...] | None = None, k: int = 5,
             n_examples: int = 4, **overrides) -> list[dict]:
     """Train or reuse every baseline run, analyse the first seed of each dataset; one record per run."""
-    records = []
-    for config in configs(profile, model, seeds, **overrides):
+    records, planned = [], configs(profile, model, seeds, **overrides)
+    first = {c.dataset: min(d.seed for d in planned if d.dataset == c.dataset) for c in planned}
+    for config in planned:
         run_dir = training.train(config)
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        first_seed = config.seed == min(c.seed for c in configs(profile, model, seeds, **overrides)
-                                        if c.dataset == config.dataset)
+        first_seed = config.seed == first[config.dataset]
         analysis = analyse(run_dir, k, n_examples) if first_seed else None
         records.append({"config": config, "run_dir": run_dir, "metrics": metrics, "analysis": analysis})
     return records
