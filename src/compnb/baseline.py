@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from compnb import artifacts, atomicio, data, influence, training
+from compnb import artifacts, atomicio, data, influence, models, training
 from compnb.models import DEFAULT_BACKBONE
 from compnb.profiles import settings
 
@@ -41,7 +41,8 @@ def artifact_words(dataset: str) -> set[str]:
     return set(table.loc[table["artifact"], "word"])
 
 
-def _validation(config: training.TrainConfig):
+def validation_texts(config: training.TrainConfig) -> tuple[list[str], list[str] | None, list[int]]:
+    """(texts that saliency ranks, premises or None, labels) of the run's validation rows."""
     ds = training.validation_set(config)
     fields = data.spec(config.dataset).text_fields
     ranked = data.column(ds, fields[-1])
@@ -56,7 +57,8 @@ def analyse(run_dir: Path, k: int = 5, n_examples: int = 4, force: bool = False)
     if summary_path.is_file() and not force:
         return _read(folder)
     model, tokenizer, config = training.load_run(run_dir)
-    ranked, pairs, labels = _validation(config)
+    model.to(models.best_device())
+    ranked, pairs, labels = validation_texts(config)
     table = influence.word_saliency(model, tokenizer, ranked, labels, artifact_words(config.dataset), k=k,
                                     pairs=pairs, max_length=config.max_length)
     entropy = influence.saliency_entropy(model, tokenizer, ranked, labels, pairs=pairs,

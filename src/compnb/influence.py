@@ -24,8 +24,9 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from compnb.artifacts import word_spans
+from compnb.losses import METHODS, topk_entropy
 from compnb.models import SequenceClassifier
-from compnb.saliency import GradientSaliency
+from compnb.saliency import GradientSaliency, MaskSaliency, masked_softmax
 
 
 def _token_words(offsets: list[tuple[int, int]], sequence_ids: list[int | None], target: int,
@@ -103,19 +104,28 @@ def dataset_level(table: pd.DataFrame, k: int = 5, confidence: float = 0.95) -> 
 
 
 def saliency_entropy(model: SequenceClassifier, tokenizer, texts: Sequence[str], labels: Sequence[int], *,
-                     pairs: Sequence[str] | None = None, max_length: int = 128, batch_size: int = 64) -> pd.DataFrame:
-    """Per example: `entropy` (nats) of the token-level saliency distribution S over all its real tokens,
-    and `tokens`, their number (log(tokens) is the entropy of a uniform S)."""
+                     pairs: Sequence[str] | None = None, max_length: int = 128, batch_size: int = 64,
+                     method: str = "gradient", k: int = 5) -> pd.DataFrame:
+    """Per example: `entropy` (nats) of the saliency distribution S over all its real tokens, `entropy_topk`
+    of its k largest entries renormalised (the quantity chapter 3's loss raises), and `tokens`, their number
+    (log(tokens) is the entropy of a uniform S). S is the competency loss's own: `method` "gradient" (softmax
+    of ∂CE/∂embedding norms) or "mask" (softmax of |Δp(label)| when a token is dropped), in eval mode."""
+    if method not in METHODS:
+        raise ValueError(f"unknown saliency method {method!r}; allowed: {', '.join(METHODS)}")
     device = next(model.parameters()).device
-    explainer = GradientSaliency(model)
+    explainer = GradientSaliency(model) if method == "gradient" else MaskSaliency(model)
     out = []
-    for lo in tqdm(range(0, len(texts), batch_size), desc="saliency entropy", leave=False):
+    for lo in tqdm(range(0, len(texts), batch_size), desc=f"{method} saliency entropy", leave=False):
         args = ((list(pairs[lo:lo + batch_size]), list(texts[lo:lo + batch_size])) if pairs is not None
                 else (list(texts[lo:lo + batch_size]),))
         enc = tokenizer(*args, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-        s = explainer.attribute(enc["input_ids"].to(device), enc["attention_mask"].to(device),
-                                torch.as_tensor(labels[lo:lo + batch_size], device=device)).float()
+        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+        y = torch.as_tensor(labels[lo:lo + batch_size], device=device)
+        if method == "gradient":
+            s = explainer.attribute(ids, mask, y).float()
+        else:
+            s = masked_softmax(explainer.attribute(ids, mask, y, max_batch=1024).float(), mask)
         entropy = -(s * s.clamp_min(1e-30).log()).sum(-1)
-        out.append(pd.DataFrame({"entropy": entropy.cpu().numpy(),
+        out.append(pd.DataFrame({"entropy": entropy.cpu().numpy(), "entropy_topk": topk_entropy(s, k).cpu().numpy(),
                                  "tokens": enc["attention_mask"].sum(-1).numpy()}))
-    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=["entropy", "tokens"])
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=["entropy", "entropy_topk", "tokens"])

@@ -158,6 +158,11 @@ class SequenceClassifier(nn.Module):
         return self.head(pool(out.last_hidden_state, attention_mask, self.pooling))
 
 
+def best_device() -> torch.device:
+    """The first CUDA GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def backbone_config(name: str) -> PretrainedConfig:
     """The config of backbone `name` (offline for packaged models)."""
     return AutoConfig.from_pretrained(resolve_backbone(name))

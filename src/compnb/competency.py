@@ -1,0 +1,306 @@
+"""Chapter 3's pipeline: the competency-loss sweep, cached run by run.
+
+Stage 1 trains (or reuses) a plain cross-entropy baseline and every (method, form, λ) of the grid at the
+first seed. Stage 2 picks, per dataset, method and form, the λ with the best first-seed validation accuracy
+(ties: the smaller λ) and trains it and the baseline at the remaining seeds. Right after training, while
+the weights are at hand, each run is scored on its AdvGLUE set and the entropies of both saliency
+distributions S are measured on validation, before (the initial model of that seed) and after training:
+`<run>/competency-k<k>.json`. First-seed runs are also analysed like chapter 2's (`<run>/analysis-k<k>/`,
+the paper's Figure 4). Everything is cached, so the chapter renders from results on any machine once a GPU
+has produced them: `python -m compnb.competency --profile full --workers 4`.
+
+`workers` > 1 trains runs in parallel processes (spawned; GPUs assigned round-robin, several workers may
+share one GPU). A small model on a big GPU is bound by kernel launches, so parallel runs fill the idle GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from compnb import atomicio, baseline, data, influence, models, training
+from compnb.losses import METHODS
+from compnb.paths import project_root, results_dir
+from compnb.profiles import settings
+from compnb.provenance import run_record
+
+CHAPTER = "03-modified-loss"
+DATASETS = ("sst2", "snli")
+ADVERSARIAL = {"sst2": "adv_sst2", "snli": "adv_mnli"}  # the AdvGLUE set that shares each dataset's labels
+TRAIN_KEYS = ("epochs", "batch_size", "lr", "max_length", "max_train_examples", "max_eval_examples")
+SWEEP_FILE = "sweep.json"
+
+
+def lambdas(profile: str, lam: float | None = None) -> tuple[float, ...]:
+    """The profile's λ grid, plus `lam` (a reader's extra column) when given; sorted, without repeats."""
+    grid = [float(v) for v in settings(CHAPTER, profile)["lams"]]
+    if lam is not None:
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam < float("inf"):
+            raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+        grid.append(float(lam))
+    return tuple(sorted(set(grid)))
+
+
+def config(profile: str, dataset: str, seed: int, params: dict | None = None,
+           model: str = models.DEFAULT_BACKBONE, **overrides) -> training.TrainConfig:
+    """The baseline (`params` None) or the competency run with loss `params` of one dataset and seed."""
+    chosen = settings(CHAPTER, profile)
+    train = {key: chosen[key] for key in TRAIN_KEYS}
+    if isinstance(train["max_train_examples"], dict):
+        train["max_train_examples"] = train["max_train_examples"].get(dataset)
+    train.update(overrides)
+    if params is None:
+        return training.TrainConfig(model=model, dataset=dataset, loss="ce", seed=seed, profile=profile, **train)
+    return training.TrainConfig(model=model, dataset=dataset, loss="competency", loss_params=params, seed=seed,
+                                profile=profile, **train)
+
+
+def grid(profile: str, seed: int, lams: Sequence[float], model: str = models.DEFAULT_BACKBONE,
+         datasets: Sequence[str] = DATASETS, **overrides) -> list[training.TrainConfig]:
+    """Per dataset: the baseline, then every (method, form, λ) competency run, at one seed; the forms are
+    the profile's (all three at full)."""
+    forms = settings(CHAPTER, profile)["forms"]
+    out = []
+    for name in datasets:
+        out.append(config(profile, name, seed, None, model, **overrides))
+        out += [config(profile, name, seed, {"method": m, "form": f, "lam": lam}, model, **overrides)
+                for m, f, lam in itertools.product(METHODS, forms, lams)]
+    return out
+
+
+def label(cfg: training.TrainConfig) -> str:
+    """'baseline' or 'method · form · λ'."""
+    if cfg.loss == "ce":
+        return "baseline"
+    p = cfg.loss_kwargs
+    return f"{p['method']} · {p['form']} · λ={p['lam']:g}"
+
+
+# --------------------------------------------------------------------------- per-run measurements
+
+
+def entropies(model: models.SequenceClassifier, tokenizer, cfg: training.TrainConfig, k: int) -> dict:
+    """Mean entropy (nats) of S and of S's top-k over the run's validation rows, for both saliency methods:
+    {method: {"H": ..., "H_topk": ...}}. S covers the whole input (both texts of a pair), as in the loss."""
+    texts, pairs, labels = baseline.validation_texts(cfg)
+    out = {}
+    for method in METHODS:
+        table = influence.saliency_entropy(model, tokenizer, texts, labels, pairs=pairs, method=method, k=k,
+                                           max_length=cfg.max_length, batch_size=2 * cfg.batch_size)
+        out[method] = {"H": float(table["entropy"].mean()), "H_topk": float(table["entropy_topk"].mean())}
+    return out
+
+
+def initial_entropies(cfg: training.TrainConfig, k: int) -> dict:
+    """`entropies` of the untrained model of the run's seed (pretrained backbone, the head `train` draws),
+    shared by every run of that dataset, seed and evaluation setting; cached beside the runs."""
+    key = {"model": cfg.model, "dataset": cfg.dataset, "seed": cfg.seed, "pooling": cfg.pooling,
+           "max_length": cfg.max_length, "max_eval_examples": cfg.max_eval_examples, "k": k}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    path = training.run_dir(cfg).parent / f"{cfg.dataset}-init-{digest}" / "entropy.json"
+    if path.is_file():
+        return json.loads(path.read_text())["entropy"]
+    set_seed(cfg.seed)
+    model, tokenizer = models.SequenceClassifier.from_pretrained(cfg.model, len(data.spec(cfg.dataset).label_names),
+                                                                 cfg.pooling)
+    result = entropies(model.to(models.best_device()).eval(), tokenizer, cfg, k)
+    atomicio.write_json(path, {"key": key, "entropy": result})
+    return result
+
+
+def measure(folder: Path, k: int = 5) -> dict:
+    """AdvGLUE metrics and S entropies before/after training of one finished run (cached, needs its weights)."""
+    path = Path(folder) / f"competency-k{k}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    model, tokenizer, cfg = training.load_run(folder)
+    adversarial = training.evaluate(folder, ADVERSARIAL[cfg.dataset])
+    result = {"adversarial": {key: adversarial[key] for key in ("dataset", "n", "accuracy", "macro_f1")},
+              "entropy_before": initial_entropies(cfg, k),
+              "entropy_after": entropies(model.to(models.best_device()), tokenizer, cfg, k)}
+    atomicio.write_json(path, result)
+    return result
+
+
+def _measured(folder: Path, k: int, analysed: bool) -> bool:
+    return ((folder / training.FINISHED).is_file() and (folder / f"competency-k{k}.json").is_file()
+            and (not analysed or (folder / f"analysis-k{k}" / "summary.json").is_file()))
+
+
+def train_and_measure(cfg: training.TrainConfig, k: int = 5, analysed: bool = False) -> Path:
+    """Train (or reuse) one run, then `measure` it and, if `analysed`, run chapter 2's analysis on it. A run
+    finished elsewhere whose weights were not kept and whose measurements are missing is retrained."""
+    folder = training.run_dir(cfg)
+    if _measured(folder, k, analysed):
+        return folder
+    weightless = (folder / training.FINISHED).is_file() and not (folder / "model.safetensors").is_file()
+    if weightless:
+        print(f"{folder.name}: finished without its weights, which the measurements need; retraining")
+    folder = training.train(cfg, force=weightless)
+    measure(folder, k)
+    if analysed:
+        baseline.analyse(folder, k)
+    return folder
+
+
+def _init_worker(devices: "multiprocessing.Queue", threads: int) -> None:
+    """Pin this worker to one GPU (if any) before CUDA starts, share the CPU threads, and send its output
+    (per-run progress bars) to `<tmp>/compnb-worker-<pid>.log`, leaving the parent's bar readable."""
+    device = devices.get()
+    if device is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(device)
+    torch.set_num_threads(threads)
+    log = os.open(Path(tempfile.gettempdir()) / f"compnb-worker-{os.getpid()}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+
+
+def _run(configs: list[training.TrainConfig], k: int, analysed_seed: int, workers: int, desc: str) -> None:
+    """`train_and_measure` every config, in `workers` parallel processes when > 1. A failed run does not stop
+    the others; the failures are raised together at the end."""
+    todo = [c for c in configs if not _measured(training.run_dir(c), k, c.seed == analysed_seed)]
+    if not todo:
+        return
+    if workers == 1:
+        for c in tqdm(todo, desc=desc):
+            train_and_measure(c, k, c.seed == analysed_seed)
+        return
+    context = multiprocessing.get_context("spawn")
+    gpus = torch.cuda.device_count()
+    devices = context.Queue()
+    for i in range(workers):
+        devices.put(i % gpus if gpus else None)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    failures = []
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(devices, threads)) as pool:
+        futures = {pool.submit(train_and_measure, c, k, c.seed == analysed_seed): c for c in todo}
+        for future in tqdm(as_completed(futures), total=len(futures), desc=desc):
+            if future.exception() is not None:
+                failures.append(f"{training.run_dir(futures[future]).name}: {future.exception()!r}")
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(todo)} runs failed:\n" + "\n".join(failures))
+
+
+def best_lams(records: list[dict]) -> dict[tuple[str, str, str], float]:
+    """(dataset, method, form) → the λ with the best validation accuracy at the first seed (ties: smaller λ)."""
+    first = min(r["config"].seed for r in records)
+    best: dict[tuple[str, str, str], tuple[float, float]] = {}
+    for r in records:
+        c = r["config"]
+        if c.loss == "ce" or c.seed != first:
+            continue
+        p, acc = c.loss_kwargs, r["metrics"]["validation"]["accuracy"]
+        key = (c.dataset, p["method"], p["form"])
+        if key not in best or (acc, -p["lam"]) > (best[key][1], -best[key][0]):
+            best[key] = (p["lam"], acc)
+    return {key: lam for key, (lam, _) in best.items()}
+
+
+def _record(cfg: training.TrainConfig, k: int, analysed: bool) -> dict:
+    folder = training.run_dir(cfg)
+    return {"config": cfg, "run_dir": folder, "metrics": json.loads((folder / training.FINISHED).read_text()),
+            "measures": json.loads((folder / f"competency-k{k}.json").read_text()),
+            "analysis": baseline.analyse(folder, k) if analysed else None}
+
+
+def plan(profile: str, model: str = models.DEFAULT_BACKBONE, lam: float | None = None,
+         seeds: Sequence[int] | None = None, **overrides) -> tuple[list[training.TrainConfig], tuple[int, ...]]:
+    """(stage-1 configs, seeds) of the sweep."""
+    seeds = tuple(seeds) if seeds is not None else tuple(settings(CHAPTER, profile)["seeds"])
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    return grid(profile, seeds[0], lambdas(profile, lam), model, **overrides), seeds
+
+
+def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, lam: float | None = None,
+            seeds: Sequence[int] | None = None, k: int = 5, workers: int = 1, **overrides) -> list[dict]:
+    """Both stages of the sweep (cached); one record per run: config, run_dir, metrics, measures, analysis."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    stage1, seeds = plan(profile, model, lam, seeds, **overrides)
+    _run(stage1, k, seeds[0], workers, "grid, first seed")
+    records = [_record(c, k, True) for c in stage1]
+    stage2 = [config(profile, d, seed, params, model, **overrides)
+              for d in dict.fromkeys(c.dataset for c in stage1) for seed in seeds[1:]
+              for params in [None] + [{"method": m, "form": f, "lam": lam_}
+                                      for (d_, m, f), lam_ in best_lams(records).items() if d_ == d]]
+    _run(stage2, k, seeds[0], workers, "best λ, more seeds")
+    return records + [_record(c, k, False) for c in stage2]
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def runs_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per run: its configuration, validation and AdvGLUE scores, entropies of its own S (the
+    baseline's: gradient S) before and after training, and its training step time."""
+    rows = []
+    for r in records:
+        c, m, meas = r["config"], r["metrics"], r["measures"]
+        p = c.loss_kwargs
+        method = p.get("method", "gradient")
+        rows.append({"dataset": c.dataset, "config": label(c), "method": p.get("method", "—"),
+                     "form": p.get("form", "—"), "lam": p.get("lam", 0.0), "seed": c.seed,
+                     "accuracy": m["validation"]["accuracy"], "macro_f1": m["validation"]["macro_f1"],
+                     "adv_dataset": meas["adversarial"]["dataset"],
+                     "adv_accuracy": meas["adversarial"]["accuracy"], "adv_macro_f1": meas["adversarial"]["macro_f1"],
+                     "S": method, "H_topk_before": meas["entropy_before"][method]["H_topk"],
+                     "H_topk_after": meas["entropy_after"][method]["H_topk"],
+                     "H_before": meas["entropy_before"][method]["H"], "H_after": meas["entropy_after"][method]["H"],
+                     "ms_per_step": 1000 * m["train_time_s"] / max(m["steps"], 1), "wall_s": m["wall_time_s"],
+                     "device": m.get("device", "")})
+    frame = pd.DataFrame(rows)
+    plain = frame[frame["config"] == "baseline"].set_index(["dataset", "seed"])["ms_per_step"]
+    frame["step_ratio"] = frame["ms_per_step"] / plain.reindex(list(zip(frame["dataset"], frame["seed"]))).to_numpy()
+    return frame
+
+
+def sweep_summary(profile: str) -> dict | None:
+    """The wall time and setting of the last sweep that trained something at `profile` (None if none did)."""
+    path = results_dir(profile, CHAPTER) / SWEEP_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="train, evaluate and analyse chapter 3's competency-loss sweep")
+    parser.add_argument("--profile", default="full")
+    parser.add_argument("--model", default=models.DEFAULT_BACKBONE)
+    parser.add_argument("--lam", type=float, default=None, help="an extra λ column beside the profile's grid")
+    parser.add_argument("--workers", type=int, default=1, help="parallel training processes (default 1)")
+    args = parser.parse_args(argv)
+    _, seeds = plan(args.profile, args.model, args.lam)
+    before = {p.name for p in (project_root() / "results" / args.profile / "runs").glob("*")}
+    start = time.perf_counter()
+    records = run_all(args.profile, args.model, args.lam, workers=args.workers)
+    wall = time.perf_counter() - start
+    trained = [r for r in records if r["run_dir"].name not in before]
+    if trained:
+        devices = sorted({r["metrics"].get("device", "") for r in trained})
+        atomicio.write_json(results_dir(args.profile, CHAPTER) / SWEEP_FILE, run_record(
+            {"profile": args.profile, "model": args.model, "lam": args.lam, "workers": args.workers,
+             "runs": len(records), "runs_trained": len(trained), "wall_time_s": wall, "devices": devices},
+            seeds[0], [data.source_of(data.load(d, "validation")) for d in DATASETS]))
+    frame = runs_frame(records)
+    print(frame[["dataset", "config", "seed", "accuracy", "adv_accuracy", "H_topk_after", "step_ratio"]]
+          .to_string(index=False, float_format="%.3f"))
+    print(f"{len(records)} runs ({len(trained)} trained now) in {wall:.0f} s with {args.workers} worker(s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Chapter 3's tables and figures, from `competency.runs_frame` (one row per run)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from scipy import stats
+
+from compnb.evaluation import seed_summary
+
+METRICS = {"accuracy": "acc", "macro_f1": "F1", "adv_accuracy": "adv acc", "adv_macro_f1": "adv F1"}
+
+
+def first_seed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the first seed: the full grid."""
+    return frame[frame["seed"] == frame["seed"].min()]
+
+
+def grid_table(frame: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", "macro_f1")) -> pd.DataFrame:
+    """The paper's table layout at the first seed: a row per (dataset, method, form), a column per (λ, metric).
+    λ = 0 is the baseline in every row: the competency loss with λ = 0 is plain cross-entropy, exactly."""
+    rows = first_seed(frame)
+    plain = rows[rows["config"] == "baseline"].set_index("dataset")
+    tuned = rows[rows["config"] != "baseline"]
+    wide = tuned.pivot_table(index=["dataset", "method", "form"], columns="lam", values=list(metrics))
+    for metric in metrics:
+        wide[(metric, 0.0)] = [plain.loc[d, metric] for d in wide.index.get_level_values("dataset")]
+    wide = wide.swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
+    wide.columns = pd.MultiIndex.from_tuples([(f"λ = {lam:g}", METRICS[m]) for lam, m in wide.columns])
+    return wide
+
+
+def style_grid(table: pd.DataFrame):
+    """3 decimals, the best cell of each row's first metric in bold."""
+    return table.style.format("{:.3f}").highlight_max(axis=1, props="font-weight: bold",
+                                                      subset=[c for c in table.columns if c[1] == table.columns[0][1]])
+
+
+def _interval(values: list[float]) -> tuple[float, float, float]:
+    s = seed_summary(values)
+    return s["mean"], s["low"], s["high"]
+
+
+def seed_comparison(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset: the baseline and every configuration run at more than one seed (each form's best λ), with
+    mean and Student-t 95% interval over seeds of validation and AdvGLUE accuracy, and the difference to the
+    baseline paired by seed (same seed, same validation rows): mean, interval and two-sided paired-t p."""
+    rows = []
+    for dataset, part in frame.groupby("dataset", sort=False):
+        plain = part[part["config"] == "baseline"].set_index("seed")
+        seeded = part.groupby("config", sort=False).filter(lambda g: len(g) > 1)
+        for name, runs in seeded.groupby("config", sort=False):
+            runs = runs.set_index("seed").sort_index()
+            row = {"dataset": dataset, "config": name, "seeds": ", ".join(map(str, runs.index))}
+            for metric in ("accuracy", "adv_accuracy"):
+                mean, low, high = _interval(runs[metric].tolist())
+                row |= {METRICS[metric]: mean, f"{METRICS[metric]} 95% CI": f"[{low:.3f}, {high:.3f}]"}
+                if name == "baseline":
+                    row |= {f"Δ {METRICS[metric]}": 0.0, f"Δ {METRICS[metric]} 95% CI": "", f"p ({METRICS[metric]})": np.nan}
+                    continue
+                common = runs.index.intersection(plain.index)
+                delta = (runs.loc[common, metric] - plain.loc[common, metric]).tolist()
+                mean, low, high = _interval(delta)
+                p = float(stats.ttest_rel(runs.loc[common, metric], plain.loc[common, metric]).pvalue)
+                row |= {f"Δ {METRICS[metric]}": mean, f"Δ {METRICS[metric]} 95% CI": f"[{low:+.3f}, {high:+.3f}]",
+                        f"p ({METRICS[metric]})": p}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def best_configs(comparison: pd.DataFrame) -> dict[str, str]:
+    """Dataset → the competency configuration with the highest mean validation accuracy over its seeds."""
+    tuned = comparison[comparison["config"] != "baseline"]
+    return {d: part.loc[part["acc"].idxmax(), "config"] for d, part in tuned.groupby("dataset", sort=False)}
+
+
+def significance_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:
+    """One Markdown line per (dataset, configuration) saying which differences to the baseline are significant."""
+    lines = []
+    for _, row in table[table["config"] != "baseline"].iterrows():
+        parts = []
+        for metric in ("acc", "adv acc"):
+            p, delta = row[f"p ({metric})"], row[f"Δ {metric}"]
+            verdict = "significant" if p < alpha else "not significant"
+            where = "validation" if metric == "acc" else "AdvGLUE"
+            parts.append(f"{where} {delta:+.3f} {row[f'Δ {metric} 95% CI']} (p = {p:.2g}, {verdict})")
+        lines.append(f"- **{row['dataset']}, {row['config']}** (seeds {row['seeds']}): " + "; ".join(parts) + ".")
+    return "\n".join(lines) if lines else "No configuration was run at more than one seed."
+
+
+def entropy_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """First seed: mean entropy (nats) of each run's own S on validation, over all tokens and over the top k,
+    before (the untrained model) and after training; the baseline is shown with gradient S."""
+    rows = first_seed(frame)
+    return rows[["dataset", "config", "S", "H_before", "H_after", "H_topk_before", "H_topk_after"]].rename(columns={
+        "H_before": "H(S) before", "H_after": "H(S) after", "H_topk_before": "H(top-k) before",
+        "H_topk_after": "H(top-k) after"}).reset_index(drop=True)
+
+
+def plot_sweep(frame: pd.DataFrame) -> plt.Figure:
+    """Validation accuracy and mean top-k entropy of S after training against λ, per dataset (first seed);
+    one line per (method, form), the baseline dotted."""
+    rows = first_seed(frame)
+    tuned = rows[rows["config"] != "baseline"]
+    datasets = list(dict.fromkeys(rows["dataset"]))
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(9, 3.2 * len(datasets)), squeeze=False)
+    for i, dataset in enumerate(datasets):
+        part, plain = tuned[tuned["dataset"] == dataset], rows[(rows["dataset"] == dataset) & (rows["config"] == "baseline")]
+        for ax, column, name in ((axes[i, 0], "accuracy", "validation accuracy"),
+                                 (axes[i, 1], "H_topk_after", "H(top-k of S) after, nats")):
+            sns.lineplot(part, x="lam", y=column, hue="form", style="method", markers=True, ax=ax,
+                         legend=(i == 0 and column == "accuracy"))
+            ax.axhline(plain[column].iloc[0], color="0.3", ls=":", lw=1.5, label="baseline")
+            ax.set(xlabel="λ", ylabel=f"{name} ({dataset})")
+    if axes[0, 0].get_legend() is not None:
+        sns.move_legend(axes[0, 0], "lower left", fontsize="small", frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def cost_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and configuration (first seed): milliseconds per training step and the ratio to plain
+    training of the same dataset and seed, with the device."""
+    rows = first_seed(frame)
+    return rows[["dataset", "config", "ms_per_step", "step_ratio", "wall_s", "device"]].rename(columns={
+        "ms_per_step": "ms / step", "step_ratio": "× plain step", "wall_s": "run wall time (s)"}).reset_index(drop=True)
+
+
+def sweep_sentence(summary: dict | None, frame: pd.DataFrame) -> str:
+    """The recorded wall time of the sweep (from `competency.sweep_summary`) and the summed run times."""
+    total = frame["wall_s"].sum()
+    runs = f"The {len(frame)} runs took {total / 60:.1f} minutes of run time in all (sum of their wall times)."
+    if summary is None:
+        return runs + " No sweep wall time was recorded at this profile (it is recorded by `python -m compnb.competency`)."
+    p = summary["params"]
+    return (f"{runs} The sweep that trained them, `python -m compnb.competency --profile {p['profile']} "
+            f"--workers {p['workers']}`, trained {p['runs_trained']} of {p['runs']} runs in "
+            f"**{p['wall_time_s'] / 60:.1f} minutes** of wall time on {', '.join(p['devices'])} "
+            f"(commit {str(summary['git'].get('commit'))[:10]}).")
