@@ -211,3 +211,23 @@ def test_word_scores_sum_subwords_and_skip_special_tokens():
     torch.testing.assert_close(scores.grad, torch.tensor([[0.0, 1, 1, 1, 0], [0, 1, 0, 0, 0]]))
     with pytest.raises(ValueError):
         word_scores(scores, [[None, 0]])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_checkpointed_mask_chunks_give_the_same_scores_and_parameter_gradients(kind):
+    """max_batch with differentiable=True recomputes each chunk in the backward; the model is left in train
+    mode with dropout on, so a recompute that forgot eval mode would give other gradients."""
+    ids, mask, labels = tiny_batch(kind)
+    grads = []
+    for max_batch in (None, 3):
+        model = tiny_model(kind, dropout=0.3).train()
+        torch.manual_seed(1)
+        scores = MaskSaliency(model).attribute(ids, mask, labels, max_batch=max_batch, differentiable=True)
+        (scores ** 2).sum().backward()
+        assert model.training
+        grads.append((scores.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (whole, g_whole), (chunked, g_chunked) = grads
+    torch.testing.assert_close(chunked, whole)
+    assert len(g_whole) == len(g_chunked) > 0
+    for a, b in zip(g_whole, g_chunked):
+        torch.testing.assert_close(b, a)

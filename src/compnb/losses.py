@@ -7,7 +7,8 @@
   * `gradient`: softmax of the per-token L2 norms of ∂CE/∂(input embedding), computed on the training
     forward itself (dropout included) with `create_graph=True`, so one forward serves CE and S;
   * `mask`: softmax of |p(label) − p(label | token dropped from the attention mask)| from
-    `compnb.saliency.MaskSaliency` (eval mode, all masked copies in one batched forward).
+    `compnb.saliency.MaskSaliency` (eval mode, all masked copies batched, in checkpointed chunks of
+    `MASK_CHUNK` copies so that memory does not grow with batch × length).
 - S_topk: the k largest entries of each row, renormalised; H: their entropy in nats (at most log k),
   averaged over the batch. CE is the batch mean.
 - F, with a = CE and b = λ·H: `inverse` a / b, with H clamped below at `H_FLOOR` nats so the loss stays
@@ -30,6 +31,7 @@ from compnb.training import Batch, cross_entropy, model_inputs, register_loss
 FORMS = ("inverse", "exp_subtract", "subtract")
 METHODS = ("gradient", "mask")
 H_FLOOR = 1e-3  # nats; the inverse form divides by λ·max(H, H_FLOOR)
+MASK_CHUNK = 1024  # masked copies per checkpointed chunk of the mask method (bounds its activation memory)
 DEFAULTS = {"lam": 0.1, "form": "subtract", "method": "gradient", "k": 5}
 
 
@@ -95,7 +97,7 @@ def mask_s(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Te
     """(logits (B, classes) of the training forward, S (B, T) from mask saliency, differentiable)."""
     logits = model(**model_inputs(batch))
     scores = MaskSaliency(_unwrapped(model)).attribute(batch["input_ids"], batch["attention_mask"], batch["labels"],
-                                                       differentiable=True)
+                                                       max_batch=MASK_CHUNK, differentiable=True)
     return logits, masked_softmax(_full(scores), batch["attention_mask"])
 
 

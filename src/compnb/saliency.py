@@ -20,11 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.checkpoint import checkpoint
 
 from .models import SequenceClassifier
 
@@ -89,6 +91,11 @@ class MaskSaliency:
     def __init__(self, model: SequenceClassifier):
         self.model = model
 
+    def _eval_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits (B, classes) with dropout off (a checkpoint's recompute runs this again, also in eval mode)."""
+        with _analysis_mode(self.model, False):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask)
+
     def attribute(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, *,
                   special_tokens_mask: torch.Tensor | None = None, max_batch: int | None = None,
                   differentiable: bool = False) -> torch.Tensor:
@@ -98,7 +105,10 @@ class MaskSaliency:
         given; those and padding get 0. The batch and all its masked copies (one row per scored token) go
         through one batched forward, split into chunks of at most `max_batch` rows when that is set.
         Dropping a token also drops it from the pooling ('mean' averages fewer tokens, 'last' moves back).
-        Single backward only, so fused SDPA stays on; `differentiable=True` keeps the graphs of all copies.
+        Single backward only, so fused SDPA stays on; `differentiable=True` keeps the graph. With both
+        `differentiable=True` and `max_batch`, each chunk is checkpointed: its activations are recomputed
+        (in eval mode, as in the forward) during the backward instead of being kept, so memory stays at about
+        one chunk's, for one more forward of the copies.
         """
         if max_batch is not None and max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
@@ -110,9 +120,10 @@ class MaskSaliency:
         ids = torch.cat([input_ids, input_ids[rows]])
         masks = torch.cat([attention_mask, dropped])
         step = max_batch or len(ids)
-        with _analysis_mode(self.model, False), torch.set_grad_enabled(differentiable):
-            logits = torch.cat([self.model(input_ids=ids[i:i + step], attention_mask=masks[i:i + step])
-                                for i in range(0, len(ids), step)])
+        forward = (partial(checkpoint, self._eval_forward, use_reentrant=False) if differentiable and max_batch
+                   else self._eval_forward)
+        with torch.set_grad_enabled(differentiable):
+            logits = torch.cat([forward(ids[i:i + step], masks[i:i + step]) for i in range(0, len(ids), step)])
         probs = _at_label(logits.softmax(dim=-1), torch.cat([labels, labels[rows]]))
         full, without = probs[:len(input_ids)], probs[len(input_ids):]
         scores = probs.new_zeros(input_ids.shape)
