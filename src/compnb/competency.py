@@ -213,6 +213,7 @@ def best_lams(records: list[dict]) -> dict[tuple[str, str, str], float]:
 
 
 def _record(cfg: training.TrainConfig, k: int, analysed: bool) -> dict:
+    """A run's record; its analysis (if `analysed`) read from the cache."""
     folder = training.run_dir(cfg)
     return {"config": cfg, "run_dir": folder, "metrics": json.loads((folder / training.FINISHED).read_text()),
             "measures": json.loads((folder / f"competency-k{k}.json").read_text()),
@@ -229,13 +230,15 @@ def plan(profile: str, model: str = models.DEFAULT_BACKBONE, lam: float | None =
 
 
 def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, lam: float | None = None,
-            seeds: Sequence[int] | None = None, k: int = 5, workers: int = 1, **overrides) -> list[dict]:
-    """Both stages of the sweep (cached); one record per run: config, run_dir, metrics, measures, analysis."""
+            seeds: Sequence[int] | None = None, k: int = 5, workers: int = 1, read_analyses: bool = True,
+            **overrides) -> list[dict]:
+    """Both stages of the sweep (cached); one record per run: config, run_dir, metrics, measures, analysis
+    (chapter 2's, for first-seed runs when `read_analyses`, else None)."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     stage1, seeds = plan(profile, model, lam, seeds, **overrides)
     _run(stage1, k, seeds[0], workers, "grid, first seed")
-    records = [_record(c, k, True) for c in stage1]
+    records = [_record(c, k, read_analyses) for c in stage1]
     stage2 = [config(profile, d, seed, params, model, **overrides)
               for d in dict.fromkeys(c.dataset for c in stage1) for seed in seeds[1:]
               for params in [None] + [{"method": m, "form": f, "lam": lam_}
@@ -287,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     _, seeds = plan(args.profile, args.model, args.lam)
     before = {p.name for p in (project_root() / "results" / args.profile / "runs").glob("*")}
     start = time.perf_counter()
-    records = run_all(args.profile, args.model, args.lam, workers=args.workers)
+    records = run_all(args.profile, args.model, args.lam, workers=args.workers, read_analyses=False)
     wall = time.perf_counter() - start
     trained = [r for r in records if r["run_dir"].name not in before]
     if trained:
