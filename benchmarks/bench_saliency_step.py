@@ -1,7 +1,8 @@
 """Benchmark: the cost of a training step that backpropagates through gradient saliency, relative to a
 plain cross-entropy step, all variants measured in one run on the same batch and model.
 
-    python benchmarks/bench_saliency_step.py [--batch 64] [--length 64] [--iters 30] [--epoch]
+    python benchmarks/bench_saliency_step.py [--dataset sst2|snli] [--batch 64] [--length 64] [--iters 30]
+        [--epoch] [--json results/full/03-modified-loss/step-benchmark-sst2.json]
 
 - plain:  forward, CE, backward, AdamW step;
 - naive:  plain forward for CE plus a second, eval-mode forward inside `GradientSaliency.attribute(
@@ -24,13 +25,15 @@ import argparse
 import json
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from compnb import data, losses, training
+from compnb import atomicio, data, losses, training
 from compnb.models import SequenceClassifier
+from compnb.provenance import git_state
 from compnb.saliency import GradientSaliency, masked_softmax
 
 
@@ -39,14 +42,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--iters", type=int, default=30)
+    parser.add_argument("--dataset", choices=("sst2", "snli"), default="sst2",
+                        help="the text of the batch: SST-2 sentences or SNLI premise/hypothesis pairs")
     parser.add_argument("--epoch", action="store_true", help="also time one epoch of SST-2 train")
+    parser.add_argument("--json", type=Path, default=None, help="also write the timings to this JSON file")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model, tok = SequenceClassifier.from_pretrained(num_labels=2)
+    spec = data.spec(args.dataset)
+    model, tok = SequenceClassifier.from_pretrained(num_labels=len(spec.label_names))
     model.to(device).train()
-    ds = data.load("sst2", "train")
-    enc = tok(data.column(ds, "sentence")[: args.batch * 4], truncation=True, max_length=args.length,
-              padding="max_length", return_tensors="pt")
+    ds = data.load(args.dataset, "train")
+    texts = [data.column(ds, f)[: args.batch] for f in spec.text_fields]
+    enc = tok(*texts, truncation=True, max_length=args.length, padding="longest", return_tensors="pt")
     ids, mask = enc["input_ids"][: args.batch].to(device), enc["attention_mask"][: args.batch].to(device)
     labels = torch.as_tensor(data.column(ds, "label")[: args.batch], device=device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -114,9 +121,15 @@ def main() -> None:
                                                          ("shared", shared), ("loss:gradient", competency("gradient")),
                                                          ("loss:mask", competency("mask")))}
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-    print(f"{name}, MiniLM-L6, batch {args.batch} × {args.length} tokens, {args.iters} timed steps")
+    shape = f"{args.dataset} batch {args.batch} × {ids.shape[1]} tokens ({int(mask.sum())} real)"
+    print(f"{name}, MiniLM-L6, {shape}, {args.iters} timed steps")
     for key, ms in times.items():
         print(f"  {key:13s} {ms:8.2f} ms/step   ×{ms / times['plain']:.2f} of plain")
+    if args.json is not None:
+        atomicio.write_json(args.json, {"device": name, "dataset": args.dataset, "batch": args.batch,
+                                        "tokens": ids.shape[1], "real_tokens": int(mask.sum()), "iters": args.iters,
+                                        "ms_per_step": times, "ratio": {k: v / times["plain"] for k, v in times.items()},
+                                        "git": git_state()})
     if args.epoch:
         print(one_epoch())
 
