@@ -31,3 +31,4 @@ def test_profiles():
     assert profiles.settings("01-artifact-mining", "smoke")["max_examples"] > 0
     with pytest.raises(ValueError, match="unknown profile 'medium'; allowed: smoke, full"):
         profiles.check_profile("medium")
+

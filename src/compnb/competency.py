@@ -6,7 +6,7 @@ first seed. Stage 2 picks, per dataset, method and form, the λ with the best fi
 the weights are at hand, each run is scored on its AdvGLUE set and the entropies of both saliency
 distributions S are measured on validation, before (the initial model of that seed) and after training:
 `<run>/competency-k<k>.json`. First-seed runs are also analysed like chapter 2's (`<run>/analysis-k<k>/`,
-the paper's Figure 4). Everything is cached, so the chapter renders from results on any machine once a GPU
+the paper's Figure 4; the chapter reads only its `summary.json`). Everything is cached, so the chapter renders from results on any machine once a GPU
 has produced them: `python -m compnb.competency --profile full --workers 4`.
 
 `workers` > 1 trains runs in parallel processes (spawned; GPUs assigned round-robin, several workers may
@@ -213,11 +213,13 @@ def best_lams(records: list[dict]) -> dict[tuple[str, str, str], float]:
 
 
 def _record(cfg: training.TrainConfig, k: int, analysed: bool) -> dict:
-    """A run's record; its analysis (if `analysed`) read from the cache."""
+    """A run's record; with `analysed`, the summary of its chapter-2 analysis (the per-word tables are not
+    read, and are not committed for competency runs)."""
     folder = training.run_dir(cfg)
+    summary = folder / f"analysis-k{k}" / "summary.json"
     return {"config": cfg, "run_dir": folder, "metrics": json.loads((folder / training.FINISHED).read_text()),
             "measures": json.loads((folder / f"competency-k{k}.json").read_text()),
-            "analysis": baseline.analyse(folder, k) if analysed else None}
+            "analysis": {"summary": json.loads(summary.read_text())} if analysed else None}
 
 
 def plan(profile: str, model: str = models.DEFAULT_BACKBONE, lam: float | None = None,

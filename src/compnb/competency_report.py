@@ -43,6 +43,13 @@ def _interval(values: list[float]) -> tuple[float, float, float]:
     return s["mean"], s["low"], s["high"]
 
 
+def _paired_p(delta: list[float]) -> float:
+    """Two-sided paired-t p-value of per-seed differences; without spread, 1 if they are all 0, else 0."""
+    if np.ptp(delta) == 0:
+        return 1.0 if delta[0] == 0 else 0.0
+    return float(stats.ttest_1samp(delta, 0.0).pvalue)
+
+
 def seed_comparison(frame: pd.DataFrame) -> pd.DataFrame:
     """Per dataset: the baseline and every configuration run at more than one seed (each form's best λ), with
     mean and Student-t 95% interval over seeds of validation and AdvGLUE accuracy, and the difference to the
@@ -63,17 +70,19 @@ def seed_comparison(frame: pd.DataFrame) -> pd.DataFrame:
                 common = runs.index.intersection(plain.index)
                 delta = (runs.loc[common, metric] - plain.loc[common, metric]).tolist()
                 mean, low, high = _interval(delta)
-                p = float(stats.ttest_rel(runs.loc[common, metric], plain.loc[common, metric]).pvalue)
+                p = _paired_p(delta)
                 row |= {f"Δ {METRICS[metric]}": mean, f"Δ {METRICS[metric]} 95% CI": f"[{low:+.3f}, {high:+.3f}]",
                         f"p ({METRICS[metric]})": p}
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def best_configs(comparison: pd.DataFrame) -> dict[str, str]:
-    """Dataset → the competency configuration with the highest mean validation accuracy over its seeds."""
-    tuned = comparison[comparison["config"] != "baseline"]
-    return {d: part.loc[part["acc"].idxmax(), "config"] for d, part in tuned.groupby("dataset", sort=False)}
+def best_configs(comparison: pd.DataFrame) -> dict[str, list[str]]:
+    """Dataset → per saliency method, the configuration with the highest mean validation accuracy over seeds."""
+    tuned = comparison[comparison["config"] != "baseline"].assign(
+        method=lambda t: t["config"].str.split(" · ").str[0])
+    best = tuned.loc[tuned.groupby(["dataset", "method"], sort=False)["acc"].idxmax()]
+    return {d: part["config"].tolist() for d, part in best.groupby("dataset", sort=False)}
 
 
 def significance_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:
@@ -88,6 +97,35 @@ def significance_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:
             parts.append(f"{where} {delta:+.3f} {row[f'Δ {metric} 95% CI']} (p = {p:.2g}, {verdict})")
         lines.append(f"- **{row['dataset']}, {row['config']}** (seeds {row['seeds']}): " + "; ".join(parts) + ".")
     return "\n".join(lines) if lines else "No configuration was run at more than one seed."
+
+
+def entropy_sentences(frame: pd.DataFrame, k: int = 5) -> str:
+    """Per dataset (first seed): how far the gradient loss moved H(top-k of S) from the baseline's, and how
+    close the mask method's S is to uniform before and after training (log k is the maximum)."""
+    rows, lines = first_seed(frame), []
+    for dataset, part in rows.groupby("dataset", sort=False):
+        plain = part[part["config"] == "baseline"].iloc[0]
+        grad, mask = part[part["method"] == "gradient"], part[part["method"] == "mask"]
+        if len(grad):
+            lines.append(f"- **{dataset}, gradient saliency:** after training, the mean H(top-{k}) of S is "
+                         f"{grad['H_topk_after'].min():.3f}–{grad['H_topk_after'].max():.3f} nats across forms "
+                         f"and λ, against {plain['H_topk_after']:.3f} for the baseline (and "
+                         f"{plain['H_topk_before']:.3f} before training; the maximum is log {k} = {np.log(k):.3f}).")
+        if len(mask):
+            lines.append(f"- **{dataset}, mask saliency:** H(top-{k}) is already "
+                         f"{mask['H_topk_before'].iloc[0]:.3f} nats before training and "
+                         f"{mask['H_topk_after'].min():.3f}–{mask['H_topk_after'].max():.3f} after: within "
+                         f"{np.log(k) - mask['H_topk_after'].min():.3f} of uniform.")
+    return "\n".join(lines)
+
+
+def isolated_costs(benchmarks: list[dict]) -> pd.DataFrame:
+    """Step times of `benchmarks/bench_saliency_step.py --json` runs: one row per run, ms per plain step and
+    the ratio of each competency-loss method to it."""
+    return pd.DataFrame([{"dataset": b["dataset"], "batch": f"{b['batch']} × {b['tokens']} tokens",
+                          "device": b["device"], "plain ms / step": b["ms_per_step"]["plain"],
+                          "gradient × plain": b["ratio"]["loss:gradient"], "mask × plain": b["ratio"]["loss:mask"],
+                          "commit": str(b["git"].get("commit"))[:10]} for b in benchmarks])
 
 
 def entropy_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -114,8 +152,10 @@ def plot_sweep(frame: pd.DataFrame) -> plt.Figure:
                          legend=(i == 0 and column == "accuracy"))
             ax.axhline(plain[column].iloc[0], color="0.3", ls=":", lw=1.5, label="baseline")
             ax.set(xlabel="λ", ylabel=f"{name} ({dataset})")
+    handles, names = axes[0, 0].get_legend_handles_labels()
     if axes[0, 0].get_legend() is not None:
-        sns.move_legend(axes[0, 0], "lower left", fontsize="small", frameon=False)
+        axes[0, 0].get_legend().remove()
+    fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -135,7 +175,7 @@ def sweep_sentence(summary: dict | None, frame: pd.DataFrame) -> str:
     if summary is None:
         return runs + " No sweep wall time was recorded at this profile (it is recorded by `python -m compnb.competency`)."
     p = summary["params"]
-    return (f"{runs} The sweep that trained them, `python -m compnb.competency --profile {p['profile']} "
-            f"--workers {p['workers']}`, trained {p['runs_trained']} of {p['runs']} runs in "
-            f"**{p['wall_time_s'] / 60:.1f} minutes** of wall time on {', '.join(p['devices'])} "
-            f"(commit {str(summary['git'].get('commit'))[:10]}).")
+    return (f"{runs} The last invocation of the sweep, `python -m compnb.competency --profile {p['profile']} "
+            f"--workers {p['workers']}` (commit {str(summary['git'].get('commit'))[:10]}), trained "
+            f"{p['runs_trained']} of the {p['runs']} runs in {p['wall_time_s'] / 60:.1f} minutes of wall time on "
+            f"{', '.join(p['devices'])}; earlier invocations, if any, trained the rest.")

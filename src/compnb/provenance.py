@@ -38,10 +38,11 @@ def git_state(root: Path | None = None) -> dict[str, str | bool | None]:
             return None
         return out.stdout.strip() if out.returncode == 0 else None
 
-    commit = git("rev-parse", "HEAD")
-    if commit is None and os.environ.get("COMPNB_GIT_COMMIT"):
-        # a copy of the work tree without .git (a remote GPU machine): the launcher states the commit
+    if os.environ.get("COMPNB_GIT_COMMIT"):
+        # a copied work tree (a remote GPU machine), whose .git may be missing or stale: the launcher states
+        # the commit it copied, and that wins
         return {"commit": os.environ["COMPNB_GIT_COMMIT"], "dirty": None, "from": "COMPNB_GIT_COMMIT"}
+    commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 

@@ -70,7 +70,8 @@ def influence_verdicts(table: pd.DataFrame, alpha: float = 0.05) -> str:
         direction = "over" if row["observed"] > row["expected"] else "under"
         verdict = ("the over-representation is significant" if row["p-value"] < alpha
                    else "the paper's hypothesis of over-representation is not supported")
-        lines.append(f"- **{row['dataset']}** (seed {row['seed']}): {row['observed']:,} artifacts in "
+        run = f"{row['dataset']}, {row['config']}" if "config" in row else row["dataset"]
+        lines.append(f"- **{run}** (seed {row['seed']}): {row['observed']:,} artifacts in "
                      f"{row['top-k slots']:,} top-{row['k']} slots against {row['expected']:,.0f} expected "
                      f"(ratio {row['observed / expected']:.2f}, 95% interval of the count "
                      f"[{row['observed low']:,.0f}, {row['observed high']:,.0f}]): artifacts are "
