@@ -34,7 +34,7 @@ IG_METHODS = ("riemann_right", "gausslegendre")
 
 
 @contextmanager
-def _analysis_mode(model: SequenceClassifier, double_backward: bool) -> Iterator[None]:
+def analysis_mode(model: SequenceClassifier, double_backward: bool) -> Iterator[None]:
     """Eval mode, plus the MATH SDPA backend when a double backward will follow; restores train/eval flags."""
     modes = [(module, module.training) for module in model.modules()]
     model.eval()
@@ -76,7 +76,7 @@ class GradientSaliency:
         The loss is the sum of per-example CE, so each row's gradient is that example's own.
         """
         mask = attention_mask.bool()
-        with _analysis_mode(self.model, differentiable), torch.enable_grad():
+        with analysis_mode(self.model, differentiable), torch.enable_grad():
             embeds = _gradable(self.model.embeddings(input_ids), differentiable)
             logits = self.model(inputs_embeds=embeds, attention_mask=attention_mask)
             loss = F.cross_entropy(logits, labels, reduction="sum")
@@ -93,7 +93,7 @@ class MaskSaliency:
 
     def _eval_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Logits (B, classes) with dropout off (a checkpoint's recompute runs this again, also in eval mode)."""
-        with _analysis_mode(self.model, False):
+        with analysis_mode(self.model, False):
             return self.model(input_ids=input_ids, attention_mask=attention_mask)
 
     def attribute(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, *,
@@ -166,7 +166,7 @@ class IntegratedGradients:
         alphas, weights = (torch.as_tensor(a, dtype=self.model.embeddings.weight.dtype, device=input_ids.device)
                            for a in _quadrature(method, n_steps))
         batch, tokens = input_ids.shape
-        with _analysis_mode(self.model, differentiable), torch.enable_grad():
+        with analysis_mode(self.model, differentiable), torch.enable_grad():
             x = self.model.embeddings(input_ids)
             x = x if differentiable else x.detach()
             base = torch.as_tensor(baselines, dtype=x.dtype, device=x.device).expand_as(x)
@@ -178,7 +178,7 @@ class IntegratedGradients:
         attributions = ((x - base) * mean_grads).sum(-1).masked_fill(~attention_mask.bool(), 0.0)
         if not return_completeness_gap:
             return attributions
-        with _analysis_mode(self.model, False), torch.set_grad_enabled(differentiable):
+        with analysis_mode(self.model, False), torch.set_grad_enabled(differentiable):
             ends = self.model(inputs_embeds=torch.cat([x, base]), attention_mask=attention_mask.repeat(2, 1))
         at_input, at_baseline = _at_label(ends, labels.repeat(2)).view(2, batch)
         return attributions, (attributions.sum(-1) - (at_input - at_baseline)).abs()
