@@ -32,10 +32,20 @@ def grid_table(frame: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", "mac
     return wide
 
 
+CELL_PADDING = [{"selector": "td, th", "props": "padding: 0.15em 0.6em"}]
+
+
 def style_grid(table: pd.DataFrame):
-    """3 decimals, the best cell of each row's first metric in bold."""
-    return table.style.format("{:.3f}").highlight_max(axis=1, props="font-weight: bold",
-                                                      subset=[c for c in table.columns if c[1] == table.columns[0][1]])
+    """3 decimals, the best cell of each row's first metric in bold, padded cells."""
+    return (table.style.format("{:.3f}").set_table_styles(CELL_PADDING)
+            .highlight_max(axis=1, props="font-weight: bold", subset=[c for c in table.columns if c[1] == table.columns[0][1]]))
+
+
+def style_comparison(table: pd.DataFrame):
+    """The seed comparison for the book: 3 decimals, p-values to 2 significant digits, padded cells."""
+    p_columns = [c for c in table.columns if c.startswith("p (")]
+    return (table.style.format(precision=3, na_rep="").format("{:.2g}", subset=p_columns, na_rep="")
+            .set_table_styles(CELL_PADDING).hide())
 
 
 def _interval(values: list[float]) -> tuple[float, float, float]:
