@@ -87,3 +87,22 @@ def test_offline_shared_data_matches_the_manifest():
     assert len(data.load("adv_mnli_mismatched", "validation")) == 162
     test = data.load("snli", "test")
     assert len(test) == 2000 and data.source_of(test)["sample"]
+
+
+def test_from_parquet_checks_columns_and_labels(tmp_path):
+    import pandas as pd
+
+    from compnb.data import DataNotFoundError, from_parquet
+
+    good = tmp_path / "good.parquet"
+    pd.DataFrame({"premise": ["a b", "c d"], "hypothesis": ["e", "f"], "label": [0, 2], "idx": [1, 2]}).to_parquet(good)
+    ds = from_parquet(good, "snli")
+    assert ds.column_names == ["premise", "hypothesis", "label"] and ds.features["label"].names[2] == "contradiction"
+    pd.DataFrame({"premise": ["a"], "label": [0]}).to_parquet(tmp_path / "short.parquet")
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['hypothesis'\]"):
+        from_parquet(tmp_path / "short.parquet", "snli")
+    pd.DataFrame({"sentence": ["a"], "label": [3]}).to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(ValueError, match=r"has labels \[3\]; allowed for sst2: 0..1"):
+        from_parquet(tmp_path / "bad.parquet", "sst2")
+    with pytest.raises(DataNotFoundError, match="no Parquet file"):
+        from_parquet(tmp_path / "none.parquet", "sst2")

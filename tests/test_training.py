@@ -349,3 +349,24 @@ def test_competency_loss_trains_through_the_loop_and_logs_its_entropy(world, tmp
     curve = metrics(folder)["train_loss"]
     assert all(0 <= e["H_topk"] <= np.log(5) + 1e-6 for e in curve)
     assert all(e["loss"] == pytest.approx(e["ce"] - 0.5 * e["H_topk"], abs=1e-5) for e in curve)
+
+
+def test_extra_training_rows_join_the_run_and_pin_their_content(world, tmp_path):
+    extra = tmp_path / "extra.parquet"
+    _sentences(40, 7).to_parquet(extra)
+    plain = config(world, epochs=1)
+    more = config(world, epochs=1, extra_train=str(extra))
+    assert "extra_train" not in plain.to_dict() and more.extra_train_sha256 and more.run_id() != plain.run_id()
+    assert TrainConfig.from_dict(more.to_dict()) == more
+    folder = train(more, runs_root=tmp_path / "runs")
+    assert metrics(folder)["train_examples"] == 192 + 40
+    assert [s["split"] for s in json.loads((folder / "run.json").read_text())["data_sources"]] == \
+        ["train", "extra", "validation"]
+    saved = more.to_dict()
+    _sentences(41, 7).to_parquet(extra)  # the file changes: the saved config no longer matches it
+    with pytest.raises(ValueError, match="has changed since this config was made"):
+        TrainConfig.from_dict(saved)
+    with pytest.raises(ValueError, match="extra_train must be a Parquet file"):
+        config(world, extra_train=str(tmp_path / "missing.parquet"))
+    with pytest.raises(ValueError, match="extra_train_sha256 must be null when extra_train is"):
+        config(world, extra_train_sha256="abc")

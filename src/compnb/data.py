@@ -197,6 +197,23 @@ def load(name: str, split: str, *, seed: int = 0, search_paths: list[Path] | Non
 
 
 
+def from_parquet(path: str | Path, name: str, split: str = "extra") -> datasets.Dataset:
+    """Rows of dataset `name`'s schema (its text fields and an integer label) from a Parquet file, e.g. an
+    adversarial set to train on; a ValueError names a missing column or a label outside the dataset's."""
+    s, path = spec(name), Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"no Parquet file at {str(path)!r}; write the extra rows there first")
+    frame = pd.read_parquet(path)
+    missing = [c for c in (*s.text_fields, "label") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{str(path)!r} lacks column(s) {missing}; {name} rows need {[*s.text_fields, 'label']}")
+    bad = sorted(set(frame["label"].tolist()) - set(range(len(s.label_names))))
+    if bad:
+        raise ValueError(f"{str(path)!r} has labels {bad}; allowed for {name}: 0..{len(s.label_names) - 1}")
+    frame = frame[[*s.text_fields, "label"]]
+    return _to_dataset(frame, s, DataSource(name, split, "local", str(path), len(frame)))
+
+
 def column(ds: datasets.Dataset, name: str) -> list:
     """Column `name` of `ds` as a Python list, read straight from Arrow (datasets' own row iteration is slow)."""
     if name not in ds.column_names:

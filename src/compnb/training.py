@@ -49,7 +49,8 @@ LossFn = Callable[[torch.nn.Module, Batch, dict[str, Any]], tuple[torch.Tensor, 
 LOSSES: dict[str, LossFn] = {}
 LOSS_PARAMS: dict[str, tuple[str, ...]] = {}
 LOSS_CHECKS: dict[str, Callable[[dict[str, Any]], Any]] = {}
-BUILTIN_LOSS_MODULES = ("compnb.losses",)  # imported on first use, so their losses are registered
+BUILTIN_LOSS_MODULES = ("compnb.losses",)
+EXTRA_FIELDS = ("extra_train", "extra_train_sha256")  # omitted from to_dict while None (stable run ids)  # imported on first use, so their losses are registered
 
 
 def register_loss(name: str, *, params: Sequence[str] = (),
@@ -91,7 +92,11 @@ def cross_entropy(model: torch.nn.Module, batch: Batch, params: dict[str, Any]):
 class TrainConfig:
     """Everything that defines a run; `run_id()` hashes it. `loss_params` (a dict or pairs) is kept as sorted
     pairs so the config stays hashable. `patience` counts evaluations (each epoch end and, if set, every
-    `eval_every` steps) without a better validation accuracy; None disables early stopping."""
+    `eval_every` steps) without a better validation accuracy; None disables early stopping. `extra_train`
+    names a Parquet file of more training rows (`compnb.data.from_parquet`; a path relative to the project
+    root, or absolute), added to the (subsampled) training split; its sha256 is part of the config, so a
+    changed file is a different run, and a saved config whose file has changed is refused. The two extra
+    fields are left out of `to_dict` while unset, so configs without them hash as before they existed."""
 
     model: str = models.DEFAULT_BACKBONE
     dataset: str = "sst2"
@@ -113,6 +118,8 @@ class TrainConfig:
     max_grad_norm: float | None = 1.0
     pooling: str | None = None
     profile: str = "full"
+    extra_train: str | None = None
+    extra_train_sha256: str | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, allowed: str) -> None:
@@ -158,6 +165,18 @@ class TrainConfig:
         if self.loss in LOSS_CHECKS:  # validates, and fills in defaults so equal runs hash equally
             params = LOSS_CHECKS[self.loss](params)
         object.__setattr__(self, "loss_params", tuple(sorted(params.items())))
+        if self.extra_train is None:
+            if self.extra_train_sha256 is not None:
+                bad("extra_train_sha256", "null when extra_train is")
+            return
+        path = extra_train_path(self.extra_train)
+        if not path.is_file():
+            bad("extra_train", "a Parquet file (relative to the project root, or absolute)")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if self.extra_train_sha256 not in (None, digest):
+            raise ValueError(f"extra_train {self.extra_train!r} has changed since this config was made (sha256 "
+                             f"{digest[:12]}…, recorded {str(self.extra_train_sha256)[:12]}…)")
+        object.__setattr__(self, "extra_train_sha256", digest)
 
     @property
     def loss_kwargs(self) -> dict[str, Any]:
@@ -165,7 +184,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (self.loss_kwargs if f.name == "loss_params" else getattr(self, f.name))
-                for f in fields(self)}
+                for f in fields(self) if not (f.name in EXTRA_FIELDS and getattr(self, f.name) is None)}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
@@ -188,6 +207,12 @@ class TrainConfig:
         """First 12 hex digits of the sha256 of the canonical (sorted, compact) JSON of the config."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def extra_train_path(name: str) -> Path:
+    """`name` as a path: absolute as given, else relative to the project root."""
+    path = Path(name)
+    return path if path.is_absolute() else project_root() / path
 
 
 def run_dir(config: TrainConfig, runs_root: str | Path | None = None) -> Path:
@@ -452,6 +477,11 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     start, spec = time.perf_counter(), data.spec(config.dataset)
     train_ds = data.subsample(data.load(config.dataset, "train"), config.max_train_examples, config.seed)
     val_ds = validation_set(config)
+    sources = [data.source_of(train_ds), data.source_of(val_ds)]
+    if config.extra_train is not None:
+        extra = data.from_parquet(extra_train_path(config.extra_train), config.dataset)
+        sources.insert(1, data.source_of(extra))
+        train_ds = datasets.concatenate_datasets([train_ds.select_columns(extra.column_names), extra])
     set_seed(config.seed)
     model, tokenizer = models.SequenceClassifier.from_pretrained(config.model, len(spec.label_names), config.pooling)
     train_enc, val_enc = (encode(tokenizer, ds, spec.text_fields, config.max_length) for ds in (train_ds, val_ds))
@@ -563,7 +593,6 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
         }
         _save_weights(folder / "model.safetensors", accelerator.get_state_dict(model))
         atomicio.atomic_write(folder / "val_probs.npy", lambda f: np.save(f, probs))
-        sources = [data.source_of(train_ds), data.source_of(val_ds)]
         atomicio.write_json(folder / "run.json", run_record(config.to_dict(), config.seed, sources))
         atomicio.write_json(folder / FINISHED, metrics)
         shutil.rmtree(folder / CHECKPOINT, ignore_errors=True)
