@@ -9,8 +9,7 @@ distributions S are measured on validation, before (the initial model of that se
 the paper's Figure 4; the chapter reads only its `summary.json`). Everything is cached, so the chapter renders from results on any machine once a GPU
 has produced them: `python -m compnb.competency --profile full --workers 4`.
 
-`workers` > 1 trains runs in parallel processes (spawned; GPUs assigned round-robin, several workers may
-share one GPU). A small model on a big GPU is bound by kernel launches, so parallel runs fill the idle GPU.
+`workers` > 1 trains runs in parallel processes (`compnb.parallel`; several may share one GPU).
 """
 
 from __future__ import annotations
@@ -19,21 +18,14 @@ import argparse
 import hashlib
 import itertools
 import json
-import multiprocessing
-import os
-import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import torch
 from accelerate.utils import set_seed
-from tqdm.auto import tqdm
 
-from compnb import atomicio, baseline, data, influence, models, training
+from compnb import atomicio, baseline, data, influence, models, parallel, training
 from compnb.losses import METHODS
 from compnb.paths import project_root, results_dir
 from compnb.profiles import settings
@@ -158,43 +150,12 @@ def train_and_measure(cfg: training.TrainConfig, k: int = 5, analysed: bool = Fa
     return folder
 
 
-def _init_worker(devices: "multiprocessing.Queue", threads: int) -> None:
-    """Pin this worker to one GPU (if any) before CUDA starts, share the CPU threads, and send its output
-    (per-run progress bars) to `<tmp>/compnb-worker-<pid>.log`, leaving the parent's bar readable."""
-    device = devices.get()
-    if device is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(device)
-    torch.set_num_threads(threads)
-    log = os.open(Path(tempfile.gettempdir()) / f"compnb-worker-{os.getpid()}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-
-
 def _run(configs: list[training.TrainConfig], k: int, analysed_seed: int, workers: int, desc: str) -> None:
-    """`train_and_measure` every config, in `workers` parallel processes when > 1. A failed run does not stop
-    the others; the failures are raised together at the end."""
+    """`train_and_measure` every config not yet measured, in `workers` parallel processes when > 1."""
     todo = [c for c in configs if not _measured(training.run_dir(c), k, c.seed == analysed_seed)]
-    if not todo:
-        return
-    if workers == 1:
-        for c in tqdm(todo, desc=desc):
-            train_and_measure(c, k, c.seed == analysed_seed)
-        return
-    context = multiprocessing.get_context("spawn")
-    gpus = torch.cuda.device_count()
-    devices = context.Queue()
-    for i in range(workers):
-        devices.put(i % gpus if gpus else None)
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    failures = []
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(devices, threads)) as pool:
-        futures = {pool.submit(train_and_measure, c, k, c.seed == analysed_seed): c for c in todo}
-        for future in tqdm(as_completed(futures), total=len(futures), desc=desc):
-            if future.exception() is not None:
-                failures.append(f"{training.run_dir(futures[future]).name}: {future.exception()!r}")
-    if failures:
-        raise RuntimeError(f"{len(failures)} of {len(todo)} runs failed:\n" + "\n".join(failures))
+    if todo:
+        parallel.run_jobs(train_and_measure, [(c, k, c.seed == analysed_seed) for c in todo], workers, desc,
+                          [training.run_dir(c).name for c in todo])
 
 
 def best_lams(records: list[dict]) -> dict[tuple[str, str, str], float]:
@@ -236,7 +197,7 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, lam: float | Non
             **overrides) -> list[dict]:
     """Both stages of the sweep (cached); one record per run: config, run_dir, metrics, measures, analysis
     (chapter 2's, for first-seed runs when `read_analyses`, else None)."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:  # before any training
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     stage1, seeds = plan(profile, model, lam, seeds, **overrides)
     _run(stage1, k, seeds[0], workers, "grid, first seed")

@@ -1,0 +1,61 @@
+"""Run independent jobs in parallel worker processes, each pinned to a GPU (round-robin) when there are any.
+
+A small model on a big GPU is bound by kernel launches, so several training processes sharing one GPU
+fill it; with several GPUs the workers spread over them. Workers are spawned (CUDA-safe), share the CPU
+threads, and write their own output to `<tmp>/compnb-worker-<pid>.log` so the parent's bar stays readable.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+
+def _init_worker(devices: "multiprocessing.Queue", threads: int) -> None:
+    device = devices.get()
+    if device is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(device)
+    torch.set_num_threads(threads)
+    log = os.open(Path(tempfile.gettempdir()) / f"compnb-worker-{os.getpid()}.log",
+                  os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+
+
+def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, desc: str,
+             names: Sequence[str] | None = None) -> list[Any]:
+    """`fn(*job)` for every job, in order of `jobs`: in this process when `workers` is 1, else in `workers`
+    spawned processes (`fn` must be importable). A failed job does not stop the others; the failures are
+    raised together at the end, named by `names` (default: the job's index)."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    names = list(names) if names is not None else [str(i) for i in range(len(jobs))]
+    if workers == 1:
+        return [fn(*job) for job in tqdm(jobs, desc=desc)]
+    context = multiprocessing.get_context("spawn")
+    gpus = torch.cuda.device_count()
+    devices = context.Queue()
+    for i in range(workers):
+        devices.put(i % gpus if gpus else None)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    results, failures = [None] * len(jobs), []
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(devices, threads)) as pool:
+        futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
+        for future in tqdm(as_completed(futures), total=len(futures), desc=desc):
+            i = futures[future]
+            if future.exception() is not None:
+                failures.append(f"{names[i]}: {future.exception()!r}")
+            else:
+                results[i] = future.result()
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(jobs)} jobs failed:\n" + "\n".join(failures))
+    return results
