@@ -232,3 +232,22 @@ def test_bad_inputs_raise_value_error_naming_the_value(call, needle):
     with pytest.raises(ValueError) as info:
         call()
     assert needle in str(info.value)
+
+
+def test_macro_f1_matches_sklearn_and_its_batched_bootstrap_matches_a_loop():
+    from sklearn.metrics import f1_score
+
+    from compnb.evaluation import _draw_indices, bootstrap_ci, macro_f1
+
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        n = int(rng.integers(1, 40))
+        y, p = rng.integers(0, 3, n), rng.integers(0, 3, n)
+        assert macro_f1(y, p) == pytest.approx(f1_score(y, p, average="macro", zero_division=0.0))
+    y, probs = rng.integers(0, 3, 60), rng.dirichlet(np.ones(3), 60)
+    result = bootstrap_ci(y, probs, macro_f1, n_resamples=300, seed=5)
+    idx = _draw_indices(60, 300, 5)
+    classes = np.union1d(y, probs.argmax(1))
+    loop = [f1_score(y[r], probs.argmax(1)[r], labels=classes, average="macro", zero_division=0.0) for r in idx]
+    low, high = np.quantile(loop, [0.025, 0.975])
+    assert (result["low"], result["high"]) == (pytest.approx(low), pytest.approx(high))

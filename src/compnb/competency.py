@@ -224,7 +224,7 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
         rows.append({"dataset": c.dataset, "config": label(c), "method": p.get("method", "—"),
                      "form": p.get("form", "—"), "lam": p.get("lam", 0.0), "seed": c.seed,
                      "accuracy": m["validation"]["accuracy"], "macro_f1": m["validation"]["macro_f1"],
-                     "adv_dataset": meas["adversarial"]["dataset"],
+                     "adv_dataset": meas["adversarial"]["dataset"], "adv_n": meas["adversarial"]["n"],
                      "adv_accuracy": meas["adversarial"]["accuracy"], "adv_macro_f1": meas["adversarial"]["macro_f1"],
                      "S": method, "H_topk_before": meas["entropy_before"][method]["H_topk"],
                      "H_topk_after": meas["entropy_after"][method]["H_topk"],

@@ -53,10 +53,10 @@ def _interval(values: list[float]) -> tuple[float, float, float]:
     return s["mean"], s["low"], s["high"]
 
 
-def _paired_p(delta: list[float]) -> float:
+def paired_p(delta: list[float]) -> float:
     """Two-sided paired-t p-value of per-seed differences; without spread, 1 if they are all 0, else 0."""
-    if np.ptp(delta) == 0:
-        return 1.0 if delta[0] == 0 else 0.0
+    if np.ptp(delta) < 1e-12:  # no spread (up to rounding): the t statistic is undefined
+        return 1.0 if abs(delta[0]) < 1e-12 else 0.0
     return float(stats.ttest_1samp(delta, 0.0).pvalue)
 
 
@@ -80,7 +80,7 @@ def seed_comparison(frame: pd.DataFrame) -> pd.DataFrame:
                 common = runs.index.intersection(plain.index)
                 delta = (runs.loc[common, metric] - plain.loc[common, metric]).tolist()
                 mean, low, high = _interval(delta)
-                p = _paired_p(delta)
+                p = paired_p(delta)
                 row |= {f"Δ {METRICS[metric]}": mean, f"Δ {METRICS[metric]} 95% CI": f"[{low:+.3f}, {high:+.3f}]",
                         f"p ({METRICS[metric]})": p}
             rows.append(row)

@@ -203,15 +203,21 @@ def from_parquet(path: str | Path, name: str, split: str = "extra") -> datasets.
     s, path = spec(name), Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"no Parquet file at {str(path)!r}; write the extra rows there first")
-    frame = pd.read_parquet(path)
+    return from_frame(pd.read_parquet(path), name, split, str(path))
+
+
+def from_frame(frame: pd.DataFrame, name: str, split: str = "extra", location: str = "in memory") -> datasets.Dataset:
+    """`frame`'s text fields and label as a `datasets.Dataset` of dataset `name`'s schema; a ValueError names
+    a missing column or a label outside the dataset's."""
+    s = spec(name)
     missing = [c for c in (*s.text_fields, "label") if c not in frame.columns]
     if missing:
-        raise ValueError(f"{str(path)!r} lacks column(s) {missing}; {name} rows need {[*s.text_fields, 'label']}")
+        raise ValueError(f"{location!r} lacks column(s) {missing}; {name} rows need {[*s.text_fields, 'label']}")
     bad = sorted(set(frame["label"].tolist()) - set(range(len(s.label_names))))
     if bad:
-        raise ValueError(f"{str(path)!r} has labels {bad}; allowed for {name}: 0..{len(s.label_names) - 1}")
-    frame = frame[[*s.text_fields, "label"]]
-    return _to_dataset(frame, s, DataSource(name, split, "local", str(path), len(frame)))
+        raise ValueError(f"{location!r} has labels {bad}; allowed for {name}: 0..{len(s.label_names) - 1}")
+    frame = frame[[*s.text_fields, "label"]].reset_index(drop=True)
+    return _to_dataset(frame, s, DataSource(name, split, "local", location, len(frame)))
 
 
 def column(ds: datasets.Dataset, name: str) -> list:

@@ -123,6 +123,25 @@ def accuracy(labels: np.ndarray, preds_or_probs: np.ndarray) -> float:
     return float(accuracy_score(y, _hard(_check_preds_or_probs(preds_or_probs, y, "preds_or_probs"))))
 
 
+def _macro_f1_rows(y: np.ndarray, pred: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Macro F1 of each row of y, pred (B, n) over `classes`; a class absent from both scores 0."""
+    f1 = []
+    for c in classes:
+        is_pred, is_true = pred == c, y == c
+        tp = (is_pred & is_true).sum(-1)
+        wrong = (is_pred ^ is_true).sum(-1)  # false positives + false negatives
+        f1.append(np.where(2 * tp + wrong > 0, 2 * tp / np.maximum(2 * tp + wrong, 1), 0.0))
+    return np.mean(f1, axis=0)
+
+
+def macro_f1(labels: np.ndarray, preds_or_probs: np.ndarray) -> float:
+    """Unweighted mean of per-class F1 over the classes of `labels` and of the predictions (sklearn's
+    `f1_score(average="macro", zero_division=0)`); labels (n,), preds_or_probs (n,) or (n, c)."""
+    y = _check_labels(labels)
+    pred = _hard(_check_preds_or_probs(preds_or_probs, y, "preds_or_probs"))
+    return float(_macro_f1_rows(y[None], pred[None], np.union1d(y, pred))[0])
+
+
 def _bin_stats(labels: np.ndarray, probs: np.ndarray, n_bins: int) -> tuple[np.ndarray, ...]:
     """Per-bin (edges, count, mean confidence, accuracy) for validated inputs; empty bins give NaN."""
     conf = probs.max(axis=1)
@@ -265,9 +284,13 @@ def seed_summary(values: Sequence[float], confidence: float = 0.95) -> dict:
 
 
 def _resample_scores(metric: Metric, labels: np.ndarray, outputs: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """metric on every resample; idx (B, n) row indices drawn once. `accuracy` runs batched."""
+    """metric on every resample; idx (B, n) row indices drawn once. `accuracy` and `macro_f1` run batched
+    (`macro_f1` over the classes of the full data, as a resample may miss one)."""
     if metric is accuracy:
         return (_hard(outputs)[idx] == labels[idx]).mean(axis=1)
+    if metric is macro_f1:
+        pred = _hard(outputs)
+        return _macro_f1_rows(labels[idx], pred[idx], np.union1d(labels, pred))
     return np.array([metric(labels[rows], outputs[rows]) for rows in idx], dtype=np.float64)
 
 

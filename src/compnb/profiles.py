@@ -25,6 +25,15 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
                  "epochs": 1, "batch_size": 64, "lr": 1e-4, "max_length": 64,
                  "max_train_examples": {"sst2": 16000, "snli": None}, "max_eval_examples": None},
     },
+    # the attack pool is SNLI test (max_pool rows), split by premise; per_class: the paper's 5,000
+    "04-adversarial-eval": {
+        "smoke": {"seeds": (0, 1), "epochs": 1, "batch_size": 8, "lr": 5e-5, "max_length": 48,
+                  "max_train_examples": 96, "max_eval_examples": 48, "max_pool": 60, "heldout_fraction": 0.5,
+                  "per_class": 8},
+        "full": {"seeds": (0, 1, 2), "epochs": 2, "batch_size": 64, "lr": 1e-4, "max_length": 128,
+                 "max_train_examples": None, "max_eval_examples": None, "max_pool": None,
+                 "heldout_fraction": 0.5, "per_class": 5000},
+    },
 }
 
 

@@ -1,0 +1,180 @@
+"""Chapter 4's tables and figures, from `adversarial_eval.run_all` records (one per seed and model kind)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from scipy import stats
+from sklearn.metrics import precision_recall_fscore_support
+
+from compnb import adversarial
+from compnb.competency_report import paired_p
+from compnb.evaluation import accuracy, bootstrap_ci, macro_f1, seed_summary
+
+LABELS = ("entailment", "neutral", "contradiction")
+
+
+def scores(records: list[dict], n_resamples: int = 2000) -> pd.DataFrame:
+    """One row per (seed, kind, set): n, accuracy and macro F1 with 95% percentile-bootstrap intervals."""
+    rows = []
+    for r in records:
+        for name, probs in r["probs"].items():
+            y = r["sets"][name]["label"].to_numpy()
+            acc = bootstrap_ci(y, probs, accuracy, n_resamples=n_resamples)
+            f1 = bootstrap_ci(y, probs, macro_f1, n_resamples=n_resamples)
+            rows.append({"seed": r["seed"], "kind": r["kind"], "set": name, "n": len(y),
+                         "accuracy": acc["estimate"], "acc low": acc["low"], "acc high": acc["high"],
+                         "macro_f1": f1["estimate"], "f1 low": f1["low"], "f1 high": f1["high"]})
+    return pd.DataFrame(rows)
+
+
+def seed_means(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (kind, set): mean accuracy and macro F1 over seeds with Student-t 95% intervals."""
+    rows = []
+    for (kind, name), part in table.groupby(["kind", "set"], sort=False):
+        row = {"model": kind, "set": name, "n": int(part["n"].iloc[0]), "seeds": len(part)}
+        for metric in ("accuracy", "macro_f1"):
+            s = seed_summary(part[metric].tolist())
+            row |= {metric: s["mean"], f"{metric} 95% CI": f"[{s['low']:.3f}, {s['high']:.3f}]"}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def gains(table: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy differences paired by seed, per set: retrained − baseline (leak-free gain), leaky − baseline
+    (the paper's setting) and leaky − retrained (what the leak adds); mean, t interval, paired-t p."""
+    wide = table.pivot_table(index=["set", "seed"], columns="kind", values="accuracy")
+    rows = []
+    for name, part in wide.groupby(level="set", sort=False):
+        for label, a, b in (("retrained − baseline (leak-free)", "retrained", "baseline"),
+                            ("leaky − baseline (paper's setting)", "leaky", "baseline"),
+                            ("leaky − retrained (the leak)", "leaky", "retrained")):
+            delta = (part[a] - part[b]).tolist()
+            s = seed_summary(delta)
+            p = paired_p(delta)
+            rows.append({"set": name, "difference": label, "Δ accuracy": s["mean"],
+                         "95% CI": f"[{s['low']:+.3f}, {s['high']:+.3f}]", "p (paired t)": p, "seeds": len(delta)})
+    return pd.DataFrame(rows)
+
+
+def plot_scores(table: pd.DataFrame, seed: int) -> plt.Figure:
+    """Accuracy with its bootstrap interval per set and model kind, for one seed."""
+    part = table[table["seed"] == seed]
+    sets, kinds = list(dict.fromkeys(part["set"])), list(dict.fromkeys(part["kind"]))
+    fig, ax = plt.subplots(figsize=(1.9 * len(sets) + 1.5, 3.6))
+    width = 0.8 / len(kinds)
+    for i, kind in enumerate(kinds):
+        rows = part[part["kind"] == kind].set_index("set").loc[sets]
+        x = np.arange(len(sets)) + (i - (len(kinds) - 1) / 2) * width
+        ax.errorbar(x, rows["accuracy"], yerr=[rows["accuracy"] - rows["acc low"], rows["acc high"] - rows["accuracy"]],
+                    fmt="o", capsize=3, label=kind)
+    ax.set_xticks(np.arange(len(sets)), [f"{s}\n(n = {int(part[part['set'] == s]['n'].iloc[0])})" for s in sets])
+    ax.set(xlabel="evaluation set", ylabel=f"accuracy (seed {seed}, 95% bootstrap)")
+    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def attack_summary(records: list[dict]) -> pd.DataFrame:
+    """Per seed: the baseline's accuracy on the evaluation half before and after the attack, and the share of
+    its correct predictions the one-token attack flips."""
+    rows = []
+    for r in records:
+        if r["kind"] != "baseline":
+            continue
+        y = r["sets"]["clean"]["label"].to_numpy()
+        clean, attacked = r["probs"]["clean"].argmax(1), r["probs"]["attacked"].argmax(1)
+        rows.append({"seed": r["seed"], "pairs": len(y), "clean accuracy": float((clean == y).mean()),
+                     "attacked accuracy": float((attacked == y).mean()),
+                     "correct flipped by the attack": float(((clean == y) & (attacked != y)).sum() / max((clean == y).sum(), 1))})
+    return pd.DataFrame(rows)
+
+
+def draws(folder: Path) -> pd.DataFrame:
+    """What the class-balanced draws could take, per training set and seed (from the draws' JSON files)."""
+    rows = []
+    for path in sorted(folder.glob("train-*-s*.json")):
+        meta = json.loads(path.read_text())
+        kind, seed = path.stem.split("-")[1], int(path.stem.rsplit("-s", 1)[1])
+        rows.append({"set": kind, "seed": seed, "asked per class": meta["per_class"],
+                     **{f"drawn {LABELS[int(k)]}": v for k, v in meta["drawn"].items()}})
+    return pd.DataFrame(rows)
+
+
+def per_class(records: list[dict], seed: int, negation, ambiguity, long_words: int) -> pd.DataFrame:
+    """On the clean evaluation half, per subset (all, negation, ambiguity, long) and class: precision, recall and
+    F1 of the baseline and the leak-free retrained model of one seed; a subset without pairs is left out."""
+    chosen = {r["kind"]: r for r in records if r["seed"] == seed and r["kind"] in ("baseline", "retrained")}
+    frame = chosen["baseline"]["sets"]["clean"]
+    masks = {"all": np.ones(len(frame), bool),
+             **adversarial.subsets(frame["premise"].tolist(), frame["hypothesis"].tolist(), negation, ambiguity,
+                                   long_words)}
+    y, rows = frame["label"].to_numpy(), []
+    for subset, mask in masks.items():
+        if not mask.any():  # an empty subset has no scores
+            continue
+        for kind, r in chosen.items():
+            pred = r["probs"]["clean"].argmax(1)[mask]
+            p, rc, f, support = precision_recall_fscore_support(y[mask], pred, labels=[0, 1, 2], zero_division=0.0)
+            rows += [{"subset": subset, "pairs": int(mask.sum()), "model": kind, "class": LABELS[c],
+                      "precision": p[c], "recall": rc[c], "F1": f[c], "support": int(support[c])} for c in range(3)]
+    return pd.DataFrame(rows)
+
+
+def error_shares(records: list[dict], seed: int, negation, ambiguity, long_words: int) -> pd.DataFrame:
+    """Per subset of the clean evaluation half: errors fixed, introduced and remaining from baseline to the
+    leak-free retrained model (one seed), as shares of the subset's pairs; empty subsets are left out."""
+    chosen = {r["kind"]: r for r in records if r["seed"] == seed and r["kind"] in ("baseline", "retrained")}
+    frame = chosen["baseline"]["sets"]["clean"]
+    masks = {"all": np.ones(len(frame), bool),
+             **adversarial.subsets(frame["premise"].tolist(), frame["hypothesis"].tolist(), negation, ambiguity,
+                                   long_words)}
+    y = frame["label"].to_numpy()
+    before, after = (chosen[k]["probs"]["clean"].argmax(1) for k in ("baseline", "retrained"))
+    rows = []
+    for subset, mask in masks.items():
+        if not mask.any():
+            continue
+        counts = adversarial.error_changes(y[mask], before[mask], after[mask])
+        rows += [{"subset": f"{subset} (n = {int(mask.sum())})", "change": change,
+                  "share of pairs": count / max(int(mask.sum()), 1)} for change, count in counts.items()]
+    return pd.DataFrame(rows)
+
+
+def plot_error_shares(shares: pd.DataFrame) -> plt.Axes:
+    """Stacked-free grouped bars of fixed / introduced / remaining error shares per subset."""
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    sns.barplot(shares, x="subset", y="share of pairs", hue="change", ax=ax)
+    ax.set(xlabel="subset of the clean evaluation half", ylabel="share of the subset's pairs")
+    ax.legend(frameon=False, title="error, baseline → retrained")
+    fig.tight_layout()
+    return ax
+
+
+def throughput(records: list[dict]) -> pd.DataFrame:
+    """Per run: training examples, samples/s and optimizer steps/s of training, and the device."""
+    return pd.DataFrame([{"seed": r["seed"], "model": r["kind"], "training examples": r["metrics"]["train_examples"],
+                          "samples/s": r["metrics"]["train_examples_per_s"],
+                          "steps/s": r["metrics"]["steps"] / max(r["metrics"]["train_time_s"], 1e-9),
+                          "device": r["metrics"].get("device", "")} for r in records])
+
+
+def earlier_advglue(runs_csv: Path) -> pd.DataFrame:
+    """AdvGLUE accuracy of chapter 3's first-seed models (its `runs.csv`), with 95% Clopper–Pearson intervals
+    from the set size; chapter 3 kept metrics, not probabilities, so F1 has no interval here."""
+    runs = pd.read_csv(runs_csv)
+    runs = runs[runs["seed"] == runs["seed"].min()]
+    rows = []
+    for _, r in runs.iterrows():
+        n = int(r["adv_n"])
+        correct = round(r["adv_accuracy"] * n)
+        ci = stats.binomtest(correct, n).proportion_ci(0.95, method="exact")
+        rows.append({"trained on": r["dataset"], "config": r["config"], "set": r["adv_dataset"], "n": n,
+                     "accuracy": r["adv_accuracy"], "95% CI": f"[{ci.low:.3f}, {ci.high:.3f}]",
+                     "macro_f1": r["adv_macro_f1"]})
+    return pd.DataFrame(rows)
