@@ -147,11 +147,11 @@ def error_shares(records: list[dict], seed: int, negation, ambiguity, long_words
 
 
 def plot_error_shares(shares: pd.DataFrame) -> plt.Axes:
-    """Stacked-free grouped bars of fixed / introduced / remaining error shares per subset."""
-    fig, ax = plt.subplots(figsize=(7, 3.4))
+    """Grouped bars of fixed / introduced / remaining error shares per subset."""
+    fig, ax = plt.subplots(figsize=(8, 3.4))
     sns.barplot(shares, x="subset", y="share of pairs", hue="change", ax=ax)
     ax.set(xlabel="subset of the clean evaluation half", ylabel="share of the subset's pairs")
-    ax.legend(frameon=False, title="error, baseline → retrained")
+    ax.legend(frameon=False, title="error, baseline → retrained", loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return ax
 
