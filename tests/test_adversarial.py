@@ -4,6 +4,7 @@ or premise token, the arg-max of the gradient score; premise-disjoint splits; ba
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -112,3 +113,27 @@ def test_subsets_and_error_changes_by_hand():
     assert masks["long"].tolist() == [False, True, False]
     assert adversarial.error_changes([0, 1, 2, 0], [1, 1, 0, 0], [0, 2, 0, 0]) == \
         {"fixed": 1, "introduced": 1, "remaining": 1}
+
+
+def test_leak_free_training_rows_never_share_a_premise_with_the_evaluation_half(tmp_path, monkeypatch):
+    from compnb import adversarial_eval
+
+    root = tmp_path / "project"
+    (root / "src" / "compnb").mkdir(parents=True)
+    (root / "_config.yml").write_text("title: test\n")
+    monkeypatch.chdir(root)
+    rng = np.random.default_rng(0)
+    premises = [f"premise {i}" for i in rng.integers(0, 30, size=200)]
+    build, held = adversarial.premise_split(premises, 0.5, 0)
+    half = np.where(np.isin(np.arange(200), held), "evaluation", "build")
+    attacked = pd.DataFrame({"premise": premises, "hypothesis": [f"h {i} [MASK]" for i in range(200)],
+                             "original": [f"h {i} x" for i in range(200)], "label": rng.integers(0, 3, 200),
+                             "half": half})
+    path = adversarial_eval.adv_folder("smoke") / "attacked-s0.parquet"
+    attacked.to_parquet(path)
+    sets = adversarial_eval.training_sets("smoke", 0, path)
+    evaluation = set(attacked.loc[attacked["half"] == "evaluation", "premise"])
+    retrained, leaky = (pd.read_parquet(sets[k]) for k in ("retrained", "leaky"))
+    assert len(retrained) and not set(retrained["premise"]) & evaluation
+    assert set(leaky["premise"]) & evaluation  # the paper's setting does leak
+    assert np.bincount(retrained["label"]).max() <= 8  # the smoke profile's per_class
