@@ -95,8 +95,3 @@ def test_seed_comparison_pairs_seeds_and_matches_scipy():
     verdict = "significant" if row["p (acc)"] < 0.05 else "not significant"
     assert f"(p = {row['p (acc)']:.2g}, {verdict})" in competency_report.significance_sentences(table.reset_index())
 
-
-def testpaired_p_without_spread_is_one_for_no_change_and_zero_for_a_constant_shift():
-    assert competency_report.paired_p([0.0, 0.0, 0.0]) == 1.0
-    assert competency_report.paired_p([0.01, 0.01, 0.01]) == 0.0
-    assert competency_report.paired_p([0.01, -0.02, 0.0]) == pytest.approx(stats.ttest_1samp([0.01, -0.02, 0.0], 0).pvalue)

@@ -251,3 +251,16 @@ def test_macro_f1_matches_sklearn_and_its_batched_bootstrap_matches_a_loop():
     loop = [f1_score(y[r], probs.argmax(1)[r], labels=classes, average="macro", zero_division=0.0) for r in idx]
     low, high = np.quantile(loop, [0.025, 0.975])
     assert (result["low"], result["high"]) == (pytest.approx(low), pytest.approx(high))
+
+
+def test_paired_t_p_matches_scipy_and_handles_no_spread():
+    from scipy import stats
+
+    from compnb.evaluation import paired_t_p
+
+    assert paired_t_p([0.01, -0.02, 0.0]) == pytest.approx(stats.ttest_1samp([0.01, -0.02, 0.0], 0).pvalue)
+    assert paired_t_p([0.0, 0.0, 0.0]) == 1.0
+    assert paired_t_p([0.01, 0.01, 0.01]) == 0.0
+    assert np.isnan(paired_t_p([0.3]))
+    with pytest.raises(ValueError, match="deltas must be a non-empty 1-D array"):
+        paired_t_p([])

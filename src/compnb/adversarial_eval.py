@@ -106,9 +106,13 @@ def evaluation_sets(profile: str, seed: int) -> dict[str, pd.DataFrame]:
     return {name: frame.reset_index(drop=True) for name, frame in sets.items()}
 
 
+def _probs_path(folder: Path, name: str) -> Path:
+    return folder / f"probs-{name}.npy"
+
+
 def score(folder: Path, sets: dict[str, pd.DataFrame]) -> dict[str, np.ndarray]:
     """Probabilities (n, 3) of a finished run on every set, cached as `<run>/probs-<set>.npy`."""
-    paths = {name: folder / f"probs-{name.replace(' ', '_')}.npy" for name in sets}
+    paths = {name: _probs_path(folder, name) for name in sets}
     if not all(p.is_file() for p in paths.values()):
         model, tokenizer, cfg = training.load_run(folder)
         model.to(models.best_device())
@@ -121,7 +125,7 @@ def score(folder: Path, sets: dict[str, pd.DataFrame]) -> dict[str, np.ndarray]:
 
 def _ready(folder: Path, sets: dict[str, pd.DataFrame] | None) -> bool:
     return (folder / training.FINISHED).is_file() and sets is not None and all(
-        (folder / f"probs-{name.replace(' ', '_')}.npy").is_file() for name in sets)
+        _probs_path(folder, name).is_file() for name in sets)
 
 
 def _train_scored(cfg: training.TrainConfig, sets: dict[str, pd.DataFrame] | None) -> Path:
@@ -129,8 +133,7 @@ def _train_scored(cfg: training.TrainConfig, sets: dict[str, pd.DataFrame] | Non
     folder = training.run_dir(cfg)
     if _ready(folder, sets):
         return folder
-    weightless = (folder / training.FINISHED).is_file() and not (folder / "model.safetensors").is_file()
-    folder = training.train(cfg, force=weightless)
+    folder = training.train_with_weights(cfg)
     if sets is not None:
         score(folder, sets)
     return folder
@@ -156,8 +159,9 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, workers: int = 1
     """Every seed of the profile, one worker process per seed when `workers` > 1; one record per (seed, kind):
     seed, kind, run_dir, metrics, probs (set → (n, 3)), and the evaluation sets' frames."""
     seeds = tuple(settings(CHAPTER, profile)["seeds"])
-    parallel.run_jobs(run_seed, [(profile, s, model) for s in seeds], min(workers, len(seeds)) or 1,
-                      "adversarial retraining", [f"seed {s}" for s in seeds])
+    workers = min(parallel.check_workers(workers), len(seeds))
+    parallel.run_jobs(run_seed, [(profile, s, model) for s in seeds], workers, "adversarial retraining",
+                      [f"seed {s}" for s in seeds])
     records = []
     for seed in seeds:
         sets = evaluation_sets(profile, seed)

@@ -13,8 +13,7 @@ from scipy import stats
 from sklearn.metrics import precision_recall_fscore_support
 
 from compnb import adversarial
-from compnb.competency_report import paired_p
-from compnb.evaluation import accuracy, bootstrap_ci, macro_f1, seed_summary
+from compnb.evaluation import accuracy, bootstrap_ci, macro_f1, paired_t_p, seed_summary
 
 LABELS = ("entailment", "neutral", "contradiction")
 
@@ -56,7 +55,7 @@ def gains(table: pd.DataFrame) -> pd.DataFrame:
                             ("leaky − retrained (the leak)", "leaky", "retrained")):
             delta = (part[a] - part[b]).tolist()
             s = seed_summary(delta)
-            p = paired_p(delta)
+            p = paired_t_p(delta)
             rows.append({"set": name, "difference": label, "Δ accuracy": s["mean"],
                          "95% CI": f"[{s['low']:+.3f}, {s['high']:+.3f}]", "p (paired t)": p, "seeds": len(delta)})
     return pd.DataFrame(rows)
@@ -106,15 +105,21 @@ def draws(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def per_class(records: list[dict], seed: int, negation, ambiguity, long_words: int) -> pd.DataFrame:
-    """On the clean evaluation half, per subset (all, negation, ambiguity, long) and class: precision, recall and
-    F1 of the baseline and the leak-free retrained model of one seed; a subset without pairs is left out."""
+def _baseline_and_retrained(records: list[dict], seed: int, negation, ambiguity, long_words: int):
+    """(the seed's baseline and retrained records, clean-half labels (n,), subset name → mask (n,))."""
     chosen = {r["kind"]: r for r in records if r["seed"] == seed and r["kind"] in ("baseline", "retrained")}
     frame = chosen["baseline"]["sets"]["clean"]
     masks = {"all": np.ones(len(frame), bool),
              **adversarial.subsets(frame["premise"].tolist(), frame["hypothesis"].tolist(), negation, ambiguity,
                                    long_words)}
-    y, rows = frame["label"].to_numpy(), []
+    return chosen, frame["label"].to_numpy(), masks
+
+
+def per_class(records: list[dict], seed: int, negation, ambiguity, long_words: int) -> pd.DataFrame:
+    """On the clean evaluation half, per subset (all, negation, ambiguity, long) and class: precision, recall and
+    F1 of the baseline and the leak-free retrained model of one seed; a subset without pairs is left out."""
+    chosen, y, masks = _baseline_and_retrained(records, seed, negation, ambiguity, long_words)
+    rows = []
     for subset, mask in masks.items():
         if not mask.any():  # an empty subset has no scores
             continue
@@ -129,12 +134,7 @@ def per_class(records: list[dict], seed: int, negation, ambiguity, long_words: i
 def error_shares(records: list[dict], seed: int, negation, ambiguity, long_words: int) -> pd.DataFrame:
     """Per subset of the clean evaluation half: errors fixed, introduced and remaining from baseline to the
     leak-free retrained model (one seed), as shares of the subset's pairs; empty subsets are left out."""
-    chosen = {r["kind"]: r for r in records if r["seed"] == seed and r["kind"] in ("baseline", "retrained")}
-    frame = chosen["baseline"]["sets"]["clean"]
-    masks = {"all": np.ones(len(frame), bool),
-             **adversarial.subsets(frame["premise"].tolist(), frame["hypothesis"].tolist(), negation, ambiguity,
-                                   long_words)}
-    y = frame["label"].to_numpy()
+    chosen, y, masks = _baseline_and_retrained(records, seed, negation, ambiguity, long_words)
     before, after = (chosen[k]["probs"]["clean"].argmax(1) for k in ("baseline", "retrained"))
     rows = []
     for subset, mask in masks.items():

@@ -140,10 +140,7 @@ def train_and_measure(cfg: training.TrainConfig, k: int = 5, analysed: bool = Fa
     folder = training.run_dir(cfg)
     if _measured(folder, k, analysed):
         return folder
-    weightless = (folder / training.FINISHED).is_file() and not (folder / "model.safetensors").is_file()
-    if weightless:
-        print(f"{folder.name}: finished without its weights, which the measurements need; retraining")
-    folder = training.train(cfg, force=weightless)
+    folder = training.train_with_weights(cfg)
     measure(folder, k)
     if analysed:
         baseline.analyse(folder, k)
@@ -197,8 +194,7 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, lam: float | Non
             **overrides) -> list[dict]:
     """Both stages of the sweep (cached); one record per run: config, run_dir, metrics, measures, analysis
     (chapter 2's, for first-seed runs when `read_analyses`, else None)."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:  # before any training
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    parallel.check_workers(workers)  # before any training
     stage1, seeds = plan(profile, model, lam, seeds, **overrides)
     _run(stage1, k, seeds[0], workers, "grid, first seed")
     records = [_record(c, k, read_analyses) for c in stage1]

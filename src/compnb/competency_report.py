@@ -6,9 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from scipy import stats
 
-from compnb.evaluation import seed_summary
+from compnb.evaluation import paired_t_p, seed_summary
 
 METRICS = {"accuracy": "acc", "macro_f1": "F1", "adv_accuracy": "adv acc", "adv_macro_f1": "adv F1"}
 
@@ -53,13 +52,6 @@ def _interval(values: list[float]) -> tuple[float, float, float]:
     return s["mean"], s["low"], s["high"]
 
 
-def paired_p(delta: list[float]) -> float:
-    """Two-sided paired-t p-value of per-seed differences; without spread, 1 if they are all 0, else 0."""
-    if np.ptp(delta) < 1e-12:  # no spread (up to rounding): the t statistic is undefined
-        return 1.0 if abs(delta[0]) < 1e-12 else 0.0
-    return float(stats.ttest_1samp(delta, 0.0).pvalue)
-
-
 def seed_comparison(frame: pd.DataFrame) -> pd.DataFrame:
     """Per dataset: the baseline and every configuration run at more than one seed (each form's best λ), with
     mean and Student-t 95% interval over seeds of validation and AdvGLUE accuracy, and the difference to the
@@ -80,7 +72,7 @@ def seed_comparison(frame: pd.DataFrame) -> pd.DataFrame:
                 common = runs.index.intersection(plain.index)
                 delta = (runs.loc[common, metric] - plain.loc[common, metric]).tolist()
                 mean, low, high = _interval(delta)
-                p = paired_p(delta)
+                p = paired_t_p(delta)
                 row |= {f"Δ {METRICS[metric]}": mean, f"Δ {METRICS[metric]} 95% CI": f"[{low:+.3f}, {high:+.3f}]",
                         f"p ({METRICS[metric]})": p}
             rows.append(row)

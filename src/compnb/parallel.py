@@ -30,13 +30,19 @@ def _init_worker(devices: "multiprocessing.Queue", threads: int) -> None:
     os.dup2(log, 2)
 
 
+def check_workers(workers: int) -> int:
+    """`workers` itself, or a ValueError unless it is an integer >= 1."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    return workers
+
+
 def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, desc: str,
              names: Sequence[str] | None = None) -> list[Any]:
     """`fn(*job)` for every job, in order of `jobs`: in this process when `workers` is 1, else in `workers`
     spawned processes (`fn` must be importable). A failed job does not stop the others; the failures are
     raised together at the end, named by `names` (default: the job's index)."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    check_workers(workers)
     names = list(names) if names is not None else [str(i) for i in range(len(jobs))]
     if workers == 1:
         return [fn(*job) for job in tqdm(jobs, desc=desc)]

@@ -602,6 +602,16 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     return folder
 
 
+def train_with_weights(config: TrainConfig) -> Path:
+    """`train`, but a run that finished elsewhere and whose weights were not kept (only its small files were
+    committed) is retrained, so that its weights are at hand for measurements taken after training."""
+    folder = run_dir(config)
+    weightless = (folder / FINISHED).is_file() and not (folder / "model.safetensors").is_file()
+    if weightless:
+        print(f"{folder.name}: finished without its weights, which are needed now; retraining")
+    return train(config, force=weightless)
+
+
 def load_run(folder: str | Path) -> tuple[models.SequenceClassifier, Any, TrainConfig]:
     """(model in eval mode on the CPU, tokenizer, config) of a finished run folder."""
     folder = Path(folder)
