@@ -8,6 +8,7 @@ import pandas as pd
 import seaborn as sns
 
 from compnb.evaluation import paired_t_p, seed_summary
+from compnb.reporting import CELL_PADDING, styled
 
 METRICS = {"accuracy": "acc", "macro_f1": "F1", "adv_accuracy": "adv acc", "adv_macro_f1": "adv F1"}
 
@@ -31,9 +32,6 @@ def grid_table(frame: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", "mac
     return wide
 
 
-CELL_PADDING = [{"selector": "td, th", "props": "padding: 0.15em 0.6em"}]
-
-
 def style_grid(table: pd.DataFrame):
     """3 decimals, the best cell of each row's first metric in bold, padded cells."""
     return (table.style.format("{:.3f}").set_table_styles(CELL_PADDING)
@@ -42,9 +40,7 @@ def style_grid(table: pd.DataFrame):
 
 def style_comparison(table: pd.DataFrame):
     """The seed comparison for the book: 3 decimals, p-values to 2 significant digits, padded cells."""
-    p_columns = [c for c in table.columns if c.startswith("p (")]
-    return (table.style.format(precision=3, na_rep="").format("{:.2g}", subset=p_columns, na_rep="")
-            .set_table_styles(CELL_PADDING).hide())
+    return styled(table, formats={c: "{:.2g}" for c in table.columns if c.startswith("p (")})
 
 
 def _interval(values: list[float]) -> tuple[float, float, float]:

@@ -19,6 +19,19 @@ PAPER_BASELINES = [
 ]
 
 
+CELL_PADDING = [{"selector": "td, th", "props": "padding: 0.15em 0.6em"}]
+
+
+def styled(table: pd.DataFrame, precision: int = 3, formats: dict | None = None, hide_index: bool = True):
+    """A table for the book: `precision` decimals (per-column `formats` override), padded cells, blanks for
+    missing values, no index unless asked."""
+    style = table.style.format(precision=precision, na_rep="")
+    if formats:
+        style = style.format(formats, na_rep="")
+    style = style.set_table_styles(CELL_PADDING)
+    return style.hide() if hide_index else style
+
+
 def seed_table(records: list[dict]) -> pd.DataFrame:
     """Per dataset: mean and 95% interval over seeds of validation accuracy and macro F1, then the papers'."""
     rows = []
