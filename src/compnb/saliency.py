@@ -154,12 +154,17 @@ class IntegratedGradients:
 
     def attribute(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, *,
                   baselines: float | torch.Tensor = 0.0, n_steps: int = 10, method: str = "riemann_right",
-                  differentiable: bool = False, return_completeness_gap: bool = False
+                  differentiable: bool = False, return_completeness_gap: bool = False,
+                  input_graph: bool = False, token_type_ids: torch.Tensor | None = None
                   ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Attributions (B, T) = Σ_h (x − baseline)·(weighted mean of ∂logit/∂x along the path), 0 on padding.
 
         `baselines` is a number or a tensor broadcastable to the embeddings (B, T, H); 0 is the zero
         embedding. All `n_steps` path points of the batch go through one forward of B·n_steps rows.
+        `input_graph=True` (with `differentiable=False`) is Captum's `IntegratedGradients` over input
+        embeddings: the path gradients are taken without a graph, but the (x − baseline) factor keeps the
+        embeddings' graph, so a penalty on the attributions reaches the word-embedding matrix and nothing else.
+        `token_type_ids` (B, T), when the model takes segment ids (BERT-style pairs), go with every path point.
         With `return_completeness_gap`, also returns |Σ_t attributions − (F(x) − F(baseline))| (B,), in
         logits, from one more forward of 2B rows.
         """
@@ -168,10 +173,12 @@ class IntegratedGradients:
         batch, tokens = input_ids.shape
         with analysis_mode(self.model, differentiable), torch.enable_grad():
             x = self.model.embeddings(input_ids)
-            x = x if differentiable else x.detach()
+            x = x if differentiable or input_graph else x.detach()
             base = torch.as_tensor(baselines, dtype=x.dtype, device=x.device).expand_as(x)
-            path = _gradable((base + alphas.view(-1, 1, 1, 1) * (x - base)).flatten(0, 1), differentiable)
-            logits = self.model(inputs_embeds=path, attention_mask=attention_mask.repeat(n_steps, 1))
+            along = x if differentiable else x.detach()
+            path = _gradable((base + alphas.view(-1, 1, 1, 1) * (along - base)).flatten(0, 1), differentiable)
+            segments = {} if token_type_ids is None else {"token_type_ids": token_type_ids.repeat(n_steps, 1)}
+            logits = self.model(inputs_embeds=path, attention_mask=attention_mask.repeat(n_steps, 1), **segments)
             target = _at_label(logits, labels.repeat(n_steps)).sum()
             (grads,) = torch.autograd.grad(target, path, create_graph=differentiable)
         mean_grads = (weights.view(-1, 1, 1, 1) * grads.view(n_steps, batch, tokens, -1)).sum(0)
@@ -179,7 +186,9 @@ class IntegratedGradients:
         if not return_completeness_gap:
             return attributions
         with analysis_mode(self.model, False), torch.set_grad_enabled(differentiable):
-            ends = self.model(inputs_embeds=torch.cat([x, base]), attention_mask=attention_mask.repeat(2, 1))
+            segments = {} if token_type_ids is None else {"token_type_ids": token_type_ids.repeat(2, 1)}
+            ends = self.model(inputs_embeds=torch.cat([x, base]), attention_mask=attention_mask.repeat(2, 1),
+                              **segments)
         at_input, at_baseline = _at_label(ends, labels.repeat(2)).view(2, batch)
         return attributions, (attributions.sum(-1) - (at_input - at_baseline)).abs()
 

@@ -49,7 +49,7 @@ LossFn = Callable[[torch.nn.Module, Batch, dict[str, Any]], tuple[torch.Tensor, 
 LOSSES: dict[str, LossFn] = {}
 LOSS_PARAMS: dict[str, tuple[str, ...]] = {}
 LOSS_CHECKS: dict[str, Callable[[dict[str, Any]], Any]] = {}
-BUILTIN_LOSS_MODULES = ("compnb.losses",)
+BUILTIN_LOSS_MODULES = ("compnb.losses", "compnb.ig_variance")
 EXTRA_FIELDS = ("extra_train", "extra_train_sha256")  # omitted from to_dict while None (stable run ids)  # imported on first use, so their losses are registered
 
 
