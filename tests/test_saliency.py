@@ -231,3 +231,27 @@ def test_checkpointed_mask_chunks_give_the_same_scores_and_parameter_gradients(k
     assert len(g_whole) == len(g_chunked) > 0
     for a, b in zip(g_whole, g_chunked):
         torch.testing.assert_close(b, a)
+
+
+def test_segment_ids_reach_every_forward_of_gradient_and_mask_saliency():
+    """BERT-style pairs: with token_type_ids the scores equal a per-example loop that passes them, and differ
+    from scores computed without them (so leaving them out would change the numbers)."""
+    model = tiny_model("bert")
+    ids, mask, labels = tiny_batch("bert")
+    segments = ((torch.arange(ids.shape[1]) >= 2).long() * mask)
+    grads = GradientSaliency(model).attribute(ids, mask, labels, normalize=False, token_type_ids=segments)
+    masked = MaskSaliency(model).attribute(ids, mask, labels, token_type_ids=segments, max_batch=4)
+    for b, length in enumerate(LENGTHS):
+        one = {"input_ids": ids[b:b + 1, :length], "token_type_ids": segments[b:b + 1, :length]}
+        embeds = model.embeddings(one["input_ids"]).detach().requires_grad_()
+        F.cross_entropy(model(inputs_embeds=embeds, token_type_ids=one["token_type_ids"]), labels[b:b + 1]).backward()
+        torch.testing.assert_close(grads[b, :length], embeds.grad[0].norm(dim=-1))
+        with torch.no_grad():
+            full = model(**one).softmax(-1)[0, labels[b]]
+            for t in range(length):
+                keep = torch.ones(1, length, dtype=torch.long)
+                keep[0, t] = 0
+                without = model(**one, attention_mask=keep).softmax(-1)[0, labels[b]]
+                torch.testing.assert_close(masked[b, t], (full - without).abs())
+    plain = GradientSaliency(model).attribute(ids, mask, labels, normalize=False)
+    assert not torch.allclose(plain, grads)

@@ -56,8 +56,9 @@ def word_saliency(model: SequenceClassifier, tokenizer, texts: Sequence[str], la
         enc = tokenizer(*args, truncation=True, max_length=max_length, padding=True,
                         return_offsets_mapping=True, return_tensors="pt")
         label_batch = torch.as_tensor(labels[lo:lo + batch_size], device=device)
+        segments = enc["token_type_ids"].to(device) if "token_type_ids" in enc else None
         norms = explainer.attribute(enc["input_ids"].to(device), enc["attention_mask"].to(device), label_batch,
-                                    normalize=False).float().cpu().numpy()
+                                    normalize=False, token_type_ids=segments).float().cpu().numpy()
         target = 1 if pairs is not None else 0
         for b, text in enumerate(batch_texts):
             spans = word_spans(text)
@@ -120,11 +121,12 @@ def saliency_entropy(model: SequenceClassifier, tokenizer, texts: Sequence[str],
                 else (list(texts[lo:lo + batch_size]),))
         enc = tokenizer(*args, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
         ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+        segments = enc["token_type_ids"].to(device) if "token_type_ids" in enc else None
         y = torch.as_tensor(labels[lo:lo + batch_size], device=device)
         if method == "gradient":
-            s = explainer.attribute(ids, mask, y).float()
+            s = explainer.attribute(ids, mask, y, token_type_ids=segments).float()
         else:
-            s = masked_softmax(explainer.attribute(ids, mask, y, max_batch=1024).float(), mask)
+            s = masked_softmax(explainer.attribute(ids, mask, y, max_batch=1024, token_type_ids=segments).float(), mask)
         entropy = -(s * s.clamp_min(1e-30).log()).sum(-1)
         out.append(pd.DataFrame({"entropy": entropy.cpu().numpy(), "entropy_topk": topk_entropy(s, k).cpu().numpy(),
                                  "tokens": enc["attention_mask"].sum(-1).numpy()}))

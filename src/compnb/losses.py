@@ -97,7 +97,8 @@ def mask_s(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Te
     """(logits (B, classes) of the training forward, S (B, T) from mask saliency, differentiable)."""
     logits = model(**model_inputs(batch))
     scores = MaskSaliency(_unwrapped(model)).attribute(batch["input_ids"], batch["attention_mask"], batch["labels"],
-                                                       max_batch=MASK_CHUNK, differentiable=True)
+                                                       max_batch=MASK_CHUNK, differentiable=True,
+                                                       token_type_ids=batch.get("token_type_ids"))
     return logits, masked_softmax(_full(scores), batch["attention_mask"])
 
 

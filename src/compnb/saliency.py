@@ -57,6 +57,11 @@ def _at_label(values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return values.gather(1, labels[:, None]).squeeze(1)
 
 
+def _segments(token_type_ids: torch.Tensor | None, repeats: int = 1) -> dict[str, torch.Tensor]:
+    """The `token_type_ids` keyword for a forward over `repeats` stacked copies of the batch (none if None)."""
+    return {} if token_type_ids is None else {"token_type_ids": token_type_ids.repeat(repeats, 1)}
+
+
 def masked_softmax(scores: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Softmax of scores (B, T) over each row's real tokens (mask 1): a distribution (B, T), 0 on padding."""
     return scores.masked_fill(~attention_mask.bool(), float("-inf")).softmax(dim=-1)
@@ -69,16 +74,19 @@ class GradientSaliency:
         self.model = model
 
     def attribute(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, *,
-                  normalize: bool = True, differentiable: bool = False) -> torch.Tensor:
+                  normalize: bool = True, differentiable: bool = False,
+                  token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         """S (B, T), a distribution over each row's real tokens (`normalize=True`), or the raw gradient norms
         (B, T) in nats of cross-entropy per unit of embedding norm; 0 on padding.
 
-        The loss is the sum of per-example CE, so each row's gradient is that example's own.
+        The loss is the sum of per-example CE, so each row's gradient is that example's own. Pass the
+        tokenizer's `token_type_ids` (B, T) for models that take segment ids (BERT-style pairs).
         """
         mask = attention_mask.bool()
         with analysis_mode(self.model, differentiable), torch.enable_grad():
             embeds = _gradable(self.model.embeddings(input_ids), differentiable)
-            logits = self.model(inputs_embeds=embeds, attention_mask=attention_mask)
+            logits = self.model(inputs_embeds=embeds, attention_mask=attention_mask,
+                                **_segments(token_type_ids))
             loss = F.cross_entropy(logits, labels, reduction="sum")
             (grads,) = torch.autograd.grad(loss, embeds, create_graph=differentiable)
         norms = torch.linalg.vector_norm(grads, dim=-1).masked_fill(~mask, 0.0)
@@ -91,14 +99,15 @@ class MaskSaliency:
     def __init__(self, model: SequenceClassifier):
         self.model = model
 
-    def _eval_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def _eval_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      token_type_ids: torch.Tensor | None) -> torch.Tensor:
         """Logits (B, classes) with dropout off (a checkpoint's recompute runs this again, also in eval mode)."""
         with analysis_mode(self.model, False):
-            return self.model(input_ids=input_ids, attention_mask=attention_mask)
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, **_segments(token_type_ids))
 
     def attribute(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, *,
                   special_tokens_mask: torch.Tensor | None = None, max_batch: int | None = None,
-                  differentiable: bool = False) -> torch.Tensor:
+                  differentiable: bool = False, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         """|p(label) − p(label | token t masked out)| (B, T), probabilities in [0, 1].
 
         Scores every real token, except special tokens when `special_tokens_mask` (B, T; 1 = special) is
@@ -108,7 +117,8 @@ class MaskSaliency:
         Single backward only, so fused SDPA stays on; `differentiable=True` keeps the graph. With both
         `differentiable=True` and `max_batch`, each chunk is checkpointed: its activations are recomputed
         (in eval mode, as in the forward) during the backward instead of being kept, so memory stays at about
-        one chunk's, for one more forward of the copies.
+        one chunk's, for one more forward of the copies. `token_type_ids` (B, T), for models that take
+        segment ids, go with the batch and its copies.
         """
         if max_batch is not None and max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
@@ -119,11 +129,14 @@ class MaskSaliency:
         dropped[torch.arange(len(rows), device=rows.device), cols] = 0
         ids = torch.cat([input_ids, input_ids[rows]])
         masks = torch.cat([attention_mask, dropped])
+        segments = None if token_type_ids is None else torch.cat([token_type_ids, token_type_ids[rows]])
         step = max_batch or len(ids)
         forward = (partial(checkpoint, self._eval_forward, use_reentrant=False) if differentiable and max_batch
                    else self._eval_forward)
         with torch.set_grad_enabled(differentiable):
-            logits = torch.cat([forward(ids[i:i + step], masks[i:i + step]) for i in range(0, len(ids), step)])
+            logits = torch.cat([forward(ids[i:i + step], masks[i:i + step],
+                                        None if segments is None else segments[i:i + step])
+                                for i in range(0, len(ids), step)])
         probs = _at_label(logits.softmax(dim=-1), torch.cat([labels, labels[rows]]))
         full, without = probs[:len(input_ids)], probs[len(input_ids):]
         scores = probs.new_zeros(input_ids.shape)
@@ -177,8 +190,8 @@ class IntegratedGradients:
             base = torch.as_tensor(baselines, dtype=x.dtype, device=x.device).expand_as(x)
             along = x if differentiable else x.detach()
             path = _gradable((base + alphas.view(-1, 1, 1, 1) * (along - base)).flatten(0, 1), differentiable)
-            segments = {} if token_type_ids is None else {"token_type_ids": token_type_ids.repeat(n_steps, 1)}
-            logits = self.model(inputs_embeds=path, attention_mask=attention_mask.repeat(n_steps, 1), **segments)
+            logits = self.model(inputs_embeds=path, attention_mask=attention_mask.repeat(n_steps, 1),
+                                **_segments(token_type_ids, n_steps))
             target = _at_label(logits, labels.repeat(n_steps)).sum()
             (grads,) = torch.autograd.grad(target, path, create_graph=differentiable)
         mean_grads = (weights.view(-1, 1, 1, 1) * grads.view(n_steps, batch, tokens, -1)).sum(0)
@@ -186,9 +199,8 @@ class IntegratedGradients:
         if not return_completeness_gap:
             return attributions
         with analysis_mode(self.model, False), torch.set_grad_enabled(differentiable):
-            segments = {} if token_type_ids is None else {"token_type_ids": token_type_ids.repeat(2, 1)}
             ends = self.model(inputs_embeds=torch.cat([x, base]), attention_mask=attention_mask.repeat(2, 1),
-                              **segments)
+                              **_segments(token_type_ids, 2))
         at_input, at_baseline = _at_label(ends, labels.repeat(2)).view(2, batch)
         return attributions, (attributions.sum(-1) - (at_input - at_baseline)).abs()
 
