@@ -21,8 +21,9 @@ unit:
 	$(BIN)/pytest -q tests --ignore=tests/site
 
 nbval:  ## papermill injects profile=smoke, nbval (lax) executes every chapter and fails on any error
-	@# progress bars redraw every 10 s: nbval reads a cell's output only after it ends, and a flood of redraws
-	@# can overflow the kernel's output queue, losing the final status message (a 5-s "waiting for output" failure)
+	@# progress bars redraw every 10 s: nbval reads a cell's output only after the cell ends; one CI run failed
+	@# chapter 4 with "Timeout of 5 seconds exceeded waiting for output", likely a flood of redraws overflowing
+	@# the kernel's output queue (not reproduced locally)
 	@for ch in $(CHAPTERS); do $(BIN)/compnb chapter $$ch --profile smoke --prepare-only >/dev/null || exit 1; done
 	TQDM_MININTERVAL=10 $(BIN)/pytest -q --nbval-lax -p no:cacheprovider build/smoke/prepared/*.ipynb
 
