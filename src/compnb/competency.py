@@ -121,10 +121,10 @@ def measure(folder: Path, k: int = 5) -> dict:
     if path.is_file():
         return json.loads(path.read_text())
     model, tokenizer, cfg = training.load_run(folder)
-    adversarial = training.evaluate(folder, ADVERSARIAL[cfg.dataset])
+    adversarial = training.evaluate(folder, ADVERSARIAL[cfg.dataset], run=(model, tokenizer, cfg))
     result = {"adversarial": {key: adversarial[key] for key in ("dataset", "n", "accuracy", "macro_f1")},
               "entropy_before": initial_entropies(cfg, k),
-              "entropy_after": entropies(model.to(models.best_device()), tokenizer, cfg, k)}
+              "entropy_after": entropies(model, tokenizer, cfg, k)}
     atomicio.write_json(path, result)
     return result
 

@@ -28,6 +28,7 @@ def _init_worker(devices: "multiprocessing.Queue", threads: int) -> None:
                   os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.dup2(log, 1)
     os.dup2(log, 2)
+    os.close(log)
 
 
 def check_workers(workers: int) -> int:

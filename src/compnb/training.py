@@ -625,19 +625,20 @@ def load_run(folder: str | Path) -> tuple[models.SequenceClassifier, Any, TrainC
     return model.eval(), tokenizer, config
 
 
-def evaluate(folder: str | Path, dataset: str, split: str = "validation") -> dict:
+def evaluate(folder: str | Path, dataset: str, split: str = "validation", *,
+             run: tuple[models.SequenceClassifier, Any, TrainConfig] | None = None) -> dict:
     """classification_metrics of a finished run on `dataset`/`split`, also written to `eval-<dataset>-<split>.json`
-    in the run folder. The dataset must share the training set's labels (e.g. adv_mnli for an SNLI model)."""
+    in the run folder. The dataset must share the training set's labels (e.g. adv_mnli for an SNLI model).
+    `run`, the run's `load_run` result when the caller already holds it, saves loading the weights again."""
     folder = Path(folder)
     target = data.spec(dataset)
-    model, tokenizer, config = load_run(folder)
+    model, tokenizer, config = run if run is not None else load_run(folder)
     trained = data.spec(config.dataset)
     if target.label_names != trained.label_names:
         raise ValueError(f"dataset {dataset!r} has labels {list(target.label_names)}, but run {folder.name} was "
                          f"trained on {config.dataset!r} with labels {list(trained.label_names)}")
     ds = data.load(dataset, split)
-    if torch.cuda.is_available():
-        model.cuda()
+    model.to(models.best_device())
     probs = predict(model, tokenizer, ds, target.text_fields, config.max_length, config.batch_size)
     result = {"run_id": config.run_id(), "dataset": dataset, "split": split, "source": data.source_of(ds),
               **classification_metrics(np.asarray(data.column(ds, "label")), probs, target.label_names)}
