@@ -1,7 +1,8 @@
 """Chapter 2's pipeline: baseline fine-tunes and their artifact-influence analysis, cached per run.
 
-`run_all(profile, ...)` trains (or reuses) one baseline per dataset and seed, then analyses each on its
-validation split: word-level saliency and the top-k artifact statistics, the entropy of S, and a few
+`run_all(profile, ...)` trains (or reuses) one baseline per dataset and seed, scores each on the AdvGLUE
+sets sharing its labels (`compnb.advglue`), then analyses the first seed of each dataset on its validation
+split: word-level saliency and the top-k artifact statistics, the entropy of S, and a few
 saliency maps. Analyses live in `<run>/analysis-k<k>/` and are reused like the runs themselves, so the
 chapter renders from cached results on any machine once a GPU has produced them
 (`python -m compnb.baseline --profile full`).
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from compnb import artifacts, atomicio, data, influence, models, training
+from compnb import advglue, artifacts, atomicio, data, influence, models, parallel, training
 from compnb.models import DEFAULT_BACKBONE
 from compnb.profiles import settings
 
@@ -88,17 +89,41 @@ def _read(folder: Path) -> dict:
             "examples": json.loads((folder / "examples.json").read_text())}
 
 
+def _ready(folder: Path, dataset: str, k: int, analysed: bool) -> bool:
+    return ((folder / training.FINISHED).is_file() and advglue.evaluated(folder, dataset)
+            and (not analysed or (folder / f"analysis-k{k}" / "summary.json").is_file()))
+
+
+def prepare(config: training.TrainConfig, k: int = 5, n_examples: int = 4, analysed: bool = False) -> Path:
+    """Train (or reuse) one baseline, score it on its AdvGLUE sets and, if `analysed`, analyse it; all
+    cached. A run finished elsewhere without its weights is retrained only when something is missing."""
+    folder = training.run_dir(config)
+    if _ready(folder, config.dataset, k, analysed):
+        return folder
+    folder = training.train_with_weights(config)
+    advglue.evaluate_run(folder)
+    if analysed:
+        analyse(folder, k, n_examples)
+    return folder
+
+
 def run_all(profile: str, model: str = DEFAULT_BACKBONE, seeds: tuple[int, ...] | None = None, k: int = 5,
-            n_examples: int = 4, **overrides) -> list[dict]:
-    """Train or reuse every baseline run, analyse the first seed of each dataset; one record per run."""
-    records, planned = [], configs(profile, model, seeds, **overrides)
+            n_examples: int = 4, workers: int = 1, **overrides) -> list[dict]:
+    """Train or reuse every baseline run, score each on AdvGLUE and analyse the first seed of each dataset
+    (in `workers` parallel processes when > 1, see `compnb.parallel`); one record per run."""
+    parallel.check_workers(workers)
+    planned = configs(profile, model, seeds, **overrides)
     first = {c.dataset: min(d.seed for d in planned if d.dataset == c.dataset) for c in planned}
-    for config in planned:
-        run_dir = training.train(config)
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        first_seed = config.seed == first[config.dataset]
-        analysis = analyse(run_dir, k, n_examples) if first_seed else None
-        records.append({"config": config, "run_dir": run_dir, "metrics": metrics, "analysis": analysis})
+    jobs = [(c, k, n_examples, c.seed == first[c.dataset]) for c in planned]
+    todo = [job for job in jobs if not _ready(training.run_dir(job[0]), job[0].dataset, k, job[3])]
+    if todo:
+        parallel.run_jobs(prepare, todo, workers, "baselines", [training.run_dir(job[0]).name for job in todo])
+    records = []
+    for config, _, _, analysed in jobs:
+        run_dir = training.run_dir(config)
+        records.append({"config": config, "run_dir": run_dir,
+                        "metrics": json.loads((run_dir / "metrics.json").read_text()),
+                        "analysis": analyse(run_dir, k, n_examples) if analysed else None})
     return records
 
 
@@ -106,8 +131,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="train and analyse chapter 2's baselines (cached)")
     parser.add_argument("--profile", default="full")
     parser.add_argument("--model", default=DEFAULT_BACKBONE)
+    parser.add_argument("--workers", type=int, default=1, help="parallel training processes (default 1)")
     args = parser.parse_args()
-    for record in run_all(args.profile, args.model):
+    for record in run_all(args.profile, args.model, workers=args.workers):
         m = record["metrics"]["validation"] if "validation" in record["metrics"] else record["metrics"]
         print(record["run_dir"].name, {key: m.get(key) for key in ("accuracy", "macro_f1")})
 

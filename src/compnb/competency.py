@@ -3,7 +3,7 @@
 Stage 1 trains (or reuses) a plain cross-entropy baseline and every (method, form, λ) of the grid at the
 first seed. Stage 2 picks, per dataset, method and form, the λ with the best first-seed validation accuracy
 (ties: the smaller λ) and trains it and the baseline at the remaining seeds. Right after training, while
-the weights are at hand, each run is scored on its AdvGLUE set and the entropies of both saliency
+the weights are at hand, each run is scored on every AdvGLUE set sharing its labels and the entropies of both saliency
 distributions S are measured on validation, before (the initial model of that seed) and after training:
 `<run>/competency-k<k>.json`. First-seed runs are also analysed like chapter 2's (`<run>/analysis-k<k>/`,
 the paper's Figure 4; the chapter reads only its `summary.json`). Everything is cached, so the chapter renders from results on any machine once a GPU
@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 from accelerate.utils import set_seed
 
-from compnb import atomicio, baseline, data, influence, models, parallel, training
+from compnb import advglue, atomicio, baseline, data, influence, models, parallel, training
 from compnb.losses import METHODS
 from compnb.paths import project_root, results_dir
 from compnb.profiles import settings
@@ -33,7 +33,7 @@ from compnb.provenance import run_record
 
 CHAPTER = "03-modified-loss"
 DATASETS = ("sst2", "snli")
-ADVERSARIAL = {"sst2": "adv_sst2", "snli": "adv_mnli"}  # the AdvGLUE set that shares each dataset's labels
+ADVERSARIAL = {"sst2": "adv_sst2", "snli": "adv_mnli"}  # the AdvGLUE set of the paper's Table 3, per dataset
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "max_length", "max_train_examples", "max_eval_examples")
 SWEEP_FILE = "sweep.json"
 
@@ -116,12 +116,14 @@ def initial_entropies(cfg: training.TrainConfig, k: int) -> dict:
 
 
 def measure(folder: Path, k: int = 5) -> dict:
-    """AdvGLUE metrics and S entropies before/after training of one finished run (cached, needs its weights)."""
+    """AdvGLUE metrics (every set sharing the run's labels, `advglue.evaluate_run`; the paper's set kept
+    here) and S entropies before/after training of one finished run (cached, needs its weights)."""
     path = Path(folder) / f"competency-k{k}.json"
     if path.is_file():
         return json.loads(path.read_text())
     model, tokenizer, cfg = training.load_run(folder)
-    adversarial = training.evaluate(folder, ADVERSARIAL[cfg.dataset], run=(model, tokenizer, cfg))
+    scored = advglue.evaluate_run(folder, run=(model, tokenizer, cfg))
+    adversarial = next(r for r in scored if r["dataset"] == ADVERSARIAL[cfg.dataset])
     result = {"adversarial": {key: adversarial[key] for key in ("dataset", "n", "accuracy", "macro_f1")},
               "entropy_before": initial_entropies(cfg, k),
               "entropy_after": entropies(model, tokenizer, cfg, k)}
@@ -130,7 +132,9 @@ def measure(folder: Path, k: int = 5) -> dict:
 
 
 def _measured(folder: Path, k: int, analysed: bool) -> bool:
-    return ((folder / training.FINISHED).is_file() and (folder / f"competency-k{k}.json").is_file()
+    finished = (folder / training.FINISHED).is_file()
+    return (finished and (folder / f"competency-k{k}.json").is_file()
+            and advglue.evaluated(folder, training.TrainConfig.from_json(folder / "config.json").dataset)
             and (not analysed or (folder / f"analysis-k{k}" / "summary.json").is_file()))
 
 
@@ -247,11 +251,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="parallel training processes (default 1)")
     args = parser.parse_args(argv)
     _, seeds = plan(args.profile, args.model, args.lam)
-    before = {p.name for p in (project_root() / "results" / args.profile / "runs").glob("*")}
+    before = {p.parent.name: p.stat().st_mtime_ns
+              for p in (project_root() / "results" / args.profile / "runs").glob(f"*/{training.FINISHED}")}
     start = time.perf_counter()
     records = run_all(args.profile, args.model, args.lam, workers=args.workers, read_analyses=False)
     wall = time.perf_counter() - start
-    trained = [r for r in records if r["run_dir"].name not in before]
+    trained = [r for r in records if before.get(r["run_dir"].name)
+               != (r["run_dir"] / training.FINISHED).stat().st_mtime_ns]
     if trained:
         devices = sorted({r["metrics"].get("device", "") for r in trained})
         atomicio.write_json(results_dir(args.profile, CHAPTER) / SWEEP_FILE, run_record(

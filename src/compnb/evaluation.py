@@ -257,6 +257,18 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, label_names: S
     }
 
 
+def pairs_from_confusion(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, preds), each (n,), holding every (label, prediction) pair that a confusion matrix counts:
+    matrix (c, c) of non-negative integer counts, rows the labels and columns the predictions (sklearn's
+    layout), so that metrics of hard predictions and their resampling need only the matrix."""
+    m = np.asarray(matrix)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.size == 0 or not np.issubdtype(m.dtype, np.integer) or (m < 0).any():
+        raise ValueError(f"matrix must be a square (c, c) array of non-negative integer counts, got {matrix!r}")
+    rows, cols = np.indices(m.shape)
+    counts = m.ravel()
+    return np.repeat(rows.ravel(), counts), np.repeat(cols.ravel(), counts)
+
+
 # --------------------------------------------------------------------------- across seeds
 
 

@@ -609,7 +609,22 @@ def train_with_weights(config: TrainConfig) -> Path:
     weightless = (folder / FINISHED).is_file() and not (folder / "model.safetensors").is_file()
     if weightless:
         print(f"{folder.name}: finished without its weights, which are needed now; retraining")
+        drop_measurements(folder)
     return train(config, force=weightless)
+
+
+MEASUREMENTS = ("eval-*.json", "probs-*.npy", "competency-k*.json", "analysis-k*")
+
+
+def drop_measurements(folder: Path) -> None:
+    """Delete what was measured on a run's weights (evaluations, cached probabilities, analyses), so that
+    retraining it cannot leave measurements of the old weights beside the new ones."""
+    for pattern in MEASUREMENTS:
+        for path in folder.glob(pattern):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 def load_run(folder: str | Path) -> tuple[models.SequenceClassifier, Any, TrainConfig]:
