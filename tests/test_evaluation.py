@@ -16,6 +16,7 @@ from compnb.evaluation import (
     calibration_r2,
     classification_metrics,
     expected_calibration_error,
+    holm,
     mcnemar,
     paired_bootstrap,
     reliability_table,
@@ -264,3 +265,12 @@ def test_paired_t_p_matches_scipy_and_handles_no_spread():
     assert np.isnan(paired_t_p([0.3]))
     with pytest.raises(ValueError, match="deltas must be a non-empty 1-D array"):
         paired_t_p([])
+
+
+def test_holm_adjusts_by_rank_keeps_order_and_skips_nan():
+    adjusted = holm([0.01, 0.04, 0.03, np.nan, 0.005])
+    # sorted: 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 = 0.04 → monotone: 0.06
+    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, np.nan, 0.02])
+    assert (holm([0.5, 0.9]) == [1.0, 1.0]).all()
+    with pytest.raises(ValueError, match="numbers in \\[0, 1\\]"):
+        holm([0.2, 1.5])

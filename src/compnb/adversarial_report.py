@@ -12,7 +12,10 @@ import seaborn as sns
 from scipy import stats
 from sklearn.metrics import precision_recall_fscore_support
 
-from compnb import adversarial
+from compnb.paths import project_root, results_dir
+from compnb.training import TrainConfig
+
+from compnb import adversarial, advglue, competency
 from compnb.evaluation import accuracy, bootstrap_ci, macro_f1, paired_t_p, seed_summary
 
 LABELS = ("entailment", "neutral", "contradiction")
@@ -164,17 +167,80 @@ def throughput(records: list[dict]) -> pd.DataFrame:
                           "device": r["metrics"].get("device", "")} for r in records])
 
 
-def earlier_advglue(runs_csv: Path) -> pd.DataFrame:
-    """AdvGLUE accuracy of chapter 3's first-seed models (its `runs.csv`), with 95% Clopper–Pearson intervals
-    from the set size; chapter 3 kept metrics, not probabilities, so F1 has no interval here."""
-    runs = pd.read_csv(runs_csv)
-    runs = runs[runs["seed"] == runs["seed"].min()]
-    rows = []
-    for _, r in runs.iterrows():
-        n = int(r["adv_n"])
-        correct = round(r["adv_accuracy"] * n)
-        ci = stats.binomtest(correct, n).proportion_ci(0.95, method="exact")
-        rows.append({"trained on": r["dataset"], "config": r["config"], "set": r["adv_dataset"], "n": n,
-                     "accuracy": r["adv_accuracy"], "95% CI": f"[{ci.low:.3f}, {ci.high:.3f}]",
-                     "macro_f1": r["adv_macro_f1"]})
-    return pd.DataFrame(rows)
+EARLIER_CHAPTERS = ("02-baseline-finetune", "03-modified-loss")
+
+
+def earlier_runs(profile: str) -> list[tuple[str, Path, str]]:
+    """(chapter, run folder, model label) of every run that chapters 2 and 3 list in their `run.json` at
+    `profile`; a chapter not yet executed at that profile contributes none."""
+    out = []
+    for chapter in EARLIER_CHAPTERS:
+        record = results_dir(profile, chapter) / "run.json"
+        if not record.is_file():
+            continue
+        for name in json.loads(record.read_text())["params"]["runs"]:
+            folder = project_root() / "results" / profile / "runs" / name
+            config = TrainConfig.from_json(folder / "config.json")
+            out.append((chapter, folder, f"ch. {int(chapter[:2])} · {competency.label(config)}"))
+    return out
+
+
+def earlier_advglue(profile: str, n_resamples: int = 2000) -> pd.DataFrame:
+    """`advglue.scores` of every model of chapters 2 and 3 at `profile` (one row per run and AdvGLUE set)."""
+    return advglue.scores(earlier_runs(profile), n_resamples)
+
+
+def plot_earlier_advglue(table: pd.DataFrame) -> plt.Figure:
+    """One panel per AdvGLUE set (rows) and metric (columns): each model's score per seed with its 95%
+    bootstrap interval; models in the order the chapters list them."""
+    sets = list(dict.fromkeys(table["set"]))
+    metrics = (("accuracy", "accuracy"), ("macro_f1", "macro F1"))
+    seeds = sorted(table["seed"].unique())
+    heights = [table.loc[table["set"] == s, "configuration"].nunique() for s in sets]
+    fig, axes = plt.subplots(len(sets), 2, figsize=(10, 0.28 * sum(heights) + 1.2 * len(sets)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights}, sharex="col")
+    colours = dict(zip(seeds, sns.color_palette(n_colors=len(seeds))))
+    for row, name in enumerate(sets):
+        part = table[table["set"] == name]
+        models = list(dict.fromkeys(part["configuration"]))
+        for col, (metric, title) in enumerate(metrics):
+            ax = axes[row, col]
+            for j, seed in enumerate(seeds):
+                rows = part[part["seed"] == seed]
+                y = np.array([models.index(m) for m in rows["configuration"]]) + (j - (len(seeds) - 1) / 2) * 0.22
+                ax.errorbar(rows[metric], y, xerr=[rows[metric] - rows[f"{metric} low"], rows[f"{metric} high"] - rows[metric]],
+                            fmt="o", ms=3, capsize=2, lw=0.8, color=colours[seed], label=f"seed {seed}")
+            ax.set_yticks(range(len(models)), models if col == 0 else [""] * len(models), fontsize=7)
+            ax.invert_yaxis()
+            ax.set(xlabel=f"{title} (95% bootstrap)" if row == len(sets) - 1 else "",
+                   ylabel=f"{name} (n = {int(part['n'].iloc[0])})" if col == 0 else "")
+            ax.grid(axis="x", alpha=0.3)
+    axes[0, 1].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def earlier_advglue_table(table: pd.DataFrame) -> pd.DataFrame:
+    """`earlier_advglue` for the book: one row per model and set, each score with its interval as text."""
+    out = table[["set", "n", "configuration", "seed"]].copy()
+    for metric, name in (("accuracy", "accuracy"), ("macro_f1", "macro F1")):
+        out[name] = table[metric]
+        out[f"{name} 95% CI"] = [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(table[f"{metric} low"], table[f"{metric} high"])]
+    return out.rename(columns={"configuration": "model"})
+
+
+def earlier_advglue_sentences(table: pd.DataFrame) -> str:
+    """Per AdvGLUE set: the range of the models' accuracies, the chapter-2 baselines' mean, and how many
+    models' whole interval lies above chance (1 / number of labels)."""
+    lines = []
+    for name, part in table.groupby("set", sort=False):
+        chance = 1 / len(LABELS) if part["trained on"].iloc[0] == "snli" else 0.5
+        low, high = part.loc[part["accuracy"].idxmin()], part.loc[part["accuracy"].idxmax()]
+        ch2 = part[part["chapter"] == EARLIER_CHAPTERS[0]]["accuracy"]
+        above = int((part["accuracy low"] > chance).sum())
+        lines.append(f"- **{name}** (n = {int(part['n'].iloc[0])}): accuracy from {low['accuracy']:.3f} "
+                     f"({low['configuration']}, seed {low['seed']}) to {high['accuracy']:.3f} "
+                     f"({high['configuration']}, seed {high['seed']})"
+                     + (f"; chapter 2's baselines {ch2.mean():.3f} on average over {len(ch2)} seeds" if len(ch2) else "")
+                     + f"; {above} of {len(part)} models have their whole interval above chance ({chance:.3f}).")
+    return "\n".join(lines)

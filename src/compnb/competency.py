@@ -185,21 +185,25 @@ def _record(cfg: training.TrainConfig, k: int, analysed: bool) -> dict:
 
 
 def plan(profile: str, model: str = models.DEFAULT_BACKBONE, lam: float | None = None,
-         seeds: Sequence[int] | None = None, **overrides) -> tuple[list[training.TrainConfig], tuple[int, ...]]:
-    """(stage-1 configs, seeds) of the sweep."""
+         seeds: Sequence[int] | None = None, datasets: Sequence[str] = DATASETS,
+         **overrides) -> tuple[list[training.TrainConfig], tuple[int, ...]]:
+    """(stage-1 configs, seeds) of the sweep over `datasets`."""
     seeds = tuple(seeds) if seeds is not None else tuple(settings(CHAPTER, profile)["seeds"])
     if not seeds:
         raise ValueError("seeds must name at least one seed")
-    return grid(profile, seeds[0], lambdas(profile, lam), model, **overrides), seeds
+    unknown = [d for d in datasets if d not in DATASETS]
+    if unknown or not datasets:
+        raise ValueError(f"datasets must be a non-empty selection of {', '.join(DATASETS)}, got {list(datasets)!r}")
+    return grid(profile, seeds[0], lambdas(profile, lam), model, datasets, **overrides), seeds
 
 
 def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, lam: float | None = None,
             seeds: Sequence[int] | None = None, k: int = 5, workers: int = 1, read_analyses: bool = True,
-            **overrides) -> list[dict]:
-    """Both stages of the sweep (cached); one record per run: config, run_dir, metrics, measures, analysis
-    (chapter 2's, for first-seed runs when `read_analyses`, else None)."""
+            datasets: Sequence[str] = DATASETS, **overrides) -> list[dict]:
+    """Both stages of the sweep over `datasets` (cached); one record per run: config, run_dir, metrics,
+    measures, analysis (chapter 2's, for first-seed runs when `read_analyses`, else None)."""
     parallel.check_workers(workers)  # before any training
-    stage1, seeds = plan(profile, model, lam, seeds, **overrides)
+    stage1, seeds = plan(profile, model, lam, seeds, datasets, **overrides)
     _run(stage1, k, seeds[0], workers, "grid, first seed")
     records = [_record(c, k, read_analyses) for c in stage1]
     stage2 = [config(profile, d, seed, params, model, **overrides)
@@ -237,10 +241,11 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def sweep_summary(profile: str) -> dict | None:
-    """The wall time and setting of the last sweep that trained something at `profile` (None if none did)."""
+def sweep_summary(profile: str) -> dict[str, dict]:
+    """The wall time and setting of the last invocation that trained something, per dataset selection
+    ('sst2', 'snli' or 'snli+sst2'), at `profile`; empty if none did."""
     path = results_dir(profile, CHAPTER) / SWEEP_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -249,21 +254,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=models.DEFAULT_BACKBONE)
     parser.add_argument("--lam", type=float, default=None, help="an extra λ column beside the profile's grid")
     parser.add_argument("--workers", type=int, default=1, help="parallel training processes (default 1)")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS,
+                        help="sweep these datasets only (default: both)")
     args = parser.parse_args(argv)
-    _, seeds = plan(args.profile, args.model, args.lam)
+    chosen = tuple(d for d in DATASETS if d in args.datasets)
+    _, seeds = plan(args.profile, args.model, args.lam, None, chosen)
     before = {p.parent.name: p.stat().st_mtime_ns
               for p in (project_root() / "results" / args.profile / "runs").glob(f"*/{training.FINISHED}")}
     start = time.perf_counter()
-    records = run_all(args.profile, args.model, args.lam, workers=args.workers, read_analyses=False)
+    records = run_all(args.profile, args.model, args.lam, workers=args.workers, read_analyses=False, datasets=chosen)
     wall = time.perf_counter() - start
     trained = [r for r in records if before.get(r["run_dir"].name)
                != (r["run_dir"] / training.FINISHED).stat().st_mtime_ns]
     if trained:
         devices = sorted({r["metrics"].get("device", "") for r in trained})
-        atomicio.write_json(results_dir(args.profile, CHAPTER) / SWEEP_FILE, run_record(
+        path = results_dir(args.profile, CHAPTER) / SWEEP_FILE
+        summary = sweep_summary(args.profile)
+        summary["+".join(sorted(chosen))] = run_record(
             {"profile": args.profile, "model": args.model, "lam": args.lam, "workers": args.workers,
-             "runs": len(records), "runs_trained": len(trained), "wall_time_s": wall, "devices": devices},
-            seeds[0], [data.source_of(data.load(d, "validation")) for d in DATASETS]))
+             "datasets": list(chosen), "runs": len(records), "runs_trained": len(trained), "wall_time_s": wall,
+             "devices": devices}, seeds[0], [data.source_of(data.load(d, "validation")) for d in chosen])
+        atomicio.write_json(path, summary)
     frame = runs_frame(records)
     print(frame[["dataset", "config", "seed", "accuracy", "adv_accuracy", "H_topk_after", "step_ratio"]]
           .to_string(index=False, float_format="%.3f"))

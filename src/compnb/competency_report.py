@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from compnb.evaluation import paired_t_p, seed_summary
+from compnb.evaluation import holm, paired_t_p, seed_summary
 from compnb.reporting import CELL_PADDING, styled
 
 METRICS = {"accuracy": "acc", "macro_f1": "F1", "adv_accuracy": "adv acc", "adv_macro_f1": "adv F1"}
@@ -72,7 +72,10 @@ def seed_comparison(frame: pd.DataFrame) -> pd.DataFrame:
                 row |= {f"Δ {METRICS[metric]}": mean, f"Δ {METRICS[metric]} 95% CI": f"[{low:+.3f}, {high:+.3f}]",
                         f"p ({METRICS[metric]})": p}
             rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    for metric in ("acc", "adv acc"):  # one family per dataset and metric: its configurations against the baseline
+        table[f"p ({metric}, Holm)"] = table.groupby("dataset", sort=False)[f"p ({metric})"].transform(holm)
+    return table
 
 
 def best_configs(comparison: pd.DataFrame) -> dict[str, list[str]]:
@@ -84,13 +87,19 @@ def best_configs(comparison: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def significance_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:
-    """One Markdown line per (dataset, configuration) saying which differences to the baseline are significant."""
+    """One Markdown line per (dataset, configuration) saying which differences to the baseline are significant,
+    before and after Holm's correction over the dataset's configurations."""
     lines = []
     for _, row in table[table["config"] != "baseline"].iterrows():
         parts = []
         for metric in ("acc", "adv acc"):
-            p, delta = row[f"p ({metric})"], row[f"Δ {metric}"]
-            verdict = "significant" if p < alpha else "not significant"
+            p, adjusted, delta = row[f"p ({metric})"], row[f"p ({metric}, Holm)"], row[f"Δ {metric}"]
+            if adjusted < alpha:
+                verdict = "significant, also after Holm's correction"
+            elif p < alpha:
+                verdict = f"significant alone, not after Holm's correction (adjusted p = {adjusted:.2g})"
+            else:
+                verdict = "not significant"
             where = "validation" if metric == "acc" else "AdvGLUE"
             parts.append(f"{where} {delta:+.3f} {row[f'Δ {metric} 95% CI']} (p = {p:.2g}, {verdict})")
         lines.append(f"- **{row['dataset']}, {row['config']}** (seeds {row['seeds']}): " + "; ".join(parts) + ".")
@@ -166,14 +175,26 @@ def cost_table(frame: pd.DataFrame) -> pd.DataFrame:
         "ms_per_step": "ms / step", "step_ratio": "× plain step", "wall_s": "run wall time (s)"}).reset_index(drop=True)
 
 
-def sweep_sentence(summary: dict | None, frame: pd.DataFrame) -> str:
-    """The recorded wall time of the sweep (from `competency.sweep_summary`) and the summed run times."""
+def sweep_sentence(summary: dict[str, dict], frame: pd.DataFrame) -> str:
+    """The recorded wall time of the sweep, per invocation (from `competency.sweep_summary`), and the summed
+    run times. A whole-sweep time is stated only when invocations that trained every run cover all datasets."""
     total = frame["wall_s"].sum()
-    runs = f"The {len(frame)} runs took {total / 60:.1f} minutes of run time in all (sum of their wall times)."
-    if summary is None:
-        return runs + " No sweep wall time was recorded at this profile (it is recorded by `python -m compnb.competency`)."
-    p = summary["params"]
-    return (f"{runs} The last invocation of the sweep, `python -m compnb.competency --profile {p['profile']} "
-            f"--workers {p['workers']}` (commit {str(summary['git'].get('commit'))[:10]}), trained "
-            f"{p['runs_trained']} of the {p['runs']} runs in {p['wall_time_s'] / 60:.1f} minutes of wall time on "
-            f"{', '.join(p['devices'])}; earlier invocations, if any, trained the rest.")
+    text = f"The {len(frame)} runs took {total / 60:.1f} minutes of run time in all (sum of their wall times)."
+    if not summary:
+        return text + " No sweep wall time was recorded at this profile (it is recorded by `python -m compnb.competency`)."
+    parts, complete, covered = [], True, set()
+    for key, record in sorted(summary.items()):
+        p = record["params"]
+        complete &= p["runs_trained"] == p["runs"]
+        covered |= set(p.get("datasets", key.split("+")))
+        parts.append(f"`python -m compnb.competency --profile {p['profile']} --workers {p['workers']} --datasets "
+                     f"{' '.join(p.get('datasets', key.split('+')))}` (commit {str(record['git'].get('commit'))[:10]}) "
+                     f"trained {p['runs_trained']} of its {p['runs']} runs in {p['wall_time_s'] / 60:.1f} minutes "
+                     f"of wall time on {', '.join(p['devices'])}")
+    text += " Last recorded invocations: " + "; ".join(parts) + "."
+    if complete and covered >= set(frame["dataset"]):
+        wall = sum(r["params"]["wall_time_s"] for r in summary.values())
+        text += f" **The whole sweep, every run trained from scratch, took {wall / 60:.1f} minutes of wall time.**"
+    else:
+        text += " These invocations reused cached runs, so they do not time the whole sweep."
+    return text

@@ -306,6 +306,21 @@ def paired_t_p(deltas: Sequence[float]) -> float:
     return float(stats.ttest_1samp(arr, 0.0).pvalue)
 
 
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (m,), in the input's order, for m tests of one family: the i-th
+    smallest p becomes max over j ≤ i of min(1, (m − j + 1)·p_(j)). NaN entries are left out of the family
+    and stay NaN. Rejecting where adjusted p < α controls the family-wise error rate at α."""
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1 or np.any((p < 0) | (p > 1)):
+        raise ValueError(f"p_values must be a 1-D array of numbers in [0, 1] (or NaN), got {p_values!r}")
+    out = np.full_like(p, np.nan)
+    finite = np.flatnonzero(~np.isnan(p))
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m = len(order)
+    out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    return out
+
+
 # --------------------------------------------------------------------------- resampling
 
 
