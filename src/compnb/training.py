@@ -613,7 +613,7 @@ def train_with_weights(config: TrainConfig) -> Path:
     return train(config, force=weightless)
 
 
-MEASUREMENTS = ("eval-*.json", "probs-*.npy", "competency-k*.json", "analysis-k*")
+MEASUREMENTS = ("eval-*.json", "probs-*.npy", "competency-k*.json", "analysis-k*", "ig-test-*.npz")
 
 
 def drop_measurements(folder: Path) -> None:

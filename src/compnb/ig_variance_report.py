@@ -1,0 +1,260 @@
+"""Chapter 5's tables and figures, from `ig_variance_eval.run_all` records (one per seed and variant).
+
+Every function takes the records and the test split's gold labels (n,) where it needs them; scores are
+fractions, times milliseconds, attributions logits.
+"""
+
+from __future__ import annotations
+
+import re
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from compnb import render
+from compnb.evaluation import (
+    calibration_r2,
+    classification_metrics,
+    expected_calibration_error,
+    holm,
+    paired_t_p,
+    reliability_table,
+    seed_summary,
+)
+from compnb.ig_variance_eval import VARIANTS
+
+LABELS = ("entailment", "neutral", "contradiction")
+CALIBRATION_BINS = 10
+RUN_METRICS = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "macro_f1": "macro F1", "ece": "ECE",
+               "calibration_r2": "calibration R²", "variance": "mean Var(IG)", "gap": "mean completeness gap",
+               "ms_per_step": "ms / step"}
+
+
+def per_run(records: list[dict], labels: np.ndarray) -> pd.DataFrame:
+    """One row per run: test accuracy, macro F1, one-vs-rest ROC AUC, ECE and calibration R² (10 equal-width
+    bins), the mean attribution variance and completeness gap of its IG, and its training cost."""
+    rows = []
+    for r in records:
+        m, probs = r["metrics"], r["probs"]
+        scores = classification_metrics(labels, probs, LABELS)
+        rows.append({"variant": r["variant"], "seed": r["seed"], "accuracy": scores["accuracy"],
+                     "macro_f1": scores["macro_f1"], "roc_auc": scores["roc_auc"],
+                     "ece": expected_calibration_error(labels, probs, CALIBRATION_BINS),
+                     "calibration_r2": calibration_r2(labels, probs, CALIBRATION_BINS),
+                     "variance": float(r["ig"]["variance"].mean()), "gap": float(r["ig"]["gap"].mean()),
+                     "ms_per_step": 1000 * m["train_time_s"] / max(m["steps"], 1), "steps": m["steps"],
+                     "epochs": m["epochs_run"], "stopped_early": m["stopped_early"],
+                     "train_s": m["train_time_s"], "device": m.get("device", "")})
+    return pd.DataFrame(rows)
+
+
+def comparison(runs: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", "roc_auc", "ece", "variance")
+               ) -> pd.DataFrame:
+    """Per variant and metric: the mean over seeds with its Student-t 95% interval, and the difference to the
+    baseline paired by seed with its interval, paired-t p and Holm-adjusted p (family: the variants)."""
+    base = runs[runs["variant"] == "baseline"].set_index("seed")
+    rows = []
+    for metric in metrics:
+        family = []
+        for variant in VARIANTS:
+            part = runs[runs["variant"] == variant].set_index("seed").sort_index()
+            s = seed_summary(part[metric].tolist())
+            row = {"metric": RUN_METRICS[metric], "variant": variant, "seeds": len(part), "mean": s["mean"],
+                   "95% CI": f"[{s['low']:.4g}, {s['high']:.4g}]"}
+            if variant != "baseline":
+                common = part.index.intersection(base.index)
+                delta = (part.loc[common, metric] - base.loc[common, metric]).to_numpy()
+                d = seed_summary(delta.tolist())
+                row |= {"Δ vs baseline": d["mean"], "Δ 95% CI": f"[{d['low']:+.3g}, {d['high']:+.3g}]",
+                        "p": paired_t_p(delta.tolist())}
+                family.append(len(rows))
+            rows.append(row)
+        adjusted = holm([rows[i]["p"] for i in family])
+        for i, value in zip(family, adjusted):
+            rows[i]["p (Holm)"] = value
+    return pd.DataFrame(rows)
+
+
+def comparison_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:
+    """One Markdown line per penalty variant and metric: the paired difference and whether it is significant."""
+    lines = []
+    for _, row in table[table["variant"] != "baseline"].iterrows():
+        verdict = ("significant after Holm's correction" if row["p (Holm)"] < alpha
+                   else "significant alone, not after Holm's correction" if row["p"] < alpha else "not significant")
+        lines.append(f"- **{row['variant']}, {row['metric']}**: {row['Δ vs baseline']:+.3g} {row['Δ 95% CI']} "
+                     f"(p = {row['p']:.2g}, {verdict}).")
+    return "\n".join(lines)
+
+
+def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per variant: mean ms per training step over seeds, its ratio to the same seed's baseline, steps, epochs
+    run (early stopping) and training time."""
+    base = runs[runs["variant"] == "baseline"].set_index("seed")["ms_per_step"]
+    ratio = runs["ms_per_step"] / base.reindex(runs["seed"]).to_numpy()
+    table = runs.assign(ratio=ratio).groupby("variant", sort=False).agg(
+        seeds=("seed", "size"), ms_per_step=("ms_per_step", "mean"), ratio=("ratio", "mean"),
+        epochs=("epochs", "mean"), train_s=("train_s", "mean"), device=("device", "first")).reset_index()
+    return table.rename(columns={"ms_per_step": "ms / step", "ratio": "× baseline step", "epochs": "epochs run",
+                                 "train_s": "training time (s)"})
+
+
+def plot_loss_curves(records: list[dict]) -> plt.Figure:
+    """Training cross-entropy (left) and the penalty tanh(α·Var(IG)) (right) against the optimizer step, each
+    variant's mean over seeds with the seeds' range shaded; the baseline computes no penalty."""
+    rows = [{"variant": r["variant"], "seed": r["seed"], "step": e["step"], "cross-entropy": e["ce"],
+             "tanh(α·Var)": e.get("tanh_var", np.nan)} for r in records for e in r["metrics"]["train_loss"]]
+    frame = pd.DataFrame(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    sns.lineplot(frame, x="step", y="cross-entropy", hue="variant", hue_order=VARIANTS, errorbar=("pi", 100),
+                 ax=axes[0])
+    penalised = frame.dropna(subset=["tanh(α·Var)"])
+    sns.lineplot(penalised, x="step", y="tanh(α·Var)", hue="variant", hue_order=VARIANTS, errorbar=("pi", 100),
+                 ax=axes[1])
+    axes[0].set(xlabel="optimizer step", ylabel="training cross-entropy (window mean)")
+    axes[1].set(xlabel="optimizer step", ylabel="tanh(α · mean Var(IG)) (window mean)")
+    if axes[1].get_legend() is not None:
+        axes[1].get_legend().remove()
+    fig.tight_layout()
+    return fig
+
+
+def pair_lengths(premises: list[str], hypotheses: list[str]) -> np.ndarray:
+    """Words (whitespace-separated) in premise plus hypothesis, per pair (n,)."""
+    return np.array([len(p.split()) + len(h.split()) for p, h in zip(premises, hypotheses)])
+
+
+def error_by_length(records: list[dict], labels: np.ndarray, lengths: np.ndarray, n_bins: int = 5) -> pd.DataFrame:
+    """Per variant and length bin (quantile bins of the pair length in words): the error rate's mean over
+    seeds with its Student-t 95% interval (clipped to [0, 1]), and the bin's pairs."""
+    bins = pd.qcut(lengths, n_bins, duplicates="drop")
+    names = np.asarray([f"{int(b.left) + 1}–{int(b.right)}" for b in bins])
+    order = [f"{int(b.left) + 1}–{int(b.right)}" for b in bins.categories]
+    rows = []
+    for variant in VARIANTS:
+        runs = [r for r in records if r["variant"] == variant]
+        for name in order:
+            inside = names == name
+            errors = [float((r["probs"][inside].argmax(1) != labels[inside]).mean()) for r in runs]
+            s = seed_summary(errors)
+            rows.append({"variant": variant, "words": name, "pairs": int(inside.sum()), "error rate": s["mean"],
+                         "low": max(s["low"], 0.0), "high": min(s["high"], 1.0)})
+    return pd.DataFrame(rows)
+
+
+def plot_error_by_length(table: pd.DataFrame) -> plt.Axes:
+    """Error rate against pair length, one line per variant with its seeds' 95% interval as error bars."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    order = list(dict.fromkeys(table["words"]))
+    for i, variant in enumerate(VARIANTS):
+        part = table[table["variant"] == variant].set_index("words").loc[order]
+        x = np.arange(len(order)) + (i - 1) * 0.08
+        ax.errorbar(x, part["error rate"], yerr=[part["error rate"] - part["low"], part["high"] - part["error rate"]],
+                    fmt="o-", capsize=3, label=variant)
+    pairs = table.drop_duplicates("words").set_index("words").loc[order, "pairs"]
+    ax.set_xticks(np.arange(len(order)), [f"{w}\n({n} pairs)" for w, n in zip(order, pairs)])
+    ax.set(xlabel="words in premise + hypothesis", ylabel="test error rate (mean over seeds, 95% CI)")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return ax
+
+
+def plot_confusions(records: list[dict], labels: np.ndarray, seed: int) -> plt.Figure:
+    """Row-normalised confusion matrices (gold rows, predicted columns) of the three variants of one seed."""
+    fig, axes = plt.subplots(1, len(VARIANTS), figsize=(11, 3.5), sharey=True)
+    for ax, variant in zip(axes, VARIANTS):
+        r = next(r for r in records if r["variant"] == variant and r["seed"] == seed)
+        matrix = np.asarray(classification_metrics(labels, r["probs"], LABELS)["confusion_matrix"], dtype=float)
+        sns.heatmap(matrix / matrix.sum(1, keepdims=True), annot=matrix.astype(int), fmt="d", cmap="Blues",
+                    vmin=0, vmax=1, cbar=ax is axes[-1], xticklabels=LABELS, yticklabels=LABELS, ax=ax)
+        ax.set(xlabel=f"predicted ({variant})", ylabel="gold" if ax is axes[0] else "")
+    fig.tight_layout()
+    return fig
+
+
+def plot_calibration(records: list[dict], labels: np.ndarray) -> plt.Axes:
+    """Reliability diagram: accuracy against mean confidence per confidence bin, every seed's test predictions
+    pooled per variant, with the diagonal of perfect calibration."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    for variant in VARIANTS:
+        runs = [r for r in records if r["variant"] == variant]
+        table = reliability_table(np.concatenate([labels] * len(runs)), np.concatenate([r["probs"] for r in runs]),
+                                  CALIBRATION_BINS).dropna()
+        ax.plot(table["confidence"], table["accuracy"], "o-", label=variant)
+    ax.plot([1 / 3, 1], [1 / 3, 1], ls="--", color="grey", lw=1, label="perfect calibration")
+    ax.set(xlabel="mean confidence in bin", ylabel="accuracy in bin")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return ax
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def pick_examples(premises: list[str], hypotheses: list[str], labels: np.ndarray,
+                  baseline_probs: np.ndarray) -> dict[str, int]:
+    """Test pairs for attribution plots, by rule (ties: the first in test order):
+    - 'neutral, baseline wrong': the gold-neutral pair the baseline misclassifies most confidently;
+    - 'contradiction, high overlap': the gold contradiction whose hypothesis words occur in the premise in
+      the largest share (then the longest hypothesis);
+    - 'long premise': the pair with the most premise words.
+    A pair is shown once: a later rule skips the pairs an earlier one chose."""
+    neutral, contradiction = LABELS.index("neutral"), LABELS.index("contradiction")
+    wrong = np.flatnonzero((labels == neutral) & (baseline_probs.argmax(1) != neutral))
+    out = {}
+    if len(wrong):
+        out["neutral, baseline wrong"] = int(wrong[np.argmax(baseline_probs[wrong].max(1))])
+    overlap = []
+    for i in np.flatnonzero(labels == contradiction):
+        hyp, prem = _words(hypotheses[i]), set(_words(premises[i]))
+        overlap.append((sum(w in prem for w in hyp) / max(len(hyp), 1), len(hyp), -i))
+    overlap = [o for o in overlap if -o[2] not in out.values()]
+    if overlap:
+        out["contradiction, high overlap"] = int(-max(overlap)[2])
+    words = [(len(p.split()), -i) for i, p in enumerate(premises) if i not in out.values()]
+    out["long premise"] = int(-max(words)[1])
+    return out
+
+
+def _merged(tokens: list[str], scores: np.ndarray, special: set[str]) -> tuple[list[str], list[float]]:
+    """WordPiece continuations ('##x') joined to their word with summed scores; special tokens shown as '‖'
+    between the two texts and dropped at the ends."""
+    words, values = [], []
+    for token, score in zip(tokens, scores):
+        if token in special:
+            words.append("‖")
+            values.append(0.0)
+        elif token.startswith("##") and words and words[-1] != "‖":
+            words[-1] += token[2:]
+            values[-1] += float(score)
+        else:
+            words.append(token.lstrip("Ġ▁"))
+            values.append(float(score))
+    while words and words[0] == "‖":
+        words, values = words[1:], values[1:]
+    while words and words[-1] == "‖":
+        words, values = words[:-1], values[:-1]
+    return words, values
+
+
+def attribution_html(records: list[dict], index: int, seed: int, tokenizer, gold: int) -> str:
+    """The IG attributions of one test pair under each variant's model (one seed), as signed coloured text
+    (red: towards the gold label, blue: against), with each model's prediction and the pair's Var(IG)."""
+    blocks = []
+    special = set(tokenizer.all_special_tokens)
+    for variant in VARIANTS:
+        r = next(r for r in records if r["variant"] == variant and r["seed"] == seed)
+        ig = r["ig"]
+        if "ids" not in ig:
+            raise ValueError(f"run {r['run_dir'].name} kept no attributions (only the first seed does); use seed "
+                             f"{min(x['seed'] for x in records)}")
+        start, end = ig["offsets"][index], ig["offsets"][index + 1]
+        tokens = tokenizer.convert_ids_to_tokens(ig["ids"][start:end].tolist())
+        words, values = _merged(tokens, ig["attributions"][start:end], special)
+        pred = int(r["probs"][index].argmax())
+        caption = (f"{variant}: predicted {LABELS[pred]} ({r['probs'][index, pred]:.2f}), gold {LABELS[gold]}; "
+                   f"Var(IG) = {ig['variance'][index]:.3g}, completeness gap {ig['gap'][index]:.2g} logits")
+        blocks.append(render.signed_html(words, values, caption=caption))
+    return "".join(blocks)
