@@ -1,0 +1,109 @@
+"""Chapter 5's pipeline and report: run configs, per-pair IG measurements, example rules and tables."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+from transformers import AutoTokenizer, BertConfig
+
+from compnb import data, ig_variance, ig_variance_eval, ig_variance_report, models, render
+from compnb.models import SequenceClassifier
+from compnb.saliency import IntegratedGradients
+
+
+def test_loss_settings_take_the_profile_and_refuse_bad_values_by_name():
+    assert ig_variance_eval.loss_settings("full") == {"lam": 0.1, "alpha": 10.0, "n_steps": 10, "method": "riemann_right"}
+    assert ig_variance_eval.loss_settings("full", lam=0.3, n_steps=None)["lam"] == 0.3
+    with pytest.raises(ValueError, match="lam must be a finite number >= 0, got -1"):
+        ig_variance_eval.loss_settings("full", lam=-1)
+    with pytest.raises(ValueError, match="unknown IG method 'simpson'"):
+        ig_variance_eval.loss_settings("full", method="simpson")
+    with pytest.raises(ValueError, match=r"unknown penalty parameters \['beta'\]"):
+        ig_variance_eval.loss_settings("full", beta=1.0)
+
+
+def test_configs_differ_only_where_the_variants_do():
+    base, detached, differentiable = (ig_variance_eval.config("full", v, 1) for v in ig_variance_eval.VARIANTS)
+    assert base.loss == "ce" and detached.loss == differentiable.loss == "ig_variance"
+    assert detached.loss_kwargs["variant"] == "detached" and differentiable.loss_kwargs["variant"] == "differentiable"
+    assert {c.batch_size for c in (base, detached, differentiable)} == {16}
+    assert len({c.run_id() for c in (base, detached, differentiable)}) == 3
+    with pytest.raises(ValueError, match="unknown variant 'frozen'; allowed: baseline, detached, differentiable"):
+        ig_variance_eval.config("full", "frozen", 0)
+
+
+def test_attribute_lays_out_every_pair_and_matches_one_pair_at_a_time():
+    tokenizer = AutoTokenizer.from_pretrained(models.resolve_backbone(models.DEFAULT_BACKBONE))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)
+    model = SequenceClassifier.from_config(config, num_labels=3, dropout=0.0).double()
+    ds = data.from_frame(pd.DataFrame({"premise": ["A dog runs in the park.", "Two men.", "A woman sings a song loudly."],
+                                       "hypothesis": ["An animal moves.", "Nobody is here at all today.", "Quiet."],
+                                       "label": [0, 2, 1]}), "snli")
+    out = ig_variance_eval.attribute(model, tokenizer, ds, 32, n_steps=4, method="riemann_right", batch_size=2)
+    enc = [tokenizer(p, h) for p, h in zip(data.column(ds, "premise"), data.column(ds, "hypothesis"))]
+    assert list(np.diff(out["offsets"])) == [len(e["input_ids"]) for e in enc]
+    for i, e in enumerate(enc):
+        ids = torch.tensor([e["input_ids"]])
+        alone = IntegratedGradients(model).attribute(ids, torch.ones_like(ids), torch.tensor([ds[i]["label"]]), n_steps=4,
+                                                     token_type_ids=torch.tensor([e["token_type_ids"]]))[0]
+        start, end = out["offsets"][i], out["offsets"][i + 1]
+        assert out["ids"][start:end].tolist() == e["input_ids"]
+        np.testing.assert_allclose(out["attributions"][start:end], alone.detach().numpy(), rtol=1e-5, atol=1e-7)
+        assert out["variance"][i] == pytest.approx(float(ig_variance.attribution_variance(alone[None], torch.ones_like(ids))[0]))
+
+
+def test_examples_follow_the_stated_rules_and_do_not_repeat():
+    premises = ["a cat sleeps", "a man rides a red bike in town today", "kids play", "the dog eats food now"]
+    hypotheses = ["a cat is awake", "a man rides a bike", "kids sleep", "the dog eats"]
+    labels = np.array([1, 2, 1, 2])
+    probs = np.array([[0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.7, 0.1, 0.2], [0.1, 0.1, 0.8]])
+    picked = ig_variance_report.pick_examples(premises, hypotheses, labels, probs)
+    assert picked["neutral, baseline wrong"] == 2  # the only misclassified neutral pair
+    assert picked["contradiction, high overlap"] == 1  # 5/5 hypothesis words in the premise, longer than pair 3's 3/3
+    assert picked["long premise"] == 3  # pair 1 is longer but already shown
+
+
+def test_wordpieces_merge_and_signed_colours_follow_the_sign():
+    words, values = ig_variance_report._merged(["[CLS]", "play", "##ing", "[SEP]", "dogs", "[SEP]"],
+                                               np.array([0.5, 1.0, 0.5, 0.0, -2.0, 0.0]), {"[CLS]", "[SEP]"})
+    assert words == ["playing", "‖", "dogs"] and values == [1.5, 0.0, -2.0]
+    html = render.signed_html(["up", "down"], [1.0, -1.0])
+    red, blue = (part.split("background:")[1][:7] for part in html.split("<span")[1:])
+    assert int(red[1:3], 16) > int(red[5:7], 16) and int(blue[5:7], 16) > int(blue[1:3], 16)
+
+
+def _records(seed_acc: dict[str, list[float]], n: int = 40) -> tuple[list[dict], np.ndarray]:
+    labels = np.arange(n) % 3
+    records = []
+    for variant, accs in seed_acc.items():
+        for seed, acc in enumerate(accs):
+            right = np.arange(n) < round(acc * n)
+            probs = np.full((n, 3), 0.1)
+            probs[np.arange(n), np.where(right, labels, (labels + 1) % 3)] = 0.8
+            records.append({"variant": variant, "seed": seed, "probs": probs,
+                            "ig": {"variance": np.full(n, 0.1 * (seed + 1)), "gap": np.zeros(n)},
+                            "metrics": {"train_time_s": 10.0, "steps": 100, "epochs_run": 1, "stopped_early": False,
+                                        "train_loss": []}})
+    return records, labels
+
+
+def test_comparison_pairs_seeds_against_the_baseline_like_scipy():
+    records, labels = _records({"baseline": [0.5, 0.6, 0.7], "detached": [0.55, 0.6, 0.8],
+                                "differentiable": [0.5, 0.7, 0.75]})
+    runs = ig_variance_report.per_run(records, labels)
+    table = ig_variance_report.comparison(runs, ("accuracy",)).set_index("variant")
+    a, b = runs[runs["variant"] == "detached"]["accuracy"].to_numpy(), runs[runs["variant"] == "baseline"]["accuracy"].to_numpy()
+    assert table.loc["detached", "Δ vs baseline"] == pytest.approx((a - b).mean())
+    assert table.loc["detached", "p"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert table.loc["detached", "p (Holm)"] >= table.loc["detached", "p"]
+
+
+def test_error_by_length_bins_hold_every_pair_once():
+    records, labels = _records({"baseline": [0.5, 0.6], "detached": [0.5, 0.5], "differentiable": [0.6, 0.6]})
+    lengths = np.arange(len(labels)) % 17 + 5
+    table = ig_variance_report.error_by_length(records, labels, lengths, n_bins=4)
+    assert table.groupby("variant")["pairs"].sum().eq(len(labels)).all()
+    assert ((table["low"] >= 0) & (table["high"] <= 1)).all()
