@@ -107,3 +107,13 @@ def test_error_by_length_bins_hold_every_pair_once():
     table = ig_variance_report.error_by_length(records, labels, lengths, n_bins=4)
     assert table.groupby("variant")["pairs"].sum().eq(len(labels)).all()
     assert ((table["low"] >= 0) & (table["high"] <= 1)).all()
+
+
+def test_training_settings_are_parameters_too():
+    train = ig_variance_eval.train_settings("full", lr=1e-4, patience=None)
+    assert train["lr"] == 1e-4 and train["patience"] == 1 and train["batch_size"] == 16
+    assert ig_variance_eval.config("full", "differentiable", 0, train=train).lr == 1e-4
+    with pytest.raises(ValueError, match=r"unknown training settings \['momentum'\]"):
+        ig_variance_eval.train_settings("full", momentum=0.9)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        ig_variance_eval.config("full", "baseline", 0, train={"batch_size": 0})

@@ -243,7 +243,7 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
 
 def sweep_summary(profile: str) -> dict[str, dict]:
     """The wall time and setting of the last invocation that trained something, per dataset selection
-    ('sst2', 'snli' or 'snli+sst2'), at `profile`; empty if none did."""
+    ('sst2', 'snli' or 'snli+sst2'; no two selections share a dataset), at `profile`; empty if none did."""
     path = results_dir(profile, CHAPTER) / SWEEP_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
 
@@ -269,7 +269,9 @@ def main(argv: list[str] | None = None) -> None:
     if trained:
         devices = sorted({r["metrics"].get("device", "") for r in trained})
         path = results_dir(args.profile, CHAPTER) / SWEEP_FILE
-        summary = sweep_summary(args.profile)
+        # the latest invocation stands for each dataset: records of earlier ones sharing a dataset are dropped
+        summary = {key: record for key, record in sweep_summary(args.profile).items()
+                   if not set(key.split("+")) & set(chosen)}
         summary["+".join(sorted(chosen))] = run_record(
             {"profile": args.profile, "model": args.model, "lam": args.lam, "workers": args.workers,
              "datasets": list(chosen), "runs": len(records), "runs_trained": len(trained), "wall_time_s": wall,

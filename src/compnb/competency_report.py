@@ -94,14 +94,17 @@ def significance_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:
         parts = []
         for metric in ("acc", "adv acc"):
             p, adjusted, delta = row[f"p ({metric})"], row[f"p ({metric}, Holm)"], row[f"Δ {metric}"]
-            if adjusted < alpha:
+            if np.isnan(p):
+                verdict = "not testable: the same difference at every seed"
+            elif adjusted < alpha:
                 verdict = "significant, also after Holm's correction"
             elif p < alpha:
                 verdict = f"significant alone, not after Holm's correction (adjusted p = {adjusted:.2g})"
             else:
                 verdict = "not significant"
             where = "validation" if metric == "acc" else "AdvGLUE"
-            parts.append(f"{where} {delta:+.3f} {row[f'Δ {metric} 95% CI']} (p = {p:.2g}, {verdict})")
+            shown = f"p = {p:.2g}, " if not np.isnan(p) else ""
+            parts.append(f"{where} {delta:+.3f} {row[f'Δ {metric} 95% CI']} ({shown}{verdict})")
         lines.append(f"- **{row['dataset']}, {row['config']}** (seeds {row['seeds']}): " + "; ".join(parts) + ".")
     return "\n".join(lines) if lines else "No configuration was run at more than one seed."
 

@@ -295,14 +295,15 @@ def seed_summary(values: Sequence[float], confidence: float = 0.95) -> dict:
 def paired_t_p(deltas: Sequence[float]) -> float:
     """Two-sided p-value of a paired t-test from the per-pair differences (n,), e.g. model b − model a per
     seed (`scipy.stats.ttest_1samp(deltas, 0)`). Without spread (up to rounding) the statistic is undefined:
-    p = 1 when all differences are 0, else 0; with one difference, NaN."""
+    p = 1 when all differences are 0; NaN when they are equal and not 0 (a t-test cannot weigh the same
+    difference seen n times: report it as untestable, not as significant); with one difference, NaN."""
     arr = np.asarray(deltas, dtype=np.float64)
     if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
         raise ValueError(f"deltas must be a non-empty 1-D array of finite numbers, got {deltas!r}")
     if arr.size == 1:
         return math.nan
     if np.ptp(arr) < 1e-12:
-        return 1.0 if abs(arr[0]) < 1e-12 else 0.0
+        return 1.0 if abs(arr[0]) < 1e-12 else math.nan
     return float(stats.ttest_1samp(arr, 0.0).pvalue)
 
 

@@ -42,13 +42,23 @@ def loss_settings(profile: str, **overrides) -> dict:
     return {key: ig_variance.check_params(params)[key] for key in LOSS_KEYS}
 
 
+def train_settings(profile: str, **overrides) -> dict:
+    """The profile's training settings (epochs, batch size, lr, max length, patience, subsampling) with
+    `overrides` (None values ignored); `TrainConfig` checks the values."""
+    chosen = settings(CHAPTER, profile)
+    unknown = sorted(set(overrides) - set(TRAIN_KEYS))
+    if unknown:
+        raise ValueError(f"unknown training settings {unknown}; allowed: {', '.join(TRAIN_KEYS)}")
+    return {key: chosen[key] for key in TRAIN_KEYS} | {k: v for k, v in overrides.items() if v is not None}
+
+
 def config(profile: str, variant: str, seed: int, model: str = models.DEFAULT_BACKBONE,
-           **loss) -> training.TrainConfig:
-    """The SNLI run of one variant and seed; `loss` overrides the profile's penalty parameters."""
+           train: dict | None = None, **loss) -> training.TrainConfig:
+    """The SNLI run of one variant and seed; `train` overrides the profile's training settings
+    (`train_settings`) and `loss` its penalty parameters (`loss_settings`)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; allowed: {', '.join(VARIANTS)}")
-    chosen = settings(CHAPTER, profile)
-    train = {key: chosen[key] for key in TRAIN_KEYS}
+    train = train_settings(profile, **(train or {}))
     if variant == "baseline":
         return training.TrainConfig(model=model, dataset="snli", loss="ce", seed=seed, profile=profile, **train)
     params = loss_settings(profile, **loss) | {"variant": variant}
@@ -126,15 +136,17 @@ def train_and_measure(cfg: training.TrainConfig, n_steps: int, method: str, keep
 
 
 def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, seeds: Sequence[int] | None = None,
-            workers: int = 1, **loss) -> list[dict]:
-    """Every (seed, variant) run, trained and measured (cached), in `workers` processes when > 1. One record
-    per run: seed, variant, config, run_dir, metrics, probs (n, 3) on the test split, ig (the npz's arrays)."""
+            workers: int = 1, train: dict | None = None, **loss) -> list[dict]:
+    """Every (seed, variant) run, trained and measured (cached), in `workers` processes when > 1; `train` and
+    `loss` override the profile's settings (see `config`). One record per run: seed, variant, config, run_dir,
+    metrics, probs (n, 3) on the test split, ig (the npz's arrays)."""
     parallel.check_workers(workers)
     seeds = tuple(seeds) if seeds is not None else tuple(settings(CHAPTER, profile)["seeds"])
     if not seeds:
         raise ValueError("seeds must name at least one seed")
     p = loss_settings(profile, **loss)
-    plan = [(seed, variant, config(profile, variant, seed, model, **loss)) for seed in seeds for variant in VARIANTS]
+    plan = [(seed, variant, config(profile, variant, seed, model, train, **loss))
+            for seed in seeds for variant in VARIANTS]
     todo = [(cfg, p["n_steps"], p["method"], seed == seeds[0]) for seed, _, cfg in plan
             if not _measured(training.run_dir(cfg), p["n_steps"], p["method"])]
     if todo:

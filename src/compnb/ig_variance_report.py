@@ -84,7 +84,11 @@ def comparison(runs: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", "roc_
 def comparison_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:
     """One Markdown line per penalty variant and metric: the paired difference and whether it is significant."""
     lines = []
-    for _, row in table[(table["variant"] != "baseline") & table["p"].notna()].iterrows():
+    for _, row in table[(table["variant"] != "baseline") & table["Δ vs baseline"].notna()].iterrows():
+        if np.isnan(row["p"]):
+            lines.append(f"- **{row['variant']}, {row['metric']}**: {row['Δ vs baseline']:+.3g} at every seed "
+                         f"(not testable: no spread across seeds).")
+            continue
         verdict = ("significant after Holm's correction" if row["p (Holm)"] < alpha
                    else "significant alone, not after Holm's correction" if row["p"] < alpha else "not significant")
         lines.append(f"- **{row['variant']}, {row['metric']}**: {row['Δ vs baseline']:+.3g} {row['Δ 95% CI']} "
