@@ -27,8 +27,13 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]
     return versions
 
 
+OUTPUTS = ("results", "book/chapters")  # written by runs and chapter executions, not part of the code
+
+
 def git_state(root: Path | None = None) -> dict[str, str | bool | None]:
-    """The commit checked out at `root` and whether the work tree has uncommitted changes."""
+    """The commit checked out at `root` and whether its tracked code, notebooks or settings have uncommitted
+    changes; what runs write (`results/`, the executed chapters in `book/chapters/`) does not count, so
+    rendering one chapter after another from a clean commit records every one of them as clean."""
     root = root or project_root()
 
     def git(*args: str) -> str | None:
@@ -43,7 +48,7 @@ def git_state(root: Path | None = None) -> dict[str, str | bool | None]:
         # the commit it copied, and that wins
         return {"commit": os.environ["COMPNB_GIT_COMMIT"], "dirty": None, "from": "COMPNB_GIT_COMMIT"}
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":(exclude){p}" for p in OUTPUTS))
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
