@@ -1,7 +1,7 @@
 """The second paper's gradient-guided attack on NLI hypotheses, the adversarial set built from it, and the
 error analysis of a retrained model.
 
-- `GradientMaskAttack(model).attribute(...)`: per-token score Σ_d |∂CE(true label)/∂e_{t,d}| (B, T), the summed
+- `GradientMaskAttack(model).attribute(...)`: per-token score Σ_d abs(∂CE(true label)/∂e_{t,d}) (B, T), the summed
   absolute gradient of the loss with respect to the input embedding; `choose` takes the arg-max over the
   hypothesis's real, non-special tokens (premise and special tokens are never chosen).
 - `attack_pairs`: batches of (premise, hypothesis) pairs → the hypothesis with the chosen token's characters
@@ -53,7 +53,7 @@ class GradientMaskAttack:
 
     def attribute(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
                   **model_kwargs) -> torch.Tensor:
-        """Scores (B, T): Σ over embedding dims of |∂CE(true label)/∂embedding|, 0 on padding; eval mode."""
+        """Scores (B, T): Σ over embedding dims of abs(∂CE(true label)/∂embedding), 0 on padding; eval mode."""
         with analysis_mode(self.model, False), torch.enable_grad():
             embeds = self.model.embeddings(input_ids).detach().requires_grad_()
             logits = self.model(inputs_embeds=embeds, attention_mask=attention_mask, **model_kwargs)

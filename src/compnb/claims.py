@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from compnb.paths import results_dir
@@ -209,3 +211,20 @@ def verdict_counts(table: pd.DataFrame) -> pd.DataFrame:
     """Claims per paper and verdict."""
     counts = table.groupby(["paper", "verdict"]).size().unstack(fill_value=0)
     return counts.reindex(columns=[v for v in VERDICTS if v in counts.columns]).reset_index()
+
+
+def plot_verdicts(table: pd.DataFrame) -> plt.Axes:
+    """Claims per paper as horizontal bars stacked by verdict."""
+    counts = table.groupby(["paper", "verdict"]).size().unstack(fill_value=0)
+    counts = counts.reindex(columns=[v for v in VERDICTS if v in counts.columns])
+    colours = {"reproduced": "#2a9d8f", "not reproduced": "#e76f51", "not testable here": "#b8b8b8", "not run": "#f4d35e"}
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    left = np.zeros(len(counts))
+    for verdict in counts.columns:
+        ax.barh([f"paper {p}" for p in counts.index], counts[verdict], left=left, color=colours[verdict], label=verdict)
+        left += counts[verdict].to_numpy()
+    ax.invert_yaxis()
+    ax.set(xlabel="claims", ylabel="")
+    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return ax

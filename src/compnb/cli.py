@@ -39,10 +39,16 @@ def _artifacts(args: argparse.Namespace) -> None:
 
 
 def _chapter(args: argparse.Namespace) -> None:
+    from papermill.exceptions import PapermillExecutionError
+
     from compnb.bookbuild import run_chapter
 
     params = {name: _parameter(value) for name, value in args.parameter}
-    print(run_chapter(args.chapter, args.profile, params, prepare_only=args.prepare_only))
+    try:
+        print(run_chapter(args.chapter, args.profile, params, prepare_only=args.prepare_only))
+    except PapermillExecutionError as err:  # the chapter's own error, not papermill's traceback of it
+        raise ValueError(f"chapter {args.chapter} stopped in cell {err.exec_count} with {err.ename}: "
+                         f"{err.evalue} (nothing was written)") from None
 
 
 def _train(args: argparse.Namespace) -> None:

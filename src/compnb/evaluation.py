@@ -1,6 +1,7 @@
 """Evaluation metrics for binary and 3-class classifiers, numpy in and out.
 
-Conventions shared by every function:
+Conventions shared by every function::
+
   labels  (n,) integer class ids in [0, c)
   probs   (n, c) float class probabilities, each row summing to 1 (within 1e-5; rows are then
           renormalised exactly before use)
@@ -157,7 +158,7 @@ def _bin_stats(labels: np.ndarray, probs: np.ndarray, n_bins: int) -> tuple[np.n
 
 
 def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
-    """ECE: sum over equal-width confidence bins of (bin count / n) * |accuracy - mean confidence|.
+    """ECE: sum over equal-width confidence bins of (bin count / n) · abs(accuracy − mean confidence).
 
     labels (n,), probs (n, c). Bin b covers top-class confidence in (b/n_bins, (b+1)/n_bins].
     Returns a fraction in [0, 1] (multiply by 100 for the percentage papers often print).

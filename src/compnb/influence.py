@@ -110,7 +110,7 @@ def saliency_entropy(model: SequenceClassifier, tokenizer, texts: Sequence[str],
     """Per example: `entropy` (nats) of the saliency distribution S over all its real tokens, `entropy_topk`
     of its k largest entries renormalised (the quantity chapter 3's loss raises), and `tokens`, their number
     (log(tokens) is the entropy of a uniform S). S is the competency loss's own: `method` "gradient" (softmax
-    of ∂CE/∂embedding norms) or "mask" (softmax of |Δp(label)| when a token is dropped), in eval mode."""
+    of ∂CE/∂embedding norms) or "mask" (softmax of abs(Δp(label)) when a token is dropped), in eval mode."""
     if method not in METHODS:
         raise ValueError(f"unknown saliency method {method!r}; allowed: {', '.join(METHODS)}")
     device = next(model.parameters()).device

@@ -4,11 +4,13 @@
 - S (batch, tokens) is a saliency distribution over each example's real tokens, taken from ∂CE/∂embeddings
   (the paper writes ∂L_M/∂x_t, the gradient of the modified loss itself, which would make S depend on the
   loss it defines; we use the cross-entropy's, as its definition of saliency does):
+
   * `gradient`: softmax of the per-token L2 norms of ∂CE/∂(input embedding), computed on the training
     forward itself (dropout included) with `create_graph=True`, so one forward serves CE and S;
-  * `mask`: softmax of |p(label) − p(label | token dropped from the attention mask)| from
+  * `mask`: softmax of abs(p(label) − p(label | token dropped from the attention mask)) from
     `compnb.saliency.MaskSaliency` (eval mode, all masked copies batched, in checkpointed chunks of
     `MASK_CHUNK` copies so that memory does not grow with batch × length).
+
 - S_topk: the k largest entries of each row, renormalised; H: their entropy in nats (at most log k),
   averaged over the batch. CE is the batch mean.
 - F, with a = CE and b = λ·H: `inverse` a / b, with H clamped below at `H_FLOOR` nats so the loss stays

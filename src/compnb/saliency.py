@@ -108,7 +108,7 @@ class MaskSaliency:
     def attribute(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, *,
                   special_tokens_mask: torch.Tensor | None = None, max_batch: int | None = None,
                   differentiable: bool = False, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """|p(label) − p(label | token t masked out)| (B, T), probabilities in [0, 1].
+        """abs(p(label) − p(label | token t masked out)) (B, T), probabilities in [0, 1].
 
         Scores every real token, except special tokens when `special_tokens_mask` (B, T; 1 = special) is
         given; those and padding get 0. The batch and all its masked copies (one row per scored token) go
@@ -178,7 +178,7 @@ class IntegratedGradients:
         embeddings: the path gradients are taken without a graph, but the (x − baseline) factor keeps the
         embeddings' graph, so a penalty on the attributions reaches the word-embedding matrix and nothing else.
         `token_type_ids` (B, T), when the model takes segment ids (BERT-style pairs), go with every path point.
-        With `return_completeness_gap`, also returns |Σ_t attributions − (F(x) − F(baseline))| (B,), in
+        With `return_completeness_gap`, also returns abs(Σ_t attributions − (F(x) − F(baseline))) (B,), in
         logits, from one more forward of 2B rows.
         """
         alphas, weights = (torch.as_tensor(a, dtype=self.model.embeddings.weight.dtype, device=input_ids.device)

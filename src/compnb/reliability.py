@@ -1,0 +1,168 @@
+"""The book's reliability checks, run for real in its appendix: a training run killed mid-way resumes from
+its checkpoint to the result of an uninterrupted run, and every CLI command refuses bad input with a clear
+message, without a traceback and without leaving output behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from compnb import training
+from compnb.training import TrainConfig
+
+KILL_AT_STEP = 10
+# the interrupted process: train with a callback that kills the process itself (SIGKILL, no clean-up) at a step
+_KILLER = """
+import os, signal, sys
+from compnb import training
+config = training.TrainConfig.from_json(sys.argv[1])
+def die(state):
+    if state.step == int(sys.argv[3]):
+        os.kill(os.getpid(), signal.SIGKILL)
+training.train(config, runs_root=sys.argv[2], callback=die)
+"""
+
+
+def tiny_config() -> TrainConfig:
+    """A CPU-sized SST-2 run: 96 training sentences, 2 epochs of 12 steps, a checkpoint every 4 steps, the
+    loss logged every 2."""
+    return TrainConfig(dataset="sst2", seed=3, epochs=2, batch_size=8, lr=5e-5, max_length=32,
+                       max_train_examples=96, max_eval_examples=48, patience=None, checkpoint_every=4,
+                       log_every=2, profile="smoke")
+
+
+def _python(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
+
+
+def interrupted_training(workdir: str | Path, config: TrainConfig | None = None, kill_at: int = KILL_AT_STEP) -> dict:
+    """Train `config` uninterrupted; train it again in a process killed (SIGKILL) at step `kill_at`, then
+    rerun that. Returns what happened and whether the resumed run equals the uninterrupted one exactly
+    (validation probabilities, the logged loss curve, the validation curve)."""
+    config = config or tiny_config()
+    workdir = Path(workdir)
+    path = workdir / "config.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config.to_dict()))
+    # both runs in fresh processes, so neither inherits state (RNG, thread pools) from this one
+    whole = _python("-c", "import sys; from compnb import training; "
+                    "training.train(training.TrainConfig.from_json(sys.argv[1]), runs_root=sys.argv[2])",
+                    str(path), str(workdir / "uninterrupted"))
+    if whole.returncode != 0:
+        raise RuntimeError(f"the uninterrupted run failed:\n{whole.stderr[-2000:]}")
+    killed = _python("-c", _KILLER, str(path), str(workdir / "interrupted"), str(kill_at))
+    folder = training.run_dir(config, workdir / "interrupted")
+    state = json.loads((folder / training.CHECKPOINT / training.STATE_FILE).read_text())
+    after_kill = {"exit signal": -killed.returncode if killed.returncode < 0 else None,
+                  "finished marker": (folder / training.FINISHED).is_file(),
+                  "checkpoint at step": state["step"]}
+    resumed = _python("-c", "import sys; from compnb import training; "
+                      "training.train(training.TrainConfig.from_json(sys.argv[1]), runs_root=sys.argv[2])",
+                      str(path), str(workdir / "interrupted"))
+    if resumed.returncode != 0:
+        raise RuntimeError(f"the resumed run failed:\n{resumed.stderr[-2000:]}")
+    a, b = (training.run_dir(config, workdir / name) for name in ("uninterrupted", "interrupted"))
+    ma, mb = (json.loads((f / training.FINISHED).read_text()) for f in (a, b))
+    pa, pb = (np.load(f / "val_probs.npy") for f in (a, b))
+    return {**after_kill, "killed at step": kill_at, "steps": ma["steps"],
+            "validation accuracy (uninterrupted)": ma["validation"]["accuracy"],
+            "validation accuracy (resumed)": mb["validation"]["accuracy"],
+            "max |Δ probability|": float(np.abs(pa - pb).max()),
+            "loss curves equal": ma["train_loss"] == mb["train_loss"],
+            "validation curves equal": ma["val_accuracy"] == mb["val_accuracy"],
+            "curves": {"uninterrupted": ma["train_loss"], "resumed": mb["train_loss"]}}
+
+
+def plot_resume(result: dict) -> plt.Axes:
+    """The training loss of the uninterrupted and the killed-then-resumed run against the step, with the kill
+    and the checkpoint it resumed from marked."""
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    for name, style in (("uninterrupted", dict(lw=4, alpha=0.35)), ("resumed", dict(lw=1.5, marker="o", ms=3))):
+        curve = result["curves"][name]
+        ax.plot([e["step"] for e in curve], [e["loss"] for e in curve], label=name, **style)
+    ax.axvline(result["killed at step"], color="crimson", ls="--", lw=1, label="killed (SIGKILL)")
+    ax.axvline(result["checkpoint at step"], color="grey", ls=":", lw=1, label="checkpoint resumed from")
+    ax.set(xlabel="optimizer step", ylabel="training loss (2-step window mean)")
+    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return ax
+
+
+@dataclass(frozen=True)
+class BadInput:
+    """One CLI call that must fail: what is wrong, the arguments, a config to write first (for `train`),
+    and the text the error must contain."""
+
+    what: str
+    args: tuple[str, ...]
+    expect: str
+    config: dict | None = None
+
+
+def bad_inputs(out: str) -> list[BadInput]:
+    """The bad inputs tried, writing (if anything) under the folder `out`."""
+    csv = f"{out}/artifacts.csv"
+    cfg = f"{out}/config.json"
+    return [
+        BadInput("unknown dataset", ("artifacts", "--dataset", "imdb", "--out", csv), "invalid choice: 'imdb'"),
+        BadInput("α outside (0, 1)", ("artifacts", "--dataset", "sst2", "--alpha", "1.5", "--out", csv), "1.5"),
+        BadInput("output not a CSV", ("artifacts", "--dataset", "sst2", "--out", f"{out}/artifacts.txt"), ".csv"),
+        BadInput("unknown chapter", ("chapter", "09"), "unknown chapter '09'"),
+        BadInput("unknown profile", ("chapter", "03", "--profile", "fast"), "invalid choice: 'fast'"),
+        BadInput("λ < 0 in a chapter", ("chapter", "03", "--profile", "smoke", "-p", "lam", "-0.5"),
+                 "lam must be a finite number >= 0, got -0.5"),
+        BadInput("training dataset unknown", ("train", "--config", cfg), "dataset must be one of", {"dataset": "imdb"}),
+        BadInput("λ < 0 in a loss", ("train", "--config", cfg), "lam must be a finite number >= 0",
+                 {"loss": "competency", "loss_params": {"lam": -1.0}}),
+        BadInput("k < 1", ("train", "--config", cfg), "k must be an integer >= 1",
+                 {"loss": "competency", "loss_params": {"k": 0}}),
+        BadInput("unknown F", ("train", "--config", cfg), "unknown form 'divide'",
+                 {"loss": "competency", "loss_params": {"form": "divide"}}),
+        BadInput("model that does not exist", ("train", "--config", cfg), "/no/such/model",
+                 {"model": "/no/such/model", "profile": "smoke"}),
+        BadInput("run folder that does not exist", ("evaluate", "--run", f"{out}/no-run", "--dataset", "sst2"),
+                 "is not a finished training run"),
+        BadInput("evaluation set unknown", ("evaluate", "--run", f"{out}/no-run", "--dataset", "mnli"),
+                 "unknown dataset 'mnli'"),
+    ]
+
+
+def _files(folder: Path) -> dict[str, int]:
+    """Every file under `folder` (absolute path) with its modification time."""
+    return {str(p): p.stat().st_mtime_ns for p in Path(folder).rglob("*") if p.is_file()}
+
+
+def check_cli(watched: Sequence[Path]) -> pd.DataFrame:
+    """Run every `bad_inputs` case through `python -m compnb.cli` (hub off); one row per case: exit code,
+    the error line, whether it names the expected text, whether a traceback was printed, and whether any
+    file appeared or changed under the case's output folder or the `watched` folders (say, the project's
+    results and executed chapters)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        for case in bad_inputs(str(out)):
+            config_path = out / "config.json"
+            config_path.unlink(missing_ok=True)
+            if case.config is not None:
+                config_path.write_text(json.dumps(case.config))
+            before = _files(out) | {k: v for folder in watched for k, v in _files(folder).items()}
+            done = _python("-m", "compnb.cli", *case.args, env={"HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"})
+            after = _files(out) | {k: v for folder in watched for k, v in _files(folder).items()}
+            lines = [line for line in done.stderr.splitlines() if line.strip()]
+            error = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
+            rows.append({"input": case.what, "command": "compnb " + " ".join(a.replace(tmp, "OUT") for a in case.args),
+                         "exit code": done.returncode, "message": error.replace(tmp, "OUT"),
+                         "names the problem": case.expect.replace(tmp, "OUT") in error.replace(tmp, "OUT"),
+                         "traceback": "Traceback" in done.stderr, "files written": sorted(set(after.items()) - set(before.items())) != []})
+    return pd.DataFrame(rows)
