@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from compnb import adversarial, atomicio, data, models, parallel, training
+from compnb import adversarial, atomicio, data, invocations, models, parallel, training
 from compnb.paths import project_root, results_dir
 from compnb.profiles import settings
 
@@ -182,7 +183,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=models.DEFAULT_BACKBONE)
     parser.add_argument("--workers", type=int, default=1, help="parallel processes, one seed each (default 1)")
     args = parser.parse_args(argv)
-    for r in run_all(args.profile, args.model, args.workers):
+    before, start = invocations.finished_runs(args.profile), time.perf_counter()
+    records = run_all(args.profile, args.model, args.workers)
+    invocations.record(args.profile, CHAPTER, f"python -m compnb.adversarial_eval --profile {args.profile} --workers "
+                       f"{args.workers}", [r["run_dir"] for r in records], before, time.perf_counter() - start)
+    for r in records:
         accuracy = {name: float((p.argmax(1) == r["sets"][name]["label"].to_numpy()).mean())
                     for name, p in r["probs"].items()}
         print(r["seed"], r["kind"], {k: round(v, 3) for k, v in accuracy.items()})

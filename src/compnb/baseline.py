@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from compnb import advglue, artifacts, atomicio, data, influence, models, parallel, training
+from compnb import advglue, artifacts, atomicio, data, influence, invocations, models, parallel, training
 from compnb.models import DEFAULT_BACKBONE
 from compnb.profiles import settings
 
@@ -133,7 +134,11 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_BACKBONE)
     parser.add_argument("--workers", type=int, default=1, help="parallel training processes (default 1)")
     args = parser.parse_args()
-    for record in run_all(args.profile, args.model, workers=args.workers):
+    before, start = invocations.finished_runs(args.profile), time.perf_counter()
+    records = run_all(args.profile, args.model, workers=args.workers)
+    invocations.record(args.profile, CHAPTER, f"python -m compnb.baseline --profile {args.profile} --workers "
+                       f"{args.workers}", [r["run_dir"] for r in records], before, time.perf_counter() - start)
+    for record in records:
         m = record["metrics"]["validation"] if "validation" in record["metrics"] else record["metrics"]
         print(record["run_dir"].name, {key: m.get(key) for key in ("accuracy", "macro_f1")})
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import datasets
 import numpy as np
 from tqdm.auto import tqdm
 
-from compnb import atomicio, data, ig_variance, models, parallel, training
+from compnb import atomicio, data, ig_variance, invocations, models, parallel, training
 from compnb.profiles import settings
 from compnb.saliency import IntegratedGradients
 
@@ -169,8 +170,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=models.DEFAULT_BACKBONE)
     parser.add_argument("--workers", type=int, default=1, help="parallel training processes (default 1)")
     args = parser.parse_args(argv)
+    before, start = invocations.finished_runs(args.profile), time.perf_counter()
+    records = run_all(args.profile, args.model, workers=args.workers)
+    invocations.record(args.profile, CHAPTER, f"python -m compnb.ig_variance_eval --profile {args.profile} --workers "
+                       f"{args.workers}", [r["run_dir"] for r in records], before, time.perf_counter() - start)
     labels = None
-    for r in run_all(args.profile, args.model, workers=args.workers):
+    for r in records:
         labels = labels if labels is not None else np.asarray(data.column(test_set(r["config"]), "label"))
         m = r["metrics"]
         print(f"seed {r['seed']} {r['variant']:14s} test accuracy {(r['probs'].argmax(1) == labels).mean():.4f}  "
