@@ -1,0 +1,35 @@
+"""Invocation records: which runs an invocation trained, and when the book's GPU cost may be stated."""
+
+import json
+
+import pandas as pd
+
+from compnb import invocations, training
+
+
+def test_a_run_counts_as_trained_when_its_finished_marker_is_new_or_changed(tmp_path, monkeypatch):
+    monkeypatch.setattr(invocations, "results_dir", lambda profile, chapter: tmp_path / chapter)
+    runs = [tmp_path / "runs" / name for name in ("a", "b", "c")]
+    for folder in runs[:2]:
+        folder.mkdir(parents=True)
+        (folder / training.FINISHED).write_text(json.dumps({"device": "CPU"}))
+    before = {f.name: (f / training.FINISHED).stat().st_mtime_ns for f in runs[:2]}
+    runs[2].mkdir(parents=True)
+    (runs[2] / training.FINISHED).write_text(json.dumps({"device": "GPU"}))  # new since `before`
+    rec = invocations.record("smoke", "02-baseline-finetune", "cmd", runs, before, 12.0)
+    assert (rec["params"]["runs"], rec["params"]["runs_trained"], rec["params"]["devices"]) == (3, 1, ["GPU"])
+    assert invocations.read("smoke", "02-baseline-finetune")["params"]["wall_time_s"] == 12.0
+
+
+def _row(chapter, trained, runs, minutes):
+    return {"chapter": chapter, "command": "c", "runs trained": trained, "runs": runs, "wall time (min)": minutes,
+            "device": "H100", "commit": "abc"}
+
+
+def test_the_total_is_stated_only_when_every_chapter_trained_every_run():
+    full = pd.DataFrame([_row(c, 3, 3, 2.0) for c in invocations.PIPELINES])
+    assert "took 8.0 minutes" in invocations.cost_sentence(full)
+    cached = full.copy()
+    cached.loc[1, "runs trained"] = 1
+    assert "not timed from scratch" in invocations.cost_sentence(cached)
+    assert "no recorded invocation" in invocations.cost_sentence(full.iloc[:2])
