@@ -76,12 +76,12 @@ def ig_path(folder: Path, method: str, n_steps: int) -> Path:
     return Path(folder) / f"ig-test-{method}-{n_steps}.npz"
 
 
-def attribute(model: models.SequenceClassifier, tokenizer, ds: datasets.Dataset, max_length: int, n_steps: int,
-              method: str, batch_size: int = 32) -> dict[str, np.ndarray]:
+def attribute(model: models.SequenceClassifier, tokenizer, encoded: training.Encoded, n_steps: int, method: str,
+              batch_size: int = 32) -> dict[str, np.ndarray]:
     """IG attributions (logits, fp32, zero-embedding baseline) of the gold label's logit for every pair of
-    `ds`: flat token ids and attributions (sum of lengths,), `offsets` (n + 1,), and per pair the population
-    variance of its attributions over its tokens and the completeness gap (n,)."""
-    encoded = training.encode(tokenizer, ds, ("premise", "hypothesis"), max_length)
+    `encoded` (`training.encode` of premise and hypothesis): flat token ids and attributions (sum of lengths,),
+    `offsets` (n + 1,), and per pair the population variance of its attributions over its tokens and the
+    completeness gap (n,)."""
     collate = training.PadCollator(tokenizer.pad_token_id, tokenizer.padding_side)
     device = next(model.parameters()).device
     n = len(encoded)
@@ -112,8 +112,9 @@ def measure(folder: Path, n_steps: int, method: str, keep_attributions: bool) ->
     model, tokenizer, cfg = training.load_run(folder)
     model.to(models.best_device())
     ds = test_set(cfg)
-    probs = training.predict(model, tokenizer, ds, ("premise", "hypothesis"), cfg.max_length, 2 * cfg.batch_size)
-    result = attribute(model, tokenizer, ds, cfg.max_length, n_steps, method)
+    encoded = training.encode(tokenizer, ds, ("premise", "hypothesis"), cfg.max_length)  # once, for both
+    probs = training.predict_encoded(model, tokenizer, encoded, 2 * cfg.batch_size)
+    result = attribute(model, tokenizer, encoded, n_steps, method)
     if not keep_attributions:
         result = {key: result[key] for key in ("variance", "gap")}
     atomicio.atomic_write(folder / "probs-test.npy", lambda f: np.save(f, probs))

@@ -331,7 +331,12 @@ def _infer(model, encoded: Encoded, batches: list[list[int]], collate: PadCollat
 def predict(model: models.SequenceClassifier, tokenizer, ds: datasets.Dataset, text_fields: Sequence[str],
             max_length: int, batch_size: int = 64) -> np.ndarray:
     """Class probabilities (n, classes) of `ds` in its row order; leaves the model in eval mode."""
-    encoded = encode(tokenizer, ds, text_fields, max_length)
+    return predict_encoded(model, tokenizer, encode(tokenizer, ds, text_fields, max_length), batch_size)
+
+
+def predict_encoded(model: models.SequenceClassifier, tokenizer, encoded: Encoded, batch_size: int = 64) -> np.ndarray:
+    """`predict` of rows already tokenized by `encode` (n examples → (n, classes)), for callers that use the
+    same encoding again."""
     collate = PadCollator(tokenizer.pad_token_id, tokenizer.padding_side)
     index, probs = _infer(model, encoded, sorted_batches(encoded.lengths, batch_size), collate,
                           next(model.parameters()).device)
