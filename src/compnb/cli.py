@@ -1,4 +1,5 @@
-"""The `compnb` command: `artifacts`, `chapter` and `html` (training and evaluation join in later chapters)."""
+"""The `compnb` command: `artifacts` mines lexical artifacts, `train` and `evaluate` fine-tune and score one run,
+`chapter` executes a chapter with papermill, `html` renders the executed chapters into the book."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import pandas as pd
 import seaborn as sns
 
 from compnb.evaluation import holm, paired_t_p, seed_summary
-from compnb.reporting import CELL_PADDING, styled
+from compnb.reporting import captioned, styled
 
 METRICS = {"accuracy": "acc", "macro_f1": "F1", "adv_accuracy": "adv acc", "adv_macro_f1": "adv F1"}
 
@@ -32,15 +32,16 @@ def grid_table(frame: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", "mac
     return wide
 
 
-def style_grid(table: pd.DataFrame):
-    """3 decimals, the best cell of each row's first metric in bold, padded cells."""
-    return (table.style.format("{:.3f}").set_table_styles(CELL_PADDING)
-            .highlight_max(axis=1, props="font-weight: bold", subset=[c for c in table.columns if c[1] == table.columns[0][1]]))
+def style_grid(table: pd.DataFrame, caption: str):
+    """3 decimals, the best cell of each row's first metric in bold, padded cells, the caption above."""
+    first_metric = [c for c in table.columns if c[1] == table.columns[0][1]]
+    style = table.style.format("{:.3f}").highlight_max(axis=1, props="font-weight: bold", subset=first_metric)
+    return captioned(style, caption, hide_index=False)
 
 
-def style_comparison(table: pd.DataFrame):
-    """The seed comparison for the book: 3 decimals, p-values to 2 significant digits, padded cells."""
-    return styled(table, formats={c: "{:.2g}" for c in table.columns if c.startswith("p (")})
+def style_comparison(table: pd.DataFrame, caption: str):
+    """The seed comparison for the book: 3 decimals, p-values to 2 significant digits, the caption above."""
+    return styled(table, caption=caption, formats={c: "{:.2g}" for c in table.columns if c.startswith("p (")})
 
 
 def _interval(values: list[float]) -> tuple[float, float, float]:

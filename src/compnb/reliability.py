@@ -84,6 +84,12 @@ def interrupted_training(workdir: str | Path, config: TrainConfig | None = None,
             "curves": {"uninterrupted": ma["train_loss"], "resumed": mb["train_loss"]}}
 
 
+def resume_table(result: dict) -> pd.DataFrame:
+    """`interrupted_training`'s findings as (check, value) rows, the loss curves left out."""
+    return pd.DataFrame([{"check": key, "value": f"{value:.4f}" if isinstance(value, float) else str(value)}
+                         for key, value in result.items() if key != "curves"])
+
+
 def plot_resume(result: dict) -> plt.Axes:
     """The training loss of the uninterrupted and the killed-then-resumed run against the step, with the kill
     and the checkpoint it resumed from marked."""

@@ -3,6 +3,8 @@ artifact-influence results, entropy distributions and throughput."""
 
 from __future__ import annotations
 
+import html
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -20,15 +22,23 @@ PAPER_BASELINES = [
 
 
 CELL_PADDING = [{"selector": "td, th", "props": "padding: 0.15em 0.6em"}]
+CAPTION_STYLE = [{"selector": "caption",
+                  "props": "caption-side: top; text-align: left; font-size: 0.9em; color: #444; padding: 0 0 0.4em 0"}]
 
 
-def styled(table: pd.DataFrame, precision: int = 3, formats: dict | None = None, hide_index: bool = True):
-    """A table for the book: `precision` decimals (per-column `formats` override), padded cells, blanks for
-    missing values, no index unless asked."""
-    style = table.style.format(precision=precision, na_rep="")
-    if formats:
-        style = style.format(formats, na_rep="")
-    style = style.set_table_styles(CELL_PADDING)
+def styled(table: pd.DataFrame, *, caption: str, precision: int = 3, formats: dict | str | None = None,
+           hide_index: bool = True):
+    """A table for the book: a caption above it (plain text, HTML-escaped; every table has one), `precision`
+    decimals for floats (`formats`, one format string or a column → format dict, overrides), padded cells,
+    blanks for missing values, no index unless asked."""
+    return captioned(table.style.format(formats, precision=precision, na_rep=""), caption, hide_index)
+
+
+def captioned(style, caption: str, hide_index: bool = True):
+    """Finish a formatted pandas Styler for the book: padded cells, the caption above the table."""
+    if not caption.strip():
+        raise ValueError("every table in the book needs a caption; got an empty one")
+    style = style.set_table_styles(CELL_PADDING + CAPTION_STYLE).set_caption(html.escape(caption.strip()))
     return style.hide() if hide_index else style
 
 
@@ -53,11 +63,6 @@ def _interval(summary: dict) -> str:
     if np.isnan(summary["low"]):
         return "one seed: no interval"
     return f"[{summary['low']:.3f}, {summary['high']:.3f}]"
-
-
-def style_seed_table(table: pd.DataFrame):
-    """The seed table formatted for the book (3 decimals, blanks for missing cells)."""
-    return table.style.format({"accuracy": "{:.3f}", "macro_f1": "{:.3f}"}, na_rep="").hide()
 
 
 def influence_table(records: list[dict]) -> pd.DataFrame:

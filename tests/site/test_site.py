@@ -1,5 +1,6 @@
 """The rendered book in headless Chromium: every chapter page loads, shows each figure its executed
-notebook holds, and contains no error output. Needs the HTML built first (`make site` does both)."""
+notebook holds, captions every figure and table, and contains no error output. Needs the HTML built
+first (`make site` does both)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,13 @@ def test_chapter_page_renders_figures_and_no_errors(page, chapter):
     errors = page.eval_on_selector_all("main .output.traceback, main .output.error", "els => els.length")
     text = page.inner_text("main")
     assert errors == 0 and "Traceback (most recent call last)" not in text, f"{chapter}: error output on the page"
-    assert page.locator("figcaption").count() >= 1, f"{chapter}: figures without captions"
+    uncaptioned = page.eval_on_selector_all(
+        "main .cell_output img",
+        "els => els.filter(e => !(e.closest('figure')?.querySelector('figcaption')?.innerText.trim())).length")
+    assert uncaptioned == 0, f"{chapter}: {uncaptioned} of {len(images)} figures without a caption"
+    tables = page.eval_on_selector_all(
+        "main .cell_output table", "els => els.map(e => e.querySelector(':scope > caption')?.innerText.trim() || '')")
+    assert all(tables), f"{chapter}: {tables.count('')} of {len(tables)} tables without a caption"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{chapter}.png"), full_page=True)
 
@@ -70,3 +77,15 @@ def test_search_page_and_index_load(page):
     page.goto((HTML / "search.html").as_uri() + "?q=artifact")
     page.wait_for_selector("#search-results", timeout=15000)
     page.wait_for_function("document.querySelectorAll('#search-results li').length > 0", timeout=15000)
+
+
+def test_equations_typeset_without_network(page):
+    """MathJax is served from the site (`compnb.mathjax_offline`): the chapter's TeX becomes MathJax output
+    and no request leaves the local files."""
+    remote = []
+    page.on("request", lambda request: remote.append(request.url) if not request.url.startswith("file:") else None)
+    page.goto((HTML / "chapters" / f"{chapters()[0]}.html").as_uri())
+    page.wait_for_selector("main mjx-container", timeout=15000)
+    raw = page.eval_on_selector_all("main span.math", "els => els.filter(e => !e.querySelector('mjx-container')).length")
+    assert raw == 0, f"{raw} inline equations left as raw TeX"
+    assert not remote, f"the page requested remote resources: {remote[:3]}"
