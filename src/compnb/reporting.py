@@ -4,11 +4,13 @@ artifact-influence results, entropy distributions and throughput."""
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from pandas.io.formats.style import Styler
 
 from compnb.evaluation import seed_summary
 
@@ -21,25 +23,44 @@ PAPER_BASELINES = [
 ]
 
 
-CELL_PADDING = [{"selector": "td, th", "props": "padding: 0.15em 0.6em"}]
-CAPTION_STYLE = [{"selector": "caption",
-                  "props": "caption-side: top; text-align: left; font-size: 0.9em; color: #444; padding: 0 0 0.4em 0"}]
+CELL_PADDING = [{"selector": "td, th", "props": "padding: 0.15em 0.6em"},
+                {"selector": "", "props": "margin: 0"}]  # left-aligned under its caption, like the prose
+CAPTION_CSS = "font-size: 0.9em; color: #444; margin: 0 0 0.4em 0; max-width: 48em"
+
+
+@dataclass(frozen=True)
+class BookTable:
+    """A formatted table and its caption. In HTML the caption is a paragraph above the table rather than a
+    `<caption>` inside it, so it wraps at the page's width while a wide table scrolls sideways beneath it."""
+
+    style: Styler
+    caption: str
+
+    def to_html(self) -> str:
+        return (f'<div class="compnb-table"><p class="compnb-table-caption" style="{CAPTION_CSS}">'
+                f'{html.escape(self.caption)}</p><div style="overflow-x: auto">{self.style.to_html()}</div></div>')
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def __repr__(self) -> str:
+        return f"{self.caption}\n{self.style.data.to_string()}"
 
 
 def styled(table: pd.DataFrame, *, caption: str, precision: int = 3, formats: dict | str | None = None,
-           hide_index: bool = True):
+           hide_index: bool = True) -> BookTable:
     """A table for the book: a caption above it (plain text, HTML-escaped; every table has one), `precision`
     decimals for floats (`formats`, one format string or a column → format dict, overrides), padded cells,
     blanks for missing values, no index unless asked."""
     return captioned(table.style.format(formats, precision=precision, na_rep=""), caption, hide_index)
 
 
-def captioned(style, caption: str, hide_index: bool = True):
+def captioned(style: Styler, caption: str, hide_index: bool = True) -> BookTable:
     """Finish a formatted pandas Styler for the book: padded cells, the caption above the table."""
     if not caption.strip():
         raise ValueError("every table in the book needs a caption; got an empty one")
-    style = style.set_table_styles(CELL_PADDING + CAPTION_STYLE).set_caption(html.escape(caption.strip()))
-    return style.hide() if hide_index else style
+    style = style.set_table_styles(CELL_PADDING)
+    return BookTable(style.hide() if hide_index else style, caption.strip())
 
 
 def seed_table(records: list[dict]) -> pd.DataFrame:

@@ -61,10 +61,10 @@ def test_chapter_page_renders_figures_and_no_errors(page, chapter):
     assert errors == 0 and "Traceback (most recent call last)" not in text, f"{chapter}: error output on the page"
     uncaptioned = page.eval_on_selector_all(
         "main .cell_output img",
-        "els => els.filter(e => !(e.closest('figure')?.querySelector('figcaption')?.innerText.trim())).length")
+        "els => els.filter(e => !(e.closest('figure')?.querySelector('figcaption')?.textContent.trim())).length")
     assert uncaptioned == 0, f"{chapter}: {uncaptioned} of {len(images)} figures without a caption"
-    tables = page.eval_on_selector_all(
-        "main .cell_output table", "els => els.map(e => e.querySelector(':scope > caption')?.innerText.trim() || '')")
+    tables = page.eval_on_selector_all("main .cell_output table", """els => els.map(e =>
+        e.closest('.compnb-table')?.querySelector('.compnb-table-caption')?.textContent.trim() || '')""")
     assert all(tables), f"{chapter}: {tables.count('')} of {len(tables)} tables without a caption"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{chapter}.png"), full_page=True)
