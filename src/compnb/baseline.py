@@ -84,8 +84,9 @@ def analyse(run_dir: Path, k: int = 5, n_examples: int = 4, force: bool = False)
 
 
 def _read(folder: Path) -> dict:
+    """What the chapters read of an analysis: its summary, the S entropies and the example maps. The per-word
+    table `word_saliency.csv` they summarise stays beside them, uncommitted (about 1 MB per run)."""
     return {"summary": json.loads((folder / "summary.json").read_text()),
-            "words": pd.read_csv(folder / "word_saliency.csv"),
             "entropy": pd.read_csv(folder / "entropy.csv"),
             "examples": json.loads((folder / "examples.json").read_text())}
 
