@@ -43,13 +43,39 @@ def _record(dataset, seed, accuracy, params=None):
 
 def test_best_lambda_is_the_most_accurate_first_seed_run_with_ties_to_the_smaller():
     records = [_record("sst2", 0, 0.80),
-               _record("sst2", 0, 0.81, {"method": "mask", "form": "inverse", "lam": 1.0}),
-               _record("sst2", 0, 0.81, {"method": "mask", "form": "inverse", "lam": 0.5}),
-               _record("sst2", 0, 0.79, {"method": "mask", "form": "inverse", "lam": 0.1}),
-               _record("sst2", 1, 0.99, {"method": "mask", "form": "inverse", "lam": 0.1}),  # not the first seed
+               _record("sst2", 0, 0.81, {"method": "mask", "form": "exp_subtract", "lam": 1.0}),
+               _record("sst2", 0, 0.81, {"method": "mask", "form": "exp_subtract", "lam": 0.5}),
+               _record("sst2", 0, 0.79, {"method": "mask", "form": "exp_subtract", "lam": 0.1}),
+               _record("sst2", 1, 0.99, {"method": "mask", "form": "exp_subtract", "lam": 0.1}),  # not the first seed
                _record("sst2", 0, 0.70, {"method": "gradient", "form": "subtract", "lam": 0.1}),
                _record("sst2", 0, 0.75, {"method": "gradient", "form": "subtract", "lam": 1.0})]
-    assert competency.best_lams(records) == {("sst2", "mask", "inverse"): 0.5, ("sst2", "gradient", "subtract"): 1.0}
+    assert competency.best_lams(records) == {("sst2", "mask", "exp_subtract"): 0.5, ("sst2", "gradient", "subtract"): 1.0}
+
+
+def test_the_inverse_form_takes_the_unscaled_lambda_without_a_choice():
+    records = [_record("sst2", 0, 0.80),
+               _record("sst2", 0, 0.90, {"method": "gradient", "form": "inverse", "lam": 0.1}),
+               _record("sst2", 0, 0.70, {"method": "gradient", "form": "inverse", "lam": 1.0})]
+    assert competency.best_lams(records) == {("sst2", "gradient", "inverse"): 1.0}
+    assert competency.unscaled_lam([0.1, 0.5]) == 0.5 and competency.unscaled_lam([2.0, 0.4]) == 2.0
+
+
+def test_the_selection_seed_never_confirms_its_own_choice():
+    selection, confirmation = competency.seed_roles("full")
+    assert selection not in confirmation and len(confirmation) == 3
+    with pytest.raises(ValueError, match=r"seeds must be distinct, got \[0, 1, 0\]"):
+        competency.seed_roles("full", (0, 1, 0))
+    records = [_record("sst2", 0, 0.80),
+               _record("sst2", 0, 0.85, {"method": "mask", "form": "subtract", "lam": 0.5}),
+               _record("sst2", 0, 0.81, {"method": "mask", "form": "subtract", "lam": 0.1})]
+    stage2 = competency.confirmation_configs("smoke", records, (0, 1, 2))
+    assert {c.seed for c in stage2} == {1, 2}
+    assert {c.loss_kwargs.get("lam") for c in stage2} == {None, 0.5}
+    frame = _frame()  # the comparison reads the confirmation seeds only
+    comparison = competency_report.seed_comparison(frame)
+    assert set(comparison["seeds"]) == {"1, 2"}
+    shifted = frame.assign(accuracy=np.where(frame["seed"] == 0, 0.0, frame["accuracy"]))
+    pd.testing.assert_frame_equal(competency_report.seed_comparison(shifted), comparison)
 
 
 def test_workers_must_be_a_positive_integer():
@@ -84,13 +110,14 @@ def test_grid_table_puts_the_baseline_at_lambda_zero_and_leaves_no_cell_empty():
 def test_seed_comparison_pairs_seeds_and_matches_scipy():
     frame = _frame()
     table = competency_report.seed_comparison(frame).set_index("config")
-    assert list(table.index) == ["baseline", "gradient · subtract · λ=0.5"]  # the one-seed config is left out
-    a = frame[frame["config"] == "gradient · subtract · λ=0.5"].sort_values("seed")["accuracy"].to_numpy()
-    b = frame[frame["config"] == "baseline"].sort_values("seed")["accuracy"].to_numpy()
+    assert list(table.index) == ["baseline", "gradient · subtract · λ=0.5"]  # the selection-seed-only config is left out
+    confirm = frame[frame["seed"] > 0]
+    a = confirm[confirm["config"] == "gradient · subtract · λ=0.5"].sort_values("seed")["accuracy"].to_numpy()
+    b = confirm[confirm["config"] == "baseline"].sort_values("seed")["accuracy"].to_numpy()
     row = table.loc["gradient · subtract · λ=0.5"]
     assert row["Δ acc"] == pytest.approx((a - b).mean())
     assert row["p (acc)"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
-    low, high = stats.t.interval(0.95, 2, loc=(a - b).mean(), scale=stats.sem(a - b))
+    low, high = stats.t.interval(0.95, 1, loc=(a - b).mean(), scale=stats.sem(a - b))
     assert row["Δ acc 95% CI"] == f"[{low:+.3f}, {high:+.3f}]"
     assert row["p (acc, Holm)"] == row["p (acc)"]  # a family of one comparison
     verdict = "significant, also after Holm's correction" if row["p (acc)"] < 0.05 else "not significant"

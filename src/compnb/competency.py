@@ -1,8 +1,10 @@
 """Chapter 3's pipeline: the competency-loss sweep, cached run by run.
 
-Stage 1 trains (or reuses) a plain cross-entropy baseline and every (method, form, λ) of the grid at the
-first seed. Stage 2 picks, per dataset, method and form, the λ with the best first-seed validation accuracy
-(ties: the smaller λ) and trains it and the baseline at the remaining seeds. Right after training, while
+Stage 1 (selection) trains (or reuses) a plain cross-entropy baseline and every (method, form, λ) of the
+grid at the selection seed, the profile's first. Stage 2 (confirmation) picks, per dataset, method and form,
+the λ with the best selection-seed validation accuracy (ties: the smaller λ; the inverse form, where λ only
+scales the loss, takes λ = 1 without a choice) and trains it and the baseline at the confirmation seeds,
+which took no part in the choice; the seed comparison uses those seeds alone. Right after training, while
 the weights are at hand, each run is scored on every AdvGLUE set sharing its labels and the entropies of both saliency
 distributions S are measured on validation, before (the initial model of that seed) and after training:
 `<run>/competency-k<k>.json`. First-seed runs are also analysed like chapter 2's (`<run>/analysis-k<k>/`,
@@ -18,6 +20,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +37,7 @@ from compnb.provenance import run_record
 CHAPTER = "03-modified-loss"
 DATASETS = ("sst2", "snli")
 ADVERSARIAL = {"sst2": "adv_sst2", "snli": "adv_mnli"}  # the AdvGLUE set of the paper's Table 3, per dataset
+SCALE_ONLY_FORMS = ("inverse",)  # F = CE / (λ·H): λ multiplies the loss, which AdamW all but ignores
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "max_length", "max_train_examples", "max_eval_examples")
 SWEEP_FILE = "sweep.json"
 
@@ -159,19 +163,40 @@ def _run(configs: list[training.TrainConfig], k: int, analysed_seed: int, worker
                           [training.run_dir(c).name for c in todo])
 
 
-def best_lams(records: list[dict]) -> dict[tuple[str, str, str], float]:
-    """(dataset, method, form) → the λ with the best validation accuracy at the first seed (ties: smaller λ)."""
-    first = min(r["config"].seed for r in records)
+def seed_roles(profile: str, seeds: Sequence[int] | None = None) -> tuple[int, tuple[int, ...]]:
+    """(selection seed, confirmation seeds): the first of `seeds` (default: the profile's) chooses λ, the
+    others confirm; a ValueError if a seed repeats, so the selection seed can never confirm itself."""
+    seeds = tuple(seeds) if seeds is not None else tuple(settings(CHAPTER, profile)["seeds"])
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {list(seeds)!r}")
+    return seeds[0], seeds[1:]
+
+
+def unscaled_lam(lams: Sequence[float]) -> float:
+    """The λ of a scale-only form: 1 (the loss unscaled), else the grid's λ nearest to 1 on a log scale."""
+    return min(lams, key=lambda lam: (abs(math.log(lam)) if lam > 0 else math.inf, lam))
+
+
+def best_lams(records: list[dict], selection_seed: int | None = None) -> dict[tuple[str, str, str], float]:
+    """(dataset, method, form) → the λ with the best validation accuracy at the selection seed (default: the
+    smallest seed in `records`; ties: smaller λ). Forms in `SCALE_ONLY_FORMS` take `unscaled_lam` of the
+    grid instead: their λ only rescales the loss, so a best λ would be chosen among noise."""
+    first = min(r["config"].seed for r in records) if selection_seed is None else selection_seed
     best: dict[tuple[str, str, str], tuple[float, float]] = {}
+    grids: dict[tuple[str, str, str], list[float]] = {}
     for r in records:
         c = r["config"]
         if c.loss == "ce" or c.seed != first:
             continue
         p, acc = c.loss_kwargs, r["metrics"]["validation"]["accuracy"]
         key = (c.dataset, p["method"], p["form"])
+        grids.setdefault(key, []).append(p["lam"])
         if key not in best or (acc, -p["lam"]) > (best[key][1], -best[key][0]):
             best[key] = (p["lam"], acc)
-    return {key: lam for key, (lam, _) in best.items()}
+    return {key: unscaled_lam(grids[key]) if key[2] in SCALE_ONLY_FORMS else lam
+            for key, (lam, _) in best.items()}
 
 
 def _record(cfg: training.TrainConfig, k: int, analysed: bool) -> dict:
@@ -187,30 +212,37 @@ def _record(cfg: training.TrainConfig, k: int, analysed: bool) -> dict:
 def plan(profile: str, model: str = models.DEFAULT_BACKBONE, lam: float | None = None,
          seeds: Sequence[int] | None = None, datasets: Sequence[str] = DATASETS,
          **overrides) -> tuple[list[training.TrainConfig], tuple[int, ...]]:
-    """(stage-1 configs, seeds) of the sweep over `datasets`."""
-    seeds = tuple(seeds) if seeds is not None else tuple(settings(CHAPTER, profile)["seeds"])
-    if not seeds:
-        raise ValueError("seeds must name at least one seed")
+    """(stage-1 configs at the selection seed, all seeds with the selection seed first) of the sweep."""
+    selection, confirmation = seed_roles(profile, seeds)
+    seeds = (selection, *confirmation)
     unknown = [d for d in datasets if d not in DATASETS]
     if unknown or not datasets:
         raise ValueError(f"datasets must be a non-empty selection of {', '.join(DATASETS)}, got {list(datasets)!r}")
     return grid(profile, seeds[0], lambdas(profile, lam), model, datasets, **overrides), seeds
 
 
+def confirmation_configs(profile: str, records: list[dict], seeds: Sequence[int],
+                         model: str = models.DEFAULT_BACKBONE, **overrides) -> list[training.TrainConfig]:
+    """Stage 2: per dataset of `records` (stage 1), the baseline and each (method, form) at its `best_lams`
+    λ, at every seed after the first (the confirmation seeds)."""
+    chosen = best_lams(records, seeds[0])
+    return [config(profile, d, seed, params, model, **overrides)
+            for d in dict.fromkeys(r["config"].dataset for r in records) for seed in seeds[1:]
+            for params in [None] + [{"method": m, "form": f, "lam": lam_}
+                                    for (d_, m, f), lam_ in chosen.items() if d_ == d]]
+
+
 def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, lam: float | None = None,
             seeds: Sequence[int] | None = None, k: int = 5, workers: int = 1, read_analyses: bool = True,
             datasets: Sequence[str] = DATASETS, **overrides) -> list[dict]:
     """Both stages of the sweep over `datasets` (cached); one record per run: config, run_dir, metrics,
-    measures, analysis (chapter 2's, for first-seed runs when `read_analyses`, else None)."""
+    measures, analysis (chapter 2's, for selection-seed runs when `read_analyses`, else None)."""
     parallel.check_workers(workers)  # before any training
     stage1, seeds = plan(profile, model, lam, seeds, datasets, **overrides)
-    _run(stage1, k, seeds[0], workers, "grid, first seed")
+    _run(stage1, k, seeds[0], workers, "grid, selection seed")
     records = [_record(c, k, read_analyses) for c in stage1]
-    stage2 = [config(profile, d, seed, params, model, **overrides)
-              for d in dict.fromkeys(c.dataset for c in stage1) for seed in seeds[1:]
-              for params in [None] + [{"method": m, "form": f, "lam": lam_}
-                                      for (d_, m, f), lam_ in best_lams(records).items() if d_ == d]]
-    _run(stage2, k, seeds[0], workers, "best λ, more seeds")
+    stage2 = confirmation_configs(profile, records, seeds, model, **overrides)
+    _run(stage2, k, seeds[0], workers, "best λ, confirmation seeds")
     return records + [_record(c, k, False) for c in stage2]
 
 
@@ -225,7 +257,7 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
         c, m, meas = r["config"], r["metrics"], r["measures"]
         p = c.loss_kwargs
         method = p.get("method", "gradient")
-        rows.append({"dataset": c.dataset, "config": label(c), "method": p.get("method", "—"),
+        rows.append({"dataset": c.dataset, "config": label(c), "run": r["run_dir"].name, "method": p.get("method", "—"),
                      "form": p.get("form", "—"), "lam": p.get("lam", 0.0), "seed": c.seed,
                      "accuracy": m["validation"]["accuracy"], "macro_f1": m["validation"]["macro_f1"],
                      "adv_dataset": meas["adversarial"]["dataset"], "adv_n": meas["adversarial"]["n"],

@@ -14,7 +14,7 @@ METRICS = {"accuracy": "acc", "macro_f1": "F1", "adv_accuracy": "adv acc", "adv_
 
 
 def first_seed(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the first seed: the full grid."""
+    """The rows of the selection seed (the smallest): the full grid."""
     return frame[frame["seed"] == frame["seed"].min()]
 
 
@@ -49,15 +49,17 @@ def _interval(values: list[float]) -> tuple[float, float, float]:
     return s["mean"], s["low"], s["high"]
 
 
-def seed_comparison(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset: the baseline and every configuration run at more than one seed (each form's best λ), with
+def seed_comparison(frame: pd.DataFrame, selection_seed: int | None = None) -> pd.DataFrame:
+    """Per dataset: the baseline and every configuration confirmed at other seeds (each form's chosen λ),
+    over the confirmation seeds only (every seed but `selection_seed`, default the smallest, which chose λ):
     mean and Student-t 95% interval over seeds of validation and AdvGLUE accuracy, and the difference to the
-    baseline paired by seed (same seed, same validation rows): mean, interval and two-sided paired-t p."""
+    baseline paired by seed (same seed, same validation rows): mean, interval and two-sided paired-t p.
+    Holm's correction runs over each dataset's confirmed configurations, per metric."""
+    selection_seed = frame["seed"].min() if selection_seed is None else selection_seed
     rows = []
-    for dataset, part in frame.groupby("dataset", sort=False):
+    for dataset, part in frame[frame["seed"] != selection_seed].groupby("dataset", sort=False):
         plain = part[part["config"] == "baseline"].set_index("seed")
-        seeded = part.groupby("config", sort=False).filter(lambda g: len(g) > 1)
-        for name, runs in seeded.groupby("config", sort=False):
+        for name, runs in part.groupby("config", sort=False):
             runs = runs.set_index("seed").sort_index()
             row = {"dataset": dataset, "config": name, "seeds": ", ".join(map(str, runs.index))}
             for metric in ("accuracy", "adv_accuracy"):
@@ -77,6 +79,38 @@ def seed_comparison(frame: pd.DataFrame) -> pd.DataFrame:
     for metric in ("acc", "adv acc"):  # one family per dataset and metric: its configurations against the baseline
         table[f"p ({metric}, Holm)"] = table.groupby("dataset", sort=False)[f"p ({metric})"].transform(holm)
     return table
+
+
+def lambda_sensitivity(records: list[dict]) -> pd.DataFrame:
+    """Selection seed, per (dataset, method, form): how much λ changes the trained model, from each run's
+    validation probabilities (`val_probs.npy`, (n, classes)): for each pair of λ the share of validation
+    examples with the same predicted label, then the largest |Δ probability| over pairs and the range of
+    accuracies. For the inverse form λ only rescales the loss, so its models should nearly coincide."""
+    first = min(r["config"].seed for r in records)
+    runs: dict[tuple[str, str, str], list[tuple[float, np.ndarray, float]]] = {}
+    for r in records:
+        c = r["config"]
+        if c.loss == "ce" or c.seed != first:
+            continue
+        p = c.loss_kwargs
+        runs.setdefault((c.dataset, p["method"], p["form"]), []).append(
+            (p["lam"], np.load(r["run_dir"] / "val_probs.npy"), r["metrics"]["validation"]["accuracy"]))
+    rows = []
+    for (dataset, method, form), found in runs.items():
+        found.sort(key=lambda t: t[0])
+        pairs = [(a, b) for i, a in enumerate(found) for b in found[i + 1:]]
+        if not pairs:
+            continue
+        row = {"dataset": dataset, "method": method, "form": form}
+        row |= {f"same label, λ {a[0]:g} vs {b[0]:g}": float((a[1].argmax(1) == b[1].argmax(1)).mean())
+                for a, b in pairs}
+        accs = [acc for _, _, acc in found]
+        rows.append(row | {"max |Δp|": max(float(np.abs(a[1] - b[1]).max()) for a, b in pairs),
+                           "accuracy range": max(accs) - min(accs)})
+    order = {name: i for i, name in enumerate(("inverse", "exp_subtract", "subtract"))}
+    table = pd.DataFrame(rows)
+    return table.sort_values(["dataset", "method", "form"], key=lambda c: c.map(order) if c.name == "form" else c,
+                             ignore_index=True) if len(table) else table
 
 
 def best_configs(comparison: pd.DataFrame) -> dict[str, list[str]]:
