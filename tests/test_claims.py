@@ -1,9 +1,12 @@
-"""The claims ledger: verdict rules on crafted result files, and a chapter without results marked as not run."""
+"""The claims ledger: verdict rules on crafted result files, the papers' numbers read from their data file,
+borderline flags, and a chapter without results marked as not run."""
+
+import re
 
 import pandas as pd
 import pytest
 
-from compnb import claims
+from compnb import claims, paper_numbers
 
 
 def _shares(folder, ours):
@@ -14,20 +17,21 @@ def _shares(folder, ours):
 
 @pytest.mark.parametrize("ours, verdict", [(0.065, "reproduced"), (0.053, "reproduced"), (0.051, "not reproduced"),
                                            (0.081, "reproduced"), (0.082, "not reproduced")])
-def test_an_artifact_share_is_reproduced_within_twenty_percent(tmp_path, ours, verdict):
+def test_an_artifact_share_is_reproduced_within_twenty_percent_of_the_papers(tmp_path, ours, verdict):
+    assert paper_numbers.value(1, "§5.1", "SST2", "Share of words that are artifacts") == 6.5
     _shares(tmp_path, ours)
-    assert claims._share("sst2", 0.065, True)(tmp_path).verdict == verdict
+    assert claims._share("sst2", True)(tmp_path).verdict == verdict
 
 
 def _comparison(folder, rows):
     folder.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame([{"dataset": "snli", "config": c, "Δ acc": d, "Δ acc 95% CI": "[.]", "p (acc, Holm)": p}
-                          for c, d, p in rows])
+    frame = pd.DataFrame([{"dataset": "snli", "config": c, "seeds": "1, 2, 3", "Δ acc": d, "Δ acc 95% CI": "[.]",
+                           "p (acc)": p, "p (acc, Holm)": p} for c, d, p in rows])
     frame.to_csv(folder / "seed_comparison.csv", index=False)
 
 
 def test_a_loss_improves_only_with_a_positive_holm_significant_difference(tmp_path):
-    measure = claims._competency_gain("snli", "acc")
+    measure = claims._any_gain("snli", "acc")
     _comparison(tmp_path, [("baseline", 0.0, None), ("a", 0.02, 0.2), ("b", -0.03, 0.01)])
     assert measure(tmp_path).verdict == "not reproduced"  # the significant one is worse
     _comparison(tmp_path, [("baseline", 0.0, None), ("a", 0.02, 0.04), ("b", -0.03, 0.01)])
@@ -36,13 +40,37 @@ def test_a_loss_improves_only_with_a_positive_holm_significant_difference(tmp_pa
     assert "untestable" in measure(tmp_path).value
 
 
+def test_the_papers_comparable_claim_is_judged_on_its_own_comparison(tmp_path):
+    _comparison(tmp_path, [("baseline", 0.0, None), ("gradient · subtract · λ=0.1", 0.004, 0.4)])
+    assert claims._no_significant_difference("snli", "gradient · subtract", "acc")(tmp_path).verdict == "reproduced"
+    _comparison(tmp_path, [("baseline", 0.0, None), ("gradient · subtract · λ=0.1", 0.03, 0.01)])
+    assert claims._no_significant_difference("snli", "gradient · subtract", "acc")(tmp_path).verdict == "not reproduced"
+
+
+def test_a_verdict_near_alpha_or_with_disagreeing_reruns_is_flagged():
+    claim = next(c for c in claims.CLAIMS if c.id == "P1-val-gain-snli")
+    assert "f5cb1f1" in claims._borderline(claim, claims.Measured("", "not reproduced", "", 0.8))
+    other = next(c for c in claims.CLAIMS if c.id not in claims.HISTORY)
+    assert claims._borderline(other, claims.Measured("", "reproduced", "", 0.03)).startswith("p = 0.03")
+    assert claims._borderline(other, claims.Measured("", "reproduced", "", 0.001)) == ""
+    assert claims._borderline(other, claims.Measured("", "reproduced", "", 0.2)) == ""
+
+
+def test_every_papers_value_comes_from_the_numbers_file():
+    printed = set(paper_numbers.table()["value"].dropna())
+    for claim in claims.CLAIMS:
+        text = claim.paper_value().split(" (")[0]
+        numbers = re.findall(r"(?<![\w.])\d+(?:\.\d+)?%?(?![\w.])", text)
+        assert all(n in printed for n in numbers), (claim.id, text)
+
+
 def test_chapters_without_results_are_not_run(tmp_path, monkeypatch):
     monkeypatch.setattr(claims, "results_dir", lambda profile, chapter: tmp_path / chapter)
     _shares(tmp_path / "01-artifact-mining", 0.065)
     table = claims.ledger("smoke")
-    assert len(table) == len(claims.CLAIMS)
+    assert len(table) == len(claims.CLAIMS) and table["id"].is_unique
     first = table[table["chapter"] == "01-artifact-mining"]
     assert list(first["verdict"]) == ["reproduced", "not run"]  # SST-2's share; no SNLI row in the file
     rest = table[table["chapter"] != "01-artifact-mining"]
     assert set(rest["verdict"]) == {"not run"}
-    assert set(claims.verdict_counts(table).columns) <= {"paper", *claims.VERDICTS}
+    assert set(claims.verdict_counts(table).columns) <= {"paper", "borderline", *claims.VERDICTS}

@@ -21,7 +21,7 @@ import papermill
 from compnb.paths import project_root
 from compnb.profiles import check_profile
 
-BOOK_SOURCES = ("intro.md", "api.md", "references.bib", "_toc.yml")
+BOOK_SOURCES = ("intro.md", "api.md", "related-work.md", "references.bib", "_toc.yml")
 
 
 def chapters() -> list[str]:
