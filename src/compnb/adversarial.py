@@ -4,11 +4,12 @@ error analysis of a retrained model.
 - `GradientMaskAttack(model).attribute(...)`: per-token score Σ_d abs(∂CE(true label)/∂e_{t,d}) (B, T), the summed
   absolute gradient of the loss with respect to the input embedding; `choose` takes the arg-max over the
   hypothesis's real, non-special tokens (premise and special tokens are never chosen).
-- `attack_pairs`: batches of (premise, hypothesis) pairs → the hypothesis with the chosen token's characters
-  replaced by the tokenizer's mask token. Text in, text out, so adversarial pairs feed the same training
-  loop; re-tokenising puts the mask token exactly where the chosen token was (a sub-word keeps its
-  neighbours). Tokenizers without a mask token (GPT-style decoders) use their unknown token, else they
-  are refused: `mask_substitute` says which.
+- `attack_pairs`: batches of (premise, hypothesis) pairs → the pairs' token ids with exactly the chosen id
+  replaced by the mask token's (`mask_one`), stored as ids so that training and scoring take exactly the
+  attacked input (`compnb.data.from_frame` keeps pre-tokenized rows as they are). A sub-word piece is masked
+  alone: its neighbours keep their ids, which the text of the attacked hypothesis tokenized again would not
+  ("sand ##box" → "[MASK]box" → "[MASK] box"; `text_roundtrip_changes` counts such pairs). Tokenizers without
+  a mask token (GPT-style decoders) are refused unless the caller names a substitute (`mask_substitute`).
 - `premise_split`, `balanced`: premise-disjoint partitions and class-balanced draws, so the examples an
   adversarial set is built and trained from never share a premise with those it is evaluated on.
 - `subsets`, `error_changes`: the paper's negation / ambiguity / long subsets and the fixed / introduced /
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from compnb import data
 from compnb.models import SequenceClassifier
 from compnb.saliency import analysis_mode
 
@@ -33,16 +35,28 @@ NEGATION_WORDS = ("no", "not", "never", "nobody", "nothing", "none", "neither", 
 AMBIGUITY_WORDS = ("some", "might", "may", "could", "possibly", "perhaps", "probably", "maybe", "likely",
                    "sometimes", "several", "many", "few", "about", "around", "almost", "nearly")
 LONG_WORDS = 20  # a pair is long when either sentence has more words than this
+SUBSTITUTES = ("mask", "unk", "pad")  # special tokens `mask_substitute` takes by name
+ATTACK_COLUMNS = ("premise", "original", "label", *data.PRETOKENIZED, "position", "token", "token_id", "start", "end",
+                  "hypothesis_display", data.TOKENIZER_COLUMN)
 
 
-def mask_substitute(tokenizer) -> str:
-    """The string that replaces an attacked token: the mask token, else the unknown token (GPT-style
-    tokenizers), else a ValueError naming the tokenizer."""
-    for token in (tokenizer.mask_token, tokenizer.unk_token):
-        if token:
-            return token
-    raise ValueError(f"tokenizer {type(tokenizer).__name__} has neither a mask nor an unknown token; "
-                     f"the attack needs one of them to replace the chosen token")
+def mask_substitute(tokenizer, substitute: str = "mask") -> int:
+    """Id of the token that replaces an attacked one: `substitute` 'mask' (the paper's), 'unk' or 'pad' names
+    that special token of the tokenizer, any other string a token of its vocabulary. A ValueError names the
+    tokenizer and what it offers when it lacks the token: a decoder, without a mask token, needs an explicit
+    substitute."""
+    name = f"{type(tokenizer).__name__} ({getattr(tokenizer, 'name_or_path', '') or 'unnamed'})"
+    token = getattr(tokenizer, f"{substitute}_token") if substitute in SUBSTITUTES else substitute
+    if not token:
+        offered = "".join(f"{s!r} ({getattr(tokenizer, f'{s}_token')!r}), " for s in SUBSTITUTES
+                          if getattr(tokenizer, f"{s}_token"))
+        raise ValueError(f"tokenizer {name} has no {substitute} token; to replace the attacked token with another, "
+                         f"pass substitute= {offered}or a token of its vocabulary")
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    if token_id is None or (token_id == tokenizer.unk_token_id and token != tokenizer.unk_token):
+        raise ValueError(f"{token!r} is not a token of tokenizer {name}; substitutes: {', '.join(SUBSTITUTES)} or "
+                         f"a token of its vocabulary")
+    return int(token_id)
 
 
 class GradientMaskAttack:
@@ -70,12 +84,35 @@ class GradientMaskAttack:
         return scores.masked_fill(~candidates, float("-inf")).argmax(-1)
 
 
+def mask_one(tokenizer, enc, row: int, position: int, substitute_id: int) -> dict:
+    """Row `row` of a padded batch `enc` of (premise, hypothesis) pairs (a fast tokenizer's output with
+    `offset_mapping`) with the id at `position` (index in the padded row, a hypothesis token) replaced by
+    `substitute_id` and every other id kept: input_ids (and token_type_ids when the tokenizer's model takes
+    them) without padding, position (index in those ids), token and token_id (the replaced piece), start/end
+    (its character span in the hypothesis), hypothesis_display (the attacked hypothesis decoded: for reading
+    only, never to tokenize again)."""
+    real = enc["attention_mask"][row].bool().tolist()
+    sequence = enc.sequence_ids(row)
+    if not real[position] or sequence[position] != 1:
+        raise ValueError(f"position {position} of row {row} is not a hypothesis token (sequence ids {sequence})")
+    keys = [k for k in data.PRETOKENIZED if k in tokenizer.model_input_names]
+    ids = {k: [int(v) for v, keep in zip(enc[k][row].tolist(), real) if keep] for k in keys}
+    at = sum(real[:position])
+    token_id, ids["input_ids"][at] = ids["input_ids"][at], substitute_id
+    hypothesis = [v for v, s in zip(ids["input_ids"], [s for s, keep in zip(sequence, real) if keep]) if s == 1]
+    start, end = (int(v) for v in enc["offset_mapping"][row][position])
+    return {**ids, "position": at, "token": tokenizer.convert_ids_to_tokens(token_id), "token_id": token_id,
+            "start": start, "end": end, "hypothesis_display": tokenizer.decode(hypothesis)}
+
+
 def attack_pairs(model: SequenceClassifier, tokenizer, premises: Sequence[str], hypotheses: Sequence[str],
-                 labels: Sequence[int], *, max_length: int = 128, batch_size: int = 64) -> pd.DataFrame:
-    """Attack every pair; one row per pair: premise, hypothesis (attacked), original, label, token (the
-    replaced token), start/end (its character span in the original hypothesis)."""
+                 labels: Sequence[int], *, max_length: int = 128, batch_size: int = 64,
+                 substitute: str = "mask") -> pd.DataFrame:
+    """Attack every pair (truncated to `max_length` tokens); one row per pair, columns `ATTACK_COLUMNS`: premise,
+    original (the clean hypothesis), label, `mask_one`'s columns for the chosen token, the `substitute`
+    (`mask_substitute`) in its place, and tokenizer (`data.tokenizer_fingerprint`, for `data.from_frame`)."""
     device = next(model.parameters()).device
-    attack, substitute, rows = GradientMaskAttack(model), mask_substitute(tokenizer), []
+    attack, substitute_id, rows = GradientMaskAttack(model), mask_substitute(tokenizer, substitute), []
     for lo in tqdm(range(0, len(premises), batch_size), desc="attack", leave=False):
         p, h = list(premises[lo:lo + batch_size]), list(hypotheses[lo:lo + batch_size])
         enc = tokenizer(p, h, truncation=True, max_length=max_length, padding=True,
@@ -86,11 +123,27 @@ def attack_pairs(model: SequenceClassifier, tokenizer, premises: Sequence[str], 
         scores = attack.attribute(enc["input_ids"].to(device), enc["attention_mask"].to(device),
                                   torch.as_tensor(labels[lo:lo + batch_size], device=device), **extra).cpu()
         chosen = GradientMaskAttack.choose(scores, candidates)
-        for i, t in enumerate(chosen.tolist()):
-            start, end = enc["offset_mapping"][i, t].tolist()
-            rows.append({"premise": p[i], "hypothesis": h[i][:start] + substitute + h[i][end:], "original": h[i],
-                         "label": int(labels[lo + i]), "token": h[i][start:end], "start": start, "end": end})
-    return pd.DataFrame(rows, columns=["premise", "hypothesis", "original", "label", "token", "start", "end"])
+        rows += [{"premise": p[i], "original": h[i], "label": int(labels[lo + i]),
+                  **mask_one(tokenizer, enc, i, t, substitute_id)} for i, t in enumerate(chosen.tolist())]
+    frame = pd.DataFrame(rows).assign(**{data.TOKENIZER_COLUMN: data.tokenizer_fingerprint(tokenizer)})
+    return frame[[c for c in ATTACK_COLUMNS if c in frame.columns]]
+
+
+def text_roundtrip_changes(tokenizer, attacked: pd.DataFrame, max_length: int) -> dict[str, int]:
+    """What tokenizing the attacked *text* again would have changed, as the pipeline once did: for each row of
+    `attack_pairs` (made by `tokenizer`), the substitute's string put into the original hypothesis at the
+    masked piece's character span, the pair tokenized with truncation to `max_length`, and compared with the
+    stored ids. Counts: `pairs`, `ids_differ` (any id differs, e.g. a masked non-final piece turns the next
+    one into a word start) and `length_differs` (the number of ids changes)."""
+    made_by, fingerprint = set(attacked[data.TOKENIZER_COLUMN]), data.tokenizer_fingerprint(tokenizer)
+    if made_by != {fingerprint}:
+        raise ValueError(f"the attacked rows were made by tokenizer(s) {sorted(made_by)}, not by this one ({fingerprint})")
+    texts = [o[:start] + tokenizer.convert_ids_to_tokens(int(ids[at])) + o[end:] for o, ids, at, start, end in
+             attacked[["original", "input_ids", "position", "start", "end"]].itertuples(index=False)]
+    again = tokenizer(attacked["premise"].tolist(), texts, truncation=True, max_length=max_length)["input_ids"]
+    stored = [list(map(int, ids)) for ids in attacked["input_ids"]]
+    return {"pairs": len(stored), "ids_differ": sum(a != b for a, b in zip(again, stored)),
+            "length_differs": sum(len(a) != len(b) for a, b in zip(again, stored))}
 
 
 def premise_split(premises: Sequence[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

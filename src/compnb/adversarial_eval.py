@@ -8,20 +8,31 @@ half; retrain on SNLI train plus a class-balanced draw of up to `per_class` atta
 evaluates on: leaky). The paper built its set from validation; here validation selects checkpoints, so
 the test split, used for nothing else, is the pool, and its evaluation half is the clean test set. Every
 model is scored, right after training, on the evaluation half clean and attacked, and on AdvGLUE adv-MNLI
-and adv-MNLI-mismatched; probabilities
-are cached as `<run>/probs-<set>.npy`, attacked sets as Parquet under `results/<profile>/<chapter>/adv/`,
-so the chapter renders on a CPU from what a GPU produced: `python -m compnb.adversarial_eval --profile full`.
+and adv-MNLI-mismatched; probabilities are cached as `<run>/probs-<set>.npy` (with the set's sha256 in
+`probs-<set>.json`, so a changed set is scored again), attacked sets as Parquet under
+`results/<profile>/<chapter>/adv/`, so the chapter renders on a CPU from what a GPU produced:
+`python -m compnb.adversarial_eval --profile full`.
+
+Attacked pairs are token ids (`adversarial.attack_pairs`), and every training and evaluation set made of them
+carries those ids, which training and scoring use as stored. Each such Parquet file records in its own
+metadata (key `compnb`) the format (`ATTACK_FORMAT`) and what it was made from: an attacked set its baseline
+run, a training set the sha256 of its attacked set. A file of another format or origin (the text-based sets
+of format 1, a set attacked by another backbone's baseline) is made again, never reused.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from transformers import AutoTokenizer
 
 from compnb import adversarial, atomicio, data, invocations, models, parallel, training
 from compnb.paths import project_root, results_dir
@@ -31,6 +42,9 @@ CHAPTER = "04-adversarial-eval"
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "max_length", "max_train_examples", "max_eval_examples")
 ADVGLUE = ("adv_mnli", "adv_mnli_mismatched")
 KINDS = ("baseline", "retrained", "leaky")
+ATTACK_FORMAT = 2  # 1: attacked hypotheses as text, tokenized again downstream; 2: attacked pairs as token ids
+META_KEY = b"compnb"
+TRAIN_COLUMNS = ("premise", "original", "hypothesis_display", "label", *data.PRETOKENIZED, data.TOKENIZER_COLUMN)
 
 
 def config(profile: str, seed: int, model: str = models.DEFAULT_BACKBONE, extra: str | None = None,
@@ -62,45 +76,99 @@ def _relative(path: Path) -> str:
     return str(path.relative_to(project_root()))
 
 
-def attacked(profile: str, seed: int, base_dir: Path) -> Path:
-    """Parquet of every pool pair attacked with the seed's baseline (cached), with its half in `half`."""
-    path = adv_folder(profile) / f"attacked-s{seed}.parquet"
-    if path.is_file():
+def attacked_path(profile: str, seed: int) -> Path:
+    return adv_folder(profile) / f"attacked-s{seed}.parquet"
+
+
+def read_meta(path: Path) -> dict:
+    """What a Parquet file written by `write_with_meta` records about itself; {} for a missing or older file."""
+    if not path.is_file():
+        return {}
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta[META_KEY]) if META_KEY in meta else {}
+
+
+def write_with_meta(path: Path, frame: pd.DataFrame, meta: dict) -> None:
+    """`frame` as Parquet at `path` (atomically), with `meta` (JSON) in the file's own metadata, so the two
+    cannot part."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta, sort_keys=True)})
+    atomicio.atomic_write(path, lambda f: pq.write_table(table, f))
+
+
+def _current(path: Path, key: dict) -> bool:
+    """Whether `path` exists and its metadata agrees with every item of `key`."""
+    meta = read_meta(path)
+    return all(meta.get(k) == v for k, v in key.items())
+
+
+def attack_key(profile: str, base_dir: Path, substitute: str = "mask") -> dict:
+    """What an attacked set must have been made from to be reused: this format, the baseline run (its folder
+    name holds the config hash: backbone, seed, profile, ...), the pool and the substitute."""
+    chosen = settings(CHAPTER, profile)
+    return {"format": ATTACK_FORMAT, "baseline_run": base_dir.name, "max_pool": chosen["max_pool"],
+            "heldout_fraction": chosen["heldout_fraction"], "substitute": substitute}
+
+
+def attacked(profile: str, seed: int, base_dir: Path, substitute: str = "mask") -> Path:
+    """Parquet of every pool pair attacked with the seed's baseline in `base_dir` (cached while `attack_key`
+    holds; made again otherwise), rows of `adversarial.attack_pairs` with their half in `half`."""
+    path, key = attacked_path(profile, seed), attack_key(profile, base_dir, substitute)
+    if _current(path, key):
         return path
+    if path.is_file():
+        print(f"{path.name} was made by {read_meta(path) or 'the text-based format 1'}, not {key}; attacking again")
     frame, build, held = pool(profile)
     model, tokenizer, cfg = training.load_run(base_dir)
     out = adversarial.attack_pairs(model.to(models.best_device()), tokenizer, frame["premise"].tolist(),
                                    frame["hypothesis"].tolist(), frame["label"].tolist(), max_length=cfg.max_length,
-                                   batch_size=cfg.batch_size)
+                                   batch_size=cfg.batch_size, substitute=substitute)
     out["half"] = np.where(np.isin(np.arange(len(out)), held), "evaluation", "build")
-    atomicio.atomic_write(path, lambda f: out.to_parquet(f, index=False))
+    write_with_meta(path, out, key | {"max_length": cfg.max_length, "tokenizer": data.tokenizer_fingerprint(tokenizer),
+                                      "pairs": len(out)})
     return path
 
 
-def training_sets(profile: str, seed: int, attacked_path: Path) -> dict[str, Path]:
-    """Parquet files of the class-balanced adversarial training rows: `retrained` draws from the build half
-    only, `leaky` from both halves (cached; the counts per label are in `<file>.json`)."""
-    per_class, frame = settings(CHAPTER, profile)["per_class"], pd.read_parquet(attacked_path)
+def read_attacked(profile: str, seed: int) -> pd.DataFrame:
+    """The seed's attacked pool; a ValueError for a missing set or one of another format (`run_seed` makes it)."""
+    path = attacked_path(profile, seed)
+    if read_meta(path).get("format") != ATTACK_FORMAT:
+        raise ValueError(f"{path} is missing or not of format {ATTACK_FORMAT} (attacked pairs as token ids); "
+                         f"run `python -m compnb.adversarial_eval --profile {profile}` to attack again")
+    return pd.read_parquet(path)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def training_sets(profile: str, seed: int, attacked_file: Path) -> dict[str, Path]:
+    """Parquet files of the class-balanced adversarial training rows (`TRAIN_COLUMNS`, token ids as attacked):
+    `retrained` draws from the build half only, `leaky` from both halves (cached while made from this very
+    attacked file; the counts per label are in `<file>.json`)."""
+    per_class, frame = settings(CHAPTER, profile)["per_class"], pd.read_parquet(attacked_file)
+    source = {"format": ATTACK_FORMAT, "attacked": attacked_file.name, "attacked_sha256": _sha256(attacked_file),
+              "per_class": per_class}
     out = {}
     for kind, halves in (("retrained", ("build",)), ("leaky", ("build", "evaluation"))):
-        path = adv_folder(profile) / f"train-{kind}-s{seed}.parquet"
-        if not path.is_file():
+        path, key = adv_folder(profile) / f"train-{kind}-s{seed}.parquet", source | {"halves": list(halves)}
+        if not _current(path, key):
             rows = frame[frame["half"].isin(halves)].reset_index(drop=True)
             chosen, counts = adversarial.balanced(rows["label"].to_numpy(), per_class, seed)
             atomicio.write_json(path.with_suffix(".json"), {"per_class": per_class, "drawn": counts,
                                                             "halves": list(halves)})
-            atomicio.atomic_write(path, lambda f, r=rows.iloc[chosen]: r[["premise", "hypothesis", "label"]]
-                                  .to_parquet(f, index=False))
+            write_with_meta(path, rows.iloc[chosen][[c for c in TRAIN_COLUMNS if c in rows.columns]], key)
         out[kind] = path
     return out
 
 
 def evaluation_sets(profile: str, seed: int) -> dict[str, pd.DataFrame]:
-    """The sets every model of a seed is scored on: name → frame with premise, hypothesis, label."""
-    attacked_rows = pd.read_parquet(adv_folder(profile) / f"attacked-s{seed}.parquet")
+    """The sets every model of a seed is scored on: name → frame with label and either premise and hypothesis
+    (clean, AdvGLUE) or the attacked token ids (`attacked`; its `hypothesis_display` only for reading)."""
+    attacked_rows = read_attacked(profile, seed)
     held = attacked_rows[attacked_rows["half"] == "evaluation"]
     sets = {"clean": held[["premise", "original", "label"]].rename(columns={"original": "hypothesis"}),
-            "attacked": held[["premise", "hypothesis", "label"]]}
+            "attacked": held[[c for c in TRAIN_COLUMNS if c in held.columns and c != "original"]]}
     for name in ADVGLUE:
         ds = data.load(name, "validation")
         sets[name] = pd.DataFrame({k: data.column(ds, k) for k in ("premise", "hypothesis", "label")})
@@ -111,22 +179,37 @@ def _probs_path(folder: Path, name: str) -> Path:
     return folder / f"probs-{name}.npy"
 
 
+def _set_sha256(frame: pd.DataFrame) -> str:
+    """sha256 of a set's columns and rows (as JSON): what its cached probabilities were computed on."""
+    return hashlib.sha256(frame.to_json(orient="split", index=False).encode()).hexdigest()
+
+
+def _scored(folder: Path, name: str, frame: pd.DataFrame) -> bool:
+    """Whether `folder` holds probabilities of this very set (`probs-<set>.json` records its sha256)."""
+    record = _probs_path(folder, name).with_suffix(".json")
+    return (_probs_path(folder, name).is_file() and record.is_file()
+            and json.loads(record.read_text()).get("set_sha256") == _set_sha256(frame))
+
+
 def score(folder: Path, sets: dict[str, pd.DataFrame]) -> dict[str, np.ndarray]:
-    """Probabilities (n, 3) of a finished run on every set, cached as `<run>/probs-<set>.npy`."""
-    paths = {name: _probs_path(folder, name) for name in sets}
-    if not all(p.is_file() for p in paths.values()):
+    """Probabilities (n, 3) of a finished run on every set, cached as `<run>/probs-<set>.npy` and scored again
+    when the set has changed; pre-tokenized sets are scored on their stored ids."""
+    todo = [name for name, frame in sets.items() if not _scored(folder, name, frame)]
+    if todo:
         model, tokenizer, cfg = training.load_run(folder)
         model.to(models.best_device())
-        for name, frame in sets.items():
-            probs = training.predict(model, tokenizer, data.from_frame(frame, "snli"), ("premise", "hypothesis"),
+        for name in todo:
+            probs = training.predict(model, tokenizer, data.from_frame(sets[name], "snli"), ("premise", "hypothesis"),
                                      cfg.max_length, cfg.batch_size)
-            atomicio.atomic_write(paths[name], lambda f, p=probs: np.save(f, p))
-    return {name: np.load(path) for name, path in paths.items()}
+            atomicio.atomic_write(_probs_path(folder, name), lambda f, p=probs: np.save(f, p))
+            atomicio.write_json(_probs_path(folder, name).with_suffix(".json"),
+                                {"set_sha256": _set_sha256(sets[name]), "rows": len(sets[name])})
+    return {name: np.load(_probs_path(folder, name)) for name in sets}
 
 
 def _ready(folder: Path, sets: dict[str, pd.DataFrame] | None) -> bool:
     return (folder / training.FINISHED).is_file() and sets is not None and all(
-        _probs_path(folder, name).is_file() for name in sets)
+        _scored(folder, name, frame) for name, frame in sets.items())
 
 
 def _train_scored(cfg: training.TrainConfig, sets: dict[str, pd.DataFrame] | None) -> Path:
@@ -140,34 +223,34 @@ def _train_scored(cfg: training.TrainConfig, sets: dict[str, pd.DataFrame] | Non
     return folder
 
 
-def run_seed(profile: str, seed: int, model: str = models.DEFAULT_BACKBONE) -> dict:
-    """Baseline, attack, retrained and leaky runs of one seed (cached); their folders and the sets' sizes."""
+def run_seed(profile: str, seed: int, model: str = models.DEFAULT_BACKBONE, substitute: str = "mask") -> dict:
+    """Baseline, attack, retrained and leaky runs of one seed (cached); their folders."""
     base_cfg = config(profile, seed, model)
     base_dir = training.run_dir(base_cfg)
-    attacked_path = adv_folder(profile) / f"attacked-s{seed}.parquet"
-    if not attacked_path.is_file():
+    if not _current(attacked_path(profile, seed), attack_key(profile, base_dir, substitute)):
         base_dir = _train_scored(base_cfg, None)
-        attacked(profile, seed, base_dir)
+        attacked(profile, seed, base_dir, substitute)
     sets = evaluation_sets(profile, seed)
     base_dir = _train_scored(base_cfg, sets)
     runs = {"baseline": base_dir}
-    for kind, path in training_sets(profile, seed, attacked_path).items():
+    for kind, path in training_sets(profile, seed, attacked_path(profile, seed)).items():
         runs[kind] = _train_scored(config(profile, seed, model, _relative(path)), sets)
     return {"seed": seed, "runs": {k: str(v) for k, v in runs.items()}}
 
 
-def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, workers: int = 1) -> list[dict]:
+def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, workers: int = 1,
+            substitute: str = "mask") -> list[dict]:
     """Every seed of the profile, one worker process per seed when `workers` > 1; one record per (seed, kind):
     seed, kind, run_dir, metrics, probs (set → (n, 3)), and the evaluation sets' frames."""
     seeds = tuple(settings(CHAPTER, profile)["seeds"])
     workers = min(parallel.check_workers(workers), len(seeds))
-    parallel.run_jobs(run_seed, [(profile, s, model) for s in seeds], workers, "adversarial retraining",
+    parallel.run_jobs(run_seed, [(profile, s, model, substitute) for s in seeds], workers, "adversarial retraining",
                       [f"seed {s}" for s in seeds])
     records = []
     for seed in seeds:
         sets = evaluation_sets(profile, seed)
         base_cfg = config(profile, seed, model)
-        paths = training_sets(profile, seed, adv_folder(profile) / f"attacked-s{seed}.parquet")
+        paths = training_sets(profile, seed, attacked_path(profile, seed))
         cfgs = {"baseline": base_cfg, **{k: config(profile, seed, model, _relative(p)) for k, p in paths.items()}}
         for kind, cfg in cfgs.items():
             folder = training.run_dir(cfg)
@@ -177,14 +260,29 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, workers: int = 1
     return records
 
 
+def roundtrip_changes(profile: str, model: str = models.DEFAULT_BACKBONE) -> pd.DataFrame:
+    """Per seed of the profile: `adversarial.text_roundtrip_changes` of its attacked set, i.e. how many pairs
+    the former text-based attack (format 1) would have fed the models with other ids, or another length."""
+    tokenizer = AutoTokenizer.from_pretrained(models.resolve_backbone(model))
+    rows = []
+    for seed in settings(CHAPTER, profile)["seeds"]:
+        max_length = read_meta(attacked_path(profile, seed))["max_length"]
+        rows.append({"seed": seed, **adversarial.text_roundtrip_changes(tokenizer, read_attacked(profile, seed),
+                                                                        max_length)})
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="attack, retrain and score chapter 4's SNLI models (cached)")
     parser.add_argument("--profile", default="full")
     parser.add_argument("--model", default=models.DEFAULT_BACKBONE)
     parser.add_argument("--workers", type=int, default=1, help="parallel processes, one seed each (default 1)")
+    parser.add_argument("--substitute", default="mask",
+                        help="token replacing the attacked one: mask (default), unk, pad or a vocabulary token; "
+                             "decoders, which have no mask token, need one of the others")
     args = parser.parse_args(argv)
     before, start = invocations.finished_runs(args.profile), time.perf_counter()
-    records = run_all(args.profile, args.model, args.workers)
+    records = run_all(args.profile, args.model, args.workers, args.substitute)
     invocations.record(args.profile, CHAPTER, f"python -m compnb.adversarial_eval --profile {args.profile} --workers "
                        f"{args.workers}", [r["run_dir"] for r in records], before, time.perf_counter() - start)
     for r in records:

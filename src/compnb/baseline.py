@@ -2,9 +2,10 @@
 
 `run_all(profile, ...)` trains (or reuses) one baseline per dataset and seed, scores each on the AdvGLUE
 sets sharing its labels (`compnb.advglue`), then analyses the first seed of each dataset on its validation
-split: word-level saliency and the top-k artifact statistics, the entropy of S, and a few
-saliency maps. Analyses live in `<run>/analysis-k<k>/` and are reused like the runs themselves, so the
-chapter renders from cached results on any machine once a GPU has produced them
+split: word-level saliency and the top-k artifact statistics, the entropy of S, a few saliency maps, and
+the statistics' sensitivity to the ranked units (words or sub-word tokens, special tokens left out or
+ranked; `compnb.influence.sensitivity`). Analyses live in `<run>/analysis-k<k>/` and are reused like the
+runs themselves, so the chapter renders from cached results on any machine once a GPU has produced them
 (`python -m compnb.baseline --profile full`).
 """
 
@@ -24,6 +25,7 @@ from compnb.profiles import settings
 
 CHAPTER = "02-baseline-finetune"
 DATASETS = ("sst2", "snli")
+ANALYSIS_FILES = ("summary.json", "sensitivity.csv")  # written last by each part of `analyse`
 
 
 def configs(profile: str, model: str = DEFAULT_BACKBONE, seeds: tuple[int, ...] | None = None,
@@ -53,52 +55,69 @@ def validation_texts(config: training.TrainConfig) -> tuple[list[str], list[str]
 
 
 def analyse(run_dir: Path, k: int = 5, n_examples: int = 4, force: bool = False) -> dict:
-    """Word saliency, top-k artifact statistics, S entropies and example maps for one run (cached)."""
+    """Word saliency, top-k artifact statistics, S entropies and example maps (`summary.json` and its
+    companions), and the unit sensitivity table (`sensitivity.csv`) of one run; each part is cached and
+    computed, on the run's weights, only when its file is missing (or with `force`)."""
     folder = Path(run_dir) / f"analysis-k{k}"
-    summary_path = folder / "summary.json"
-    if summary_path.is_file() and not force:
+    words_missing, sensitivity_missing = (force or not (folder / name).is_file() for name in ANALYSIS_FILES)
+    if not (words_missing or sensitivity_missing):
         return _read(folder)
     model, tokenizer, config = training.load_run(run_dir)
     model.to(models.best_device())
     ranked, pairs, labels = validation_texts(config)
-    table = influence.word_saliency(model, tokenizer, ranked, labels, artifact_words(config.dataset), k=k,
-                                    pairs=pairs, max_length=config.max_length)
-    entropy = influence.saliency_entropy(model, tokenizer, ranked, labels, pairs=pairs,
-                                         max_length=config.max_length)
-    probs = np.load(Path(run_dir) / "val_probs.npy")
-    correct = probs.argmax(1) == np.asarray(labels)
-    # examples shown: the first n/2 correct and first n/2 wrong validation examples with at least k words
-    long_enough = set(table.loc[table["n_words"] >= k, "example"])
-    chosen = ([i for i in range(len(labels)) if correct[i] and i in long_enough][: n_examples // 2]
-              + [i for i in range(len(labels)) if not correct[i] and i in long_enough][: n_examples - n_examples // 2])
-    examples = [{"example": i, "label": int(labels[i]), "prediction": int(probs[i].argmax()),
-                 "premise": pairs[i] if pairs is not None else None, "text": ranked[i],
-                 "words": table.loc[table["example"] == i].sort_values("position")[["word", "score", "rank", "artifact"]]
-                 .to_dict("records")} for i in chosen]  # in reading order
-    atomicio.write_csv(folder / "word_saliency.csv", table)
-    atomicio.write_csv(folder / "entropy.csv", entropy)
-    atomicio.write_json(folder / "examples.json", examples)
-    atomicio.write_json(summary_path, {"sentence": influence.sentence_level(table, k),
-                                       "dataset": influence.dataset_level(table, k)})
+    words = artifact_words(config.dataset)
+    if words_missing:
+        table = influence.word_saliency(model, tokenizer, ranked, labels, words, k=k, pairs=pairs,
+                                        max_length=config.max_length)
+        entropy = influence.saliency_entropy(model, tokenizer, ranked, labels, pairs=pairs,
+                                             max_length=config.max_length)
+        probs = np.load(Path(run_dir) / "val_probs.npy")
+        atomicio.write_csv(folder / "word_saliency.csv", table)
+        atomicio.write_csv(folder / "entropy.csv", entropy)
+        atomicio.write_json(folder / "examples.json", _examples(table, probs, ranked, pairs, labels, k, n_examples))
+        atomicio.write_json(folder / "summary.json", {"sentence": influence.sentence_level(table, k),
+                                                      "dataset": influence.dataset_level(table, k)})
+    if sensitivity_missing:
+        atomicio.write_csv(folder / "sensitivity.csv",
+                           influence.sensitivity(model, tokenizer, ranked, labels, words, pairs=pairs, k=k,
+                                                 max_length=config.max_length))
     return _read(folder)
 
 
+def _examples(table: pd.DataFrame, probs: np.ndarray, ranked: list[str], pairs: list[str] | None,
+              labels: list[int], k: int, n: int) -> list[dict]:
+    """The example maps shown: the first n/2 correct and first n/2 wrong validation examples with at least
+    k words (probs (N, classes)), each with its words in reading order."""
+    correct = probs.argmax(1) == np.asarray(labels)
+    long_enough = set(table.loc[table["n_words"] >= k, "example"])
+    chosen = ([i for i in range(len(labels)) if correct[i] and i in long_enough][: n // 2]
+              + [i for i in range(len(labels)) if not correct[i] and i in long_enough][: n - n // 2])
+    return [{"example": i, "label": int(labels[i]), "prediction": int(probs[i].argmax()),
+             "premise": pairs[i] if pairs is not None else None, "text": ranked[i],
+             "words": table.loc[table["example"] == i].sort_values("position")[["word", "score", "rank", "artifact"]]
+             .to_dict("records")} for i in chosen]
+
+
 def _read(folder: Path) -> dict:
-    """What the chapters read of an analysis: its summary, the S entropies and the example maps. The per-word
-    table `word_saliency.csv` they summarise stays beside them, uncommitted (about 1 MB per run)."""
+    """What the chapters read of an analysis: its summary, the S entropies, the example maps and the unit
+    sensitivity table. The per-word table `word_saliency.csv` they summarise stays beside them, uncommitted
+    (about 1 MB per run)."""
     return {"summary": json.loads((folder / "summary.json").read_text()),
             "entropy": pd.read_csv(folder / "entropy.csv"),
-            "examples": json.loads((folder / "examples.json").read_text())}
+            "examples": json.loads((folder / "examples.json").read_text()),
+            "sensitivity": pd.read_csv(folder / "sensitivity.csv")}
 
 
 def _ready(folder: Path, dataset: str, k: int, analysed: bool) -> bool:
     return ((folder / training.FINISHED).is_file() and advglue.evaluated(folder, dataset)
-            and (not analysed or (folder / f"analysis-k{k}" / "summary.json").is_file()))
+            and (not analysed or all((folder / f"analysis-k{k}" / name).is_file() for name in ANALYSIS_FILES)))
 
 
 def prepare(config: training.TrainConfig, k: int = 5, n_examples: int = 4, analysed: bool = False) -> Path:
     """Train (or reuse) one baseline, score it on its AdvGLUE sets and, if `analysed`, analyse it; all
-    cached. A run finished elsewhere without its weights is retrained only when something is missing."""
+    cached. A run finished elsewhere without its weights is retrained only when something is missing (then
+    `training.train_with_weights` drops every measurement of the old weights, analyses included, and all are
+    redone on the new ones)."""
     folder = training.run_dir(config)
     if _ready(folder, config.dataset, k, analysed):
         return folder

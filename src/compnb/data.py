@@ -13,6 +13,7 @@ split from the rest by premise (a seeded group split), so no premise crosses a s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -28,6 +29,8 @@ from compnb.paths import data_search_paths
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 SENTIMENT_LABELS = ("negative", "positive")
 SNLI_VALIDATION_FRACTION = 0.1
+PRETOKENIZED = ("input_ids", "token_type_ids")  # id columns of pre-tokenized rows (lists of ints, unpadded)
+TOKENIZER_COLUMN = "tokenizer"  # the `tokenizer_fingerprint` of the tokenizer that made a pre-tokenized row
 
 
 @dataclass(frozen=True)
@@ -207,17 +210,30 @@ def from_parquet(path: str | Path, name: str, split: str = "extra") -> datasets.
 
 
 def from_frame(frame: pd.DataFrame, name: str, split: str = "extra", location: str = "in memory") -> datasets.Dataset:
-    """`frame`'s text fields and label as a `datasets.Dataset` of dataset `name`'s schema; a ValueError names
-    a missing column or a label outside the dataset's."""
+    """`frame`'s text fields and label as a `datasets.Dataset` of dataset `name`'s schema. A pre-tokenized frame
+    (an `input_ids` column) keeps instead its id columns (`PRETOKENIZED`), `tokenizer` (`TOKENIZER_COLUMN`)
+    and label, which `training.encode` takes as they are. A ValueError names a missing column or a label
+    outside the dataset's."""
     s = spec(name)
-    missing = [c for c in (*s.text_fields, "label") if c not in frame.columns]
+    tokenized = PRETOKENIZED[0] in frame.columns
+    needed = [PRETOKENIZED[0], TOKENIZER_COLUMN, "label"] if tokenized else [*s.text_fields, "label"]
+    missing = [c for c in needed if c not in frame.columns]
     if missing:
-        raise ValueError(f"{location!r} lacks column(s) {missing}; {name} rows need {[*s.text_fields, 'label']}")
+        raise ValueError(f"{location!r} lacks column(s) {missing}; {'pre-tokenized ' if tokenized else ''}{name} "
+                         f"rows need {needed}")
     bad = sorted(set(frame["label"].tolist()) - set(range(len(s.label_names))))
     if bad:
         raise ValueError(f"{location!r} has labels {bad}; allowed for {name}: 0..{len(s.label_names) - 1}")
-    frame = frame[[*s.text_fields, "label"]].reset_index(drop=True)
+    kept = [c for c in (*PRETOKENIZED, TOKENIZER_COLUMN) if c in frame.columns] if tokenized else list(s.text_fields)
+    frame = frame[[*kept, "label"]].reset_index(drop=True)
     return _to_dataset(frame, s, DataSource(name, split, "local", location, len(frame)))
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """'vocab <size> <16 hex digits of the sha256 of its token → id map>': equal for tokenizers that give every
+    token the same id (one tokenizer saved and loaded again, say), so pre-tokenized rows name their maker."""
+    vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False, separators=(",", ":"))
+    return f"vocab {len(tokenizer)} {hashlib.sha256(vocab.encode()).hexdigest()[:16]}"
 
 
 def column(ds: datasets.Dataset, name: str) -> list:

@@ -10,12 +10,20 @@ words are ranked, as the artifacts were mined on hypotheses.
   more than k words;
 - dataset level: the observed number of artifacts among all top-k slots against the number expected if
   the top-k were drawn at random from each sentence's words, with a one-sided binomial test.
+
+Sensitivity (`sensitivity`): the same statistics with other ranked units, from the same gradient pass. The
+unit is a word or a sub-word token of the ranked text (a token is an artifact when its word is), and the
+special tokens ([CLS], [SEP], ...) are either left out or ranked too, each as a unit of its own (never an
+artifact). Tokens outside the ranked text's words (punctuation, a premise) are never units, so the token
+units of an example partition its word units and only the granularity changes between the two.
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -28,6 +36,23 @@ from compnb.losses import METHODS, topk_entropy
 from compnb.models import SequenceClassifier
 from compnb.saliency import GradientSaliency, MaskSaliency, masked_softmax
 
+UNITS = ("word", "token")
+SPECIALS = ("excluded", "included")
+COMBINATIONS = tuple((unit, specials) for unit in UNITS for specials in SPECIALS)
+UNIT_COLUMNS = ["example", "word_index", "token", "unit", "score", "rank", "n_units", "in_topk", "artifact",
+                "special"]
+
+
+@dataclass(frozen=True)
+class _Aligned:
+    """One example's real tokens in input order — raw gradient norms (T,), the index of the ranked-text word
+    holding each (T,; −1 for none), special-token flags (T,), token strings — and the ranked text's words."""
+    norms: np.ndarray
+    owner: np.ndarray
+    special: np.ndarray
+    tokens: list[str]
+    words: list[str]
+
 
 def _token_words(offsets: list[tuple[int, int]], sequence_ids: list[int | None], target: int,
                  starts: list[int], ends: list[int]) -> list[int]:
@@ -39,18 +64,14 @@ def _token_words(offsets: list[tuple[int, int]], sequence_ids: list[int | None],
     return owner
 
 
-def word_saliency(model: SequenceClassifier, tokenizer, texts: Sequence[str], labels: Sequence[int],
-                  artifact_words: set[str], *, k: int = 5, pairs: Sequence[str] | None = None,
-                  max_length: int = 128, batch_size: int = 64) -> pd.DataFrame:
-    """One row per (example, word) of the ranked text, in rank order: example, position (the word's index in
-    its text), word, score, rank (1 = most salient), n_words, in_topk, artifact. `texts` is the ranked text (sentence or hypothesis); `pairs`, if given,
-    the premise placed first in each input, as in training."""
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k!r}")
+def _aligned(model: SequenceClassifier, tokenizer, texts: Sequence[str], labels: Sequence[int],
+             pairs: Sequence[str] | None, max_length: int, batch_size: int) -> Iterator[_Aligned]:
+    """Every example's `_Aligned` tokens, in order, from one gradient pass per batch over the training input
+    (premise first when `pairs` is given; `texts` is the ranked text)."""
     device = next(model.parameters()).device
     explainer = GradientSaliency(model)
-    rows = []
-    for lo in tqdm(range(0, len(texts), batch_size), desc="word saliency", leave=False):
+    target = 1 if pairs is not None else 0
+    for lo in tqdm(range(0, len(texts), batch_size), desc="gradient saliency", leave=False):
         batch_texts = list(texts[lo:lo + batch_size])
         args = (list(pairs[lo:lo + batch_size]), batch_texts) if pairs is not None else (batch_texts,)
         enc = tokenizer(*args, truncation=True, max_length=max_length, padding=True,
@@ -59,21 +80,75 @@ def word_saliency(model: SequenceClassifier, tokenizer, texts: Sequence[str], la
         segments = enc["token_type_ids"].to(device) if "token_type_ids" in enc else None
         norms = explainer.attribute(enc["input_ids"].to(device), enc["attention_mask"].to(device), label_batch,
                                     normalize=False, token_type_ids=segments).float().cpu().numpy()
-        target = 1 if pairs is not None else 0
         for b, text in enumerate(batch_texts):
             spans = word_spans(text)
-            owner = _token_words(enc["offset_mapping"][b].tolist(), enc.sequence_ids(b), target,
+            real = enc["attention_mask"][b].bool().numpy()
+            sequence = enc.sequence_ids(b)
+            owner = _token_words(enc["offset_mapping"][b].tolist(), sequence, target,
                                  [s for _, s, _ in spans], [e for _, _, e in spans])
-            scores: dict[int, float] = {}
-            for t, j in enumerate(owner):
-                if j >= 0:
-                    scores[j] = scores.get(j, 0.0) + float(norms[b, t])
-            ranked = sorted(scores, key=lambda j: -scores[j])
-            for rank, j in enumerate(ranked, start=1):
-                word = spans[j][0]
-                rows.append((lo + b, j, word, scores[j], rank, len(ranked), rank <= k, word in artifact_words))
-    return pd.DataFrame(rows, columns=["example", "position", "word", "score", "rank", "n_words", "in_topk",
-                                       "artifact"])
+            yield _Aligned(norms=norms[b, real], owner=np.asarray(owner)[real],
+                           special=np.array([seq is None for seq in sequence])[real],
+                           tokens=tokenizer.convert_ids_to_tokens(enc["input_ids"][b, real].tolist()),
+                           words=[w for w, _, _ in spans])
+
+
+def _units(ex: _Aligned, unit: str, specials: str) -> list[tuple[int, int, str, float]]:
+    """One example's units in reading order, each (ranked-text word index, −1 for a special token; index of
+    its first token; text; score, the summed raw norms of its tokens). Units are the ranked text's words or
+    tokens, plus each special token when `specials` is "included"."""
+    units: dict[tuple[int, int], list] = {}  # key → [first token, text, score]
+    for t, (j, special) in enumerate(zip(ex.owner.tolist(), ex.special.tolist())):
+        if j < 0 and not (special and specials == "included"):
+            continue
+        key = (j, -1) if unit == "word" and j >= 0 else (j, t)
+        text = ex.words[j] if unit == "word" and j >= 0 else ex.tokens[t]
+        units.setdefault(key, [t, text, 0.0])[2] += float(ex.norms[t])
+    return [(j, t, text, score) for (j, _), (t, text, score) in units.items()]
+
+
+def _rows(example: int, ex: _Aligned, unit: str, specials: str, artifact_words: set[str], k: int) -> list[tuple]:
+    """`UNIT_COLUMNS` rows of one example's units, in rank order (ties keep reading order)."""
+    ranked = sorted(_units(ex, unit, specials), key=lambda u: -u[3])
+    return [(example, j, t, text, score, rank, len(ranked), rank <= k, j >= 0 and ex.words[j] in artifact_words,
+             j < 0) for rank, (j, t, text, score) in enumerate(ranked, start=1)]
+
+
+def _unit_tables(aligned: Iterable[_Aligned], artifact_words: set[str], k: int,
+                 combinations: Sequence[tuple[str, str]]) -> dict[tuple[str, str], pd.DataFrame]:
+    """(unit, specials) → its unit table, over the examples whose ranked text kept at least one word."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k!r}")
+    rows: dict[tuple[str, str], list[tuple]] = {c: [] for c in combinations}
+    for example, ex in enumerate(aligned):
+        if (ex.owner >= 0).any():
+            for unit, specials in combinations:
+                rows[unit, specials].extend(_rows(example, ex, unit, specials, artifact_words, k))
+    return {c: pd.DataFrame(r, columns=UNIT_COLUMNS) for c, r in rows.items()}
+
+
+def word_saliency(model: SequenceClassifier, tokenizer, texts: Sequence[str], labels: Sequence[int],
+                  artifact_words: set[str], *, k: int = 5, pairs: Sequence[str] | None = None,
+                  max_length: int = 128, batch_size: int = 64) -> pd.DataFrame:
+    """One row per (example, word) of the ranked text, in rank order: example, position (the word's index in
+    its text), word, score, rank (1 = most salient), n_words, in_topk, artifact. `texts` is the ranked text
+    (sentence or hypothesis); `pairs`, if given, the premise placed first in each input, as in training."""
+    aligned = _aligned(model, tokenizer, texts, labels, pairs, max_length, batch_size)
+    table = _unit_tables(aligned, artifact_words, k, [("word", "excluded")])["word", "excluded"]
+    return (table.drop(columns=["token", "special"])
+            .rename(columns={"word_index": "position", "unit": "word", "n_units": "n_words"}))
+
+
+def unit_saliency(model: SequenceClassifier, tokenizer, texts: Sequence[str], labels: Sequence[int],
+                  artifact_words: set[str], *, pairs: Sequence[str] | None = None, k: int = 5,
+                  max_length: int = 128, batch_size: int = 64) -> dict[tuple[str, str], pd.DataFrame]:
+    """(unit, specials) → unit table for each of `COMBINATIONS`, all from one gradient pass; arguments as
+    `word_saliency`. A unit table has one row per (example, unit), in rank order: example, word_index (the
+    ranked-text word the unit is or lies in; −1 for a special token), token (the index of its first token
+    among the example's real tokens, in input order), unit (the word, the token as the tokenizer writes it,
+    or the special token), score (summed raw gradient norms of its tokens), rank, n_units, in_topk,
+    artifact, special. Every table covers the same examples: those with a ranked word."""
+    aligned = _aligned(model, tokenizer, texts, labels, pairs, max_length, batch_size)
+    return _unit_tables(aligned, artifact_words, k, COMBINATIONS)
 
 
 def sentence_level(table: pd.DataFrame, k: int = 5) -> dict:
@@ -86,14 +161,15 @@ def sentence_level(table: pd.DataFrame, k: int = 5) -> dict:
 
 
 def dataset_level(table: pd.DataFrame, k: int = 5, confidence: float = 0.95) -> dict:
-    """Observed vs expected artifacts among the top-k words, with a one-sided binomial test.
+    """Observed vs expected artifacts among the top-k words (or units), with a one-sided binomial test.
 
-    Expected: Σ_s min(k, n_s)·a_s/n_s for a sentence s of n_s words, a_s of them artifacts (the mean of a
-    random top-k). The test treats the Σ_s min(k, n_s) top-k slots as trials with the pooled rate
-    expected/slots; the interval is Clopper–Pearson on the observed rate, in counts.
+    `table`: one row per ranked unit with columns example, in_topk, artifact (`word_saliency`'s or a
+    `unit_saliency` table). Expected: Σ_s min(k, n_s)·a_s/n_s for a sentence s of n_s units, a_s of them
+    artifacts (the mean of a random top-k). The test treats the Σ_s min(k, n_s) top-k slots as trials with
+    the pooled rate expected/slots; the interval is Clopper–Pearson on the observed rate, in counts.
     """
     per = (table.assign(hit=table["artifact"] & table["in_topk"]).groupby("example")
-           .agg(n=("word", "size"), a=("artifact", "sum"), observed=("hit", "sum")))
+           .agg(n=("artifact", "size"), a=("artifact", "sum"), observed=("hit", "sum")))
     slots = np.minimum(k, per["n"]).astype(int)
     expected = float((slots * per["a"] / per["n"]).sum())
     trials, observed = int(slots.sum()), int(per["observed"].sum())
@@ -102,6 +178,34 @@ def dataset_level(table: pd.DataFrame, k: int = 5, confidence: float = 0.95) -> 
     return {"k": k, "sentences": len(per), "slots": trials, "observed": observed, "expected": expected,
             "ratio": observed / expected if expected else float("nan"), "p_value": float(test.pvalue),
             "observed_low": ci.low * trials, "observed_high": ci.high * trials}
+
+
+def unit_summary(table: pd.DataFrame, k: int = 5) -> dict:
+    """`dataset_level` of a `unit_saliency` table, plus entropy_topk: the mean over examples of the entropy
+    (nats) of the top-k of S, the softmax of the unit scores over the example's units, renormalised;
+    entropy_max: log k, its largest value; special_share: the mean share of an example's top-k slots held by
+    special tokens."""
+    examples = torch.tensor(pd.factorize(table["example"])[0])
+    scores = torch.full((int(examples.max()) + 1, int(table["n_units"].max())), float("-inf"), dtype=torch.float64)
+    scores[examples, torch.tensor(table["rank"].to_numpy()) - 1] = torch.tensor(table["score"].to_numpy())
+    s = masked_softmax(scores, scores.isfinite())
+    top = table[table["in_topk"]]
+    return {**dataset_level(table, k), "entropy_topk": float(topk_entropy(s, k).mean()), "entropy_max": math.log(k),
+            "special_share": float(top.groupby("example")["special"].mean().mean())}
+
+
+def sensitivity(model: SequenceClassifier, tokenizer, texts: Sequence[str], labels: Sequence[int],
+                artifact_words: set[str], *, pairs: Sequence[str] | None = None, k: int = 5,
+                max_length: int = 128, batch_size: int = 64) -> pd.DataFrame:
+    """The artifact statistics under each ranked unit set, from one gradient pass (arguments as
+    `word_saliency`): one row per (unit, specials) of `COMBINATIONS`, with columns unit ("word" or "token"),
+    specials ("excluded" or "included"), then `unit_summary`'s: k, sentences, slots, observed, expected,
+    ratio, p_value, observed_low, observed_high (counts of top-k slots), entropy_topk, entropy_max (nats),
+    special_share. The word/excluded row is `dataset_level` of `word_saliency`'s table."""
+    tables = unit_saliency(model, tokenizer, texts, labels, artifact_words, pairs=pairs, k=k,
+                           max_length=max_length, batch_size=batch_size)
+    return pd.DataFrame([{"unit": unit, "specials": specials, **unit_summary(table, k)}
+                         for (unit, specials), table in tables.items()])
 
 
 def saliency_entropy(model: SequenceClassifier, tokenizer, texts: Sequence[str], labels: Sequence[int], *,

@@ -93,8 +93,8 @@ class TrainConfig:
     """Everything that defines a run; `run_id()` hashes it. `loss_params` (a dict or pairs) is kept as sorted
     pairs so the config stays hashable. `patience` counts evaluations (each epoch end and, if set, every
     `eval_every` steps) without a better validation accuracy; None disables early stopping. `extra_train`
-    names a Parquet file of more training rows (`compnb.data.from_parquet`; a path relative to the project
-    root, or absolute), added to the (subsampled) training split; its sha256 is part of the config, so a
+    names a Parquet file of more training rows (`compnb.data.from_parquet`: text, or pre-tokenized ids used as
+    stored; a path relative to the project root, or absolute), added to the (subsampled) training split; its sha256 is part of the config, so a
     changed file is a different run, and a saved config whose file has changed is refused. The two extra
     fields are left out of `to_dict` while unset, so configs without them hash as before they existed."""
 
@@ -235,20 +235,35 @@ class Encoded(torch.utils.data.Dataset):
         item = {key: column[i] for key, column in self.columns.items()} | {"index": i}
         return item | {"labels": self.labels[i]} if self.labels is not None else item
 
+    def __add__(self, other: Encoded) -> Encoded:
+        """This set's examples, then `other`'s; both need the same id columns and both labels or neither."""
+        if self.columns.keys() != other.columns.keys() or (self.labels is None) != (other.labels is None):
+            raise ValueError(f"cannot join encoded sets with columns {sorted(self.columns)} and {sorted(other.columns)}"
+                             f" (labelled: {self.labels is not None}, {other.labels is not None})")
+        labels = None if self.labels is None else self.labels + other.labels
+        return Encoded({k: self.columns[k] + other.columns[k] for k in self.columns}, labels)
+
+
+def _check_max_length(tokenizer, max_length: int) -> None:
+    limit = getattr(tokenizer, "model_max_length", None)
+    if limit is not None and max_length > limit:
+        raise ValueError(f"max_length {max_length} exceeds what the model takes ({limit} tokens); "
+                         f"allowed: 8..{limit}")
+
 
 def encode(tokenizer, ds: datasets.Dataset, text_fields: Sequence[str], max_length: int,
            chunk: int = 10_000) -> Encoded:
     """Tokenise `ds` once (one field, or a sentence pair), unpadded. Longer inputs are truncated to `max_length`
     tokens (the longest first, for pairs), as in the papers. An empty text is a ValueError naming its row and
-    field; a `max_length` beyond the tokenizer's `model_max_length` is one too."""
+    field; a `max_length` beyond the tokenizer's `model_max_length` is one too. A pre-tokenized `ds` (an
+    `input_ids` column, see `data.from_frame`) is taken as stored, `text_fields` unused (`encode_stored`)."""
+    _check_max_length(tokenizer, max_length)
+    if data.PRETOKENIZED[0] in ds.column_names:
+        return encode_stored(tokenizer, ds, max_length)
     missing = [f for f in text_fields if f not in ds.column_names]
     if missing or not 1 <= len(text_fields) <= 2 or len(ds) == 0:
         raise ValueError(f"need one or two text fields of a non-empty dataset; got {list(text_fields)} for "
                          f"columns {ds.column_names} ({len(ds)} rows)")
-    limit = getattr(tokenizer, "model_max_length", None)
-    if limit is not None and max_length > limit:
-        raise ValueError(f"max_length {max_length} exceeds what the model takes ({limit} tokens); "
-                         f"allowed: 8..{limit}")
     texts = [data.column(ds, f) for f in text_fields]
     for field_name, column in zip(text_fields, texts):
         empty = next((i for i, text in enumerate(column) if not isinstance(text, str) or not text.strip()), None)
@@ -261,6 +276,31 @@ def encode(tokenizer, ds: datasets.Dataset, text_fields: Sequence[str], max_leng
                         return_attention_mask=False)
         for k in keys:
             columns[k] += out[k]
+    return Encoded(columns, data.column(ds, "label") if "label" in ds.column_names else None)
+
+
+def encode_stored(tokenizer, ds: datasets.Dataset, max_length: int) -> Encoded:
+    """The id columns of pre-tokenized rows exactly as stored (never truncated, never tokenized again). A
+    ValueError if the rows were made by another tokenizer (their `tokenizer` column differs from
+    `data.tokenizer_fingerprint(tokenizer)`), lack an id column the tokenizer's model takes, or a row is empty,
+    longer than `max_length` or has id columns of unequal length."""
+    fingerprint = data.tokenizer_fingerprint(tokenizer)
+    made_by = set(data.column(ds, data.TOKENIZER_COLUMN)) if data.TOKENIZER_COLUMN in ds.column_names else {None}
+    if made_by != {fingerprint}:
+        raise ValueError(f"pre-tokenized rows were made by tokenizer(s) {sorted(map(str, made_by))}, not by this "
+                         f"{type(tokenizer).__name__} ({fingerprint}, {tokenizer.name_or_path}); tokenize them "
+                         f"again with it")
+    keys = [k for k in data.PRETOKENIZED if k in tokenizer.model_input_names]
+    missing = [k for k in keys if k not in ds.column_names]
+    if missing or len(ds) == 0:
+        raise ValueError(f"pre-tokenized rows need columns {keys} and at least one row; got {ds.column_names} "
+                         f"({len(ds)} rows)")
+    columns = {k: data.column(ds, k) for k in keys}
+    for i in range(len(ds)):
+        lengths = {k: len(columns[k][i]) for k in keys}
+        if not 0 < lengths["input_ids"] <= max_length or len(set(lengths.values())) > 1:
+            raise ValueError(f"pre-tokenized row {i} has {lengths} ids; rows are used as stored, so each column "
+                             f"needs the same 1..{max_length} (max_length) ids")
     return Encoded(columns, data.column(ds, "label") if "label" in ds.column_names else None)
 
 
@@ -483,13 +523,15 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     train_ds = data.subsample(data.load(config.dataset, "train"), config.max_train_examples, config.seed)
     val_ds = validation_set(config)
     sources = [data.source_of(train_ds), data.source_of(val_ds)]
-    if config.extra_train is not None:
-        extra = data.from_parquet(extra_train_path(config.extra_train), config.dataset)
+    extra = None if config.extra_train is None else data.from_parquet(extra_train_path(config.extra_train),
+                                                                      config.dataset)
+    if extra is not None:
         sources.insert(1, data.source_of(extra))
-        train_ds = datasets.concatenate_datasets([train_ds.select_columns(extra.column_names), extra])
     set_seed(config.seed)
     model, tokenizer = models.SequenceClassifier.from_pretrained(config.model, len(spec.label_names), config.pooling)
     train_enc, val_enc = (encode(tokenizer, ds, spec.text_fields, config.max_length) for ds in (train_ds, val_ds))
+    if extra is not None:  # after the training split, in its row order; pre-tokenized rows keep their ids
+        train_enc += encode(tokenizer, extra, spec.text_fields, config.max_length)
     collate = PadCollator(tokenizer.pad_token_id, tokenizer.padding_side)
     sampler = LengthBucketSampler(train_enc.lengths, config.batch_size, config.seed)
     # Own generator: creating a loader iterator must not draw from the global RNG (dropout), or resumes drift.
@@ -618,7 +660,7 @@ def train_with_weights(config: TrainConfig) -> Path:
     return train(config, force=weightless)
 
 
-MEASUREMENTS = ("eval-*.json", "probs-*.npy", "competency-k*.json", "analysis-k*", "ig-test-*.npz")
+MEASUREMENTS = ("eval-*.json", "probs-*.npy", "probs-*.json", "competency-k*.json", "analysis-k*", "ig-test-*.npz")
 
 
 def drop_measurements(folder: Path) -> None:
