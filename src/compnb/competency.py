@@ -257,7 +257,7 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
         c, m, meas = r["config"], r["metrics"], r["measures"]
         p = c.loss_kwargs
         method = p.get("method", "gradient")
-        rows.append({"dataset": c.dataset, "config": label(c), "run": r["run_dir"].name, "method": p.get("method", "—"),
+        rows.append({"dataset": c.dataset, "config": label(c), "run": r["run_dir"].name, "model": c.model, "method": p.get("method", "—"),
                      "form": p.get("form", "—"), "lam": p.get("lam", 0.0), "seed": c.seed,
                      "accuracy": m["validation"]["accuracy"], "macro_f1": m["validation"]["macro_f1"],
                      "adv_dataset": meas["adversarial"]["dataset"], "adv_n": meas["adversarial"]["n"],

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from compnb import paper_numbers as pn
 from compnb.evaluation import holm, paired_t_p, seed_summary
 from compnb.reporting import captioned, styled
 
@@ -32,10 +33,57 @@ def grid_table(frame: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", "mac
     return wide
 
 
+LLAMA = "meta-llama/Llama-2-7b-hf"  # a run of this backbone fills the Llama-2-7B columns; any other, OPT-1.3B's
+PAPER_TABLES = {"validation": ("Table 1", "Table 2"), "adversarial": ("Table 3", "Table 4")}
+
+
+def side_by_side(frame: pd.DataFrame, evaluation: str = "validation", metric: str = "accuracy") -> pd.DataFrame:
+    """The paper's Tables 1–2 (`evaluation` "validation") or 3–4 ("adversarial") beside ours, one row per
+    configuration in the paper's order: per backbone and training set, the paper's `metric` ("accuracy" or
+    "f1"), ours at the selection seed and ours − paper. The paper's empty cells stay empty (NaN); ours stay
+    empty for the backbone this run is not set beside (Llama-2-7B's columns until a run of `LLAMA` fills them;
+    any other backbone is set beside OPT-1.3B, the paper's smaller model, and labelled with its own name)."""
+    column = {("validation", "accuracy"): "accuracy", ("validation", "f1"): "macro_f1",
+              ("adversarial", "accuracy"): "adv_accuracy", ("adversarial", "f1"): "adv_macro_f1"}[(evaluation, metric)]
+    rows = first_seed(frame)
+    ours = {(r["dataset"], r["method"] if r["config"] != "baseline" else "baseline",
+             r["form"] if r["config"] != "baseline" else "baseline", r["lam"] if r["config"] != "baseline" else np.nan):
+            r[column] for _, r in rows.iterrows()}
+    model_name = str(rows["model"].iloc[0])
+    backbone, filled = model_name.split("/")[-1], "Llama-2-7B" if model_name == LLAMA else "OPT-1.3B"
+    paper = pd.concat([pn.loss_table(1, source) for source in PAPER_TABLES[evaluation]])
+    paper = paper[paper["metric"] == metric]
+    table = pd.DataFrame(index=pd.Index(list(dict.fromkeys(
+        _config_label(m, f, lam) for m, f, lam in zip(paper["method"], paper["form"], paper["lam"]))), name="config"))
+    for (model, trained_on, shown), part in paper.groupby(["backbone", "trained_on", "dataset"], sort=False):
+        labels = [_config_label(m, f, lam) for m, f, lam in zip(part["method"], part["form"], part["lam"])]
+        theirs = pd.Series(part["value"].to_numpy(), index=labels)
+        mine = pd.Series([ours.get((trained_on, m, f, lam if m != "baseline" else np.nan), np.nan)
+                          if model == filled else np.nan for m, f, lam in zip(part["method"], part["form"],
+                                                                                   part["lam"])], index=labels)
+        mine = mine.astype(float)
+        table[(f"{shown}, {model}", "paper")] = theirs
+        table[(f"{shown}, {model}", f"ours ({backbone})")] = mine
+        table[(f"{shown}, {model}", "ours − paper")] = mine - theirs
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    return table
+
+
+def _config_label(method: str, form: str, lam: float) -> str:
+    return "baseline" if method == "baseline" else f"{method} · {form} · λ={lam:g}"
+
+
 def style_grid(table: pd.DataFrame, caption: str):
     """3 decimals, the best cell of each row's first metric in bold, padded cells, the caption above."""
     first_metric = [c for c in table.columns if c[1] == table.columns[0][1]]
     style = table.style.format("{:.3f}").highlight_max(axis=1, props="font-weight: bold", subset=first_metric)
+    return captioned(style, caption, hide_index=False)
+
+
+def style_side_by_side(table: pd.DataFrame, caption: str):
+    """`side_by_side` for the book: 3 decimals, signed differences, blank cells left blank, caption above."""
+    diffs = [c for c in table.columns if c[1] == "ours − paper"]
+    style = table.style.format("{:.3f}", na_rep="").format("{:+.3f}", subset=diffs, na_rep="")
     return captioned(style, caption, hide_index=False)
 
 
