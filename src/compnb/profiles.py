@@ -35,9 +35,10 @@ CHAPTER_SETTINGS: dict[str, dict[str, dict]] = {
                  "max_train_examples": None, "max_eval_examples": None, "max_pool": None,
                  "heldout_fraction": 0.5, "per_class": 5000},
     },
-    # the third paper's setting (batch 16, lr 5e-5, early stopping, λ 0.1, α 10, 10-step IG); on MiniLM, no
-    # Gauss–Legendre rule of up to 10 nodes reached the completeness gap of 10-step right-Riemann IG
-    # (benchmarks/bench_ig_step.py, results/full/05-ig-variance/ig-benchmark.json), so the paper's rule stays
+    # the third paper's setting (batch 16, lr 5e-5, early stopping, λ 0.1, α 10, 10-step IG). The paper ran
+    # Captum, whose default rule is Gauss–Legendre; on MiniLM no Gauss–Legendre rule of up to 10 nodes reached
+    # the completeness gap of 10-step right-Riemann IG (benchmarks/bench_ig_step.py,
+    # results/full/05-ig-variance/ig-benchmark.json), so the penalty uses right Riemann
     "05-ig-variance": {
         "smoke": {"seeds": (0, 1), "epochs": 1, "batch_size": 8, "lr": 5e-5, "max_length": 48, "patience": 1,
                   "max_train_examples": 96, "max_eval_examples": 48, "lam": 0.1, "alpha": 10.0, "n_steps": 4,
