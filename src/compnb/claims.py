@@ -348,12 +348,12 @@ CH4_RECIPE = "ch. 4: offline SNLI test pool split by premise; 3 seeds; 2 epochs,
 CH5_RECIPE = "ch. 5: paper 3's recipe (batch 16, lr 5e-5, early stopping, α 10, λ 0.1, 10 IG steps); 3 seeds"
 
 CLAIMS = (
-    Claim("P1-artifacts-sst2", 1, "§5.1", "About 6.5% of SST-2's words are lexical artifacts",
+    Claim("P1-artifacts-sst2", 1, "§5.1", "The share of SST-2's words that are lexical artifacts",
           _cite(1, "§5.1", "SST2", "Share of words that are artifacts"), "01-artifact-mining",
           "ch. 1: z-test with Bonferroni at 0.01 on complete SST-2 train, word types",
           f"ours within ×{1 - SHARE_TOLERANCE:.1f}–×{1 / (1 - SHARE_TOLERANCE):.2f} of the paper's share",
           _share("sst2", True)),
-    Claim("P1-artifacts-snli", 1, "§5.1", "About 2.25% of SNLI's words are lexical artifacts",
+    Claim("P1-artifacts-snli", 1, "§5.1", "The share of SNLI's words that are lexical artifacts",
           _cite(1, "§5.1", "SNLI", "Share of words that are artifacts"), "01-artifact-mining",
           "ch. 1: the same test on the offline SNLI sample's hypotheses", "absolute share: corpus-dependent",
           _share("snli", False)),
