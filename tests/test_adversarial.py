@@ -96,7 +96,8 @@ def test_masking_a_non_final_piece_keeps_the_other_pieces_of_its_word(tokenizer,
     frame = pd.DataFrame([{"premise": "A kid digs.", "original": "A sandbox is here.", **row,
                            data.TOKENIZER_COLUMN: data.tokenizer_fingerprint(tokenizer)}])
     # the former text substitution, "A [MASK]box is here.", would have fed 'box', not '##box'
-    assert adversarial.text_roundtrip_changes(tokenizer, frame, 128) == {"pairs": 1, "ids_differ": 1, "length_differs": 0}
+    assert adversarial.text_roundtrip_changes(tokenizer, frame, 128) == {"pairs": 1, "ids_differ": 1,
+                                                                         "length_differs": 0}
     with pytest.raises(ValueError, match="is not a hypothesis token"):
         adversarial.mask_one(padded, enc, 0, pad + 1, tokenizer.mask_token_id)  # a premise token
 
@@ -145,7 +146,8 @@ def test_training_feeds_pretokenized_extra_rows_as_stored(tokenizer, tmp_path, m
                   data.TOKENIZER_COLUMN: data.tokenizer_fingerprint(tokenizer)}).to_parquet(tmp_path / "extra.parquet")
     RECORDED.clear()
     cfg = training.TrainConfig(model=str(backbone), dataset="sst2", loss="test_recording_ce", epochs=1, batch_size=8,
-                               max_length=16, profile="smoke", patience=None, extra_train=str(tmp_path / "extra.parquet"))
+                               max_length=16, profile="smoke", patience=None,
+                               extra_train=str(tmp_path / "extra.parquet"))
     run = training.train(cfg, runs_root=tmp_path / "runs")
     assert json.loads((run / training.FINISHED).read_text())["train_examples"] == 50 and len(RECORDED) == 50
     assert all(ids in RECORDED for ids in extra)  # '[MASK] ##box', which no text tokenizes to, reached the model

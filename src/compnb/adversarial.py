@@ -137,7 +137,8 @@ def text_roundtrip_changes(tokenizer, attacked: pd.DataFrame, max_length: int) -
     one into a word start) and `length_differs` (the number of ids changes)."""
     made_by, fingerprint = set(attacked[data.TOKENIZER_COLUMN]), data.tokenizer_fingerprint(tokenizer)
     if made_by != {fingerprint}:
-        raise ValueError(f"the attacked rows were made by tokenizer(s) {sorted(made_by)}, not by this one ({fingerprint})")
+        raise ValueError(f"the attacked rows were made by tokenizer(s) {sorted(made_by)}, not by this one "
+                         f"({fingerprint})")
     texts = [o[:start] + tokenizer.convert_ids_to_tokens(int(ids[at])) + o[end:] for o, ids, at, start, end in
              attacked[["original", "input_ids", "position", "start", "end"]].itertuples(index=False)]
     again = tokenizer(attacked["premise"].tolist(), texts, truncation=True, max_length=max_length)["input_ids"]
