@@ -148,6 +148,14 @@ def run_all(profile: str, model: str = DEFAULT_BACKBONE, seeds: tuple[int, ...] 
     return records
 
 
+def sensitivity_table(records: list[dict]) -> pd.DataFrame:
+    """The unit sensitivity tables (`influence.sensitivity`) of `run_all`'s analysed runs, one above the other,
+    each row led by its run's dataset and seed."""
+    table = pd.concat([r["analysis"]["sensitivity"].assign(dataset=r["config"].dataset, seed=r["config"].seed)
+                       for r in records if r["analysis"] is not None], ignore_index=True)
+    return table[["dataset", "seed", *table.columns[:-2]]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="train and analyse chapter 2's baselines (cached)")
     parser.add_argument("--profile", default="full")
