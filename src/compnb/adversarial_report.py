@@ -16,6 +16,7 @@ from compnb.paths import project_root, results_dir
 from compnb.training import TrainConfig
 
 from compnb import adversarial, advglue, competency
+from compnb import paper_numbers as pn
 from compnb.evaluation import accuracy, bootstrap_ci, macro_f1, paired_t_p, seed_summary
 
 LABELS = ("entailment", "neutral", "contradiction")
@@ -159,6 +160,39 @@ def error_shares(records: list[dict], negation, ambiguity, long_words: int) -> p
     table["p (fixed vs introduced)"] = [stats.binomtest(int(f), int(n)).pvalue if n else np.nan
                                         for f, n in zip(table["fixed"], changed)]
     return table.reset_index()
+
+
+def fix_comparison(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """How the token-id attack moved chapter 4's gains: per (set, difference) of `gains`, the difference in
+    accuracy with the text-rewriting attack (`before`) and with the token-id attack (`after`), and the shift."""
+    keys = ["set", "difference"]
+    merged = before.merge(after, on=keys, suffixes=(" (text attack)", " (token-id attack)"))
+    merged["shift"] = merged["Δ accuracy (token-id attack)"] - merged["Δ accuracy (text attack)"]
+    return merged[keys + ["Δ accuracy (text attack)", "p (paired t) (text attack)", "Δ accuracy (token-id attack)",
+                          "95% CI (token-id attack)", "p (paired t) (token-id attack)", "shift"]]
+
+
+def paper_table(means: pd.DataFrame, shares: pd.DataFrame) -> pd.DataFrame:
+    """Paper 2's numbers beside ours: the baseline on clean and attacked pairs, the retrained model on the
+    clean evaluation set (the paper's leaky setting and our leak-free one), and the fixed / introduced /
+    remaining shares of errors per subset. `means` is `seed_means`, `shares` is `error_shares`; the paper's
+    model is ELECTRA-small on all of SNLI, one run; ours are means over seeds."""
+    m = means.set_index(["model", "set"])["accuracy"]
+    rows = [("baseline, clean validation", pn.cite(2, "§2", "Baseline", "Accuracy"), m.get(("baseline", "clean"))),
+            ("baseline, attacked pairs", pn.cite(2, "§2.4", "Baseline", "Accuracy"), m.get(("baseline", "attacked"))),
+            ("retrained, evaluation set (paper's setting: leaky)", pn.cite(2, "§5.8", "Accuracy", "Fine-Tuned Model"),
+             m.get(("leaky", "clean"))),
+            ("retrained, evaluation set (leak-free)", "", m.get(("retrained", "clean")))]
+    table = [{"quantity": q, "paper": paper, "ours": f"{v:.3f}" if v is not None else ""} for q, paper, v in rows]
+    sections = {"negation": ("§5.3", "Negation"), "ambiguity": ("§5.5", "Ambiguities"), "long": ("§5.7", "Challenging Cases")}
+    leaky = shares[shares["model"].str.startswith("leaky")].set_index("subset")
+    for subset, (source, row) in sections.items():
+        for change in ("fixed", "introduced", "remaining"):
+            ours = leaky[f"{change} share"].get(subset, np.nan)
+            table.append({"quantity": f"{subset}: {change} errors (share of errors, leaky)",
+                          "paper": pn.cite(2, source, row, f"{change.capitalize()} errors"),
+                          "ours": "" if np.isnan(ours) else f"{ours:.1%}"})
+    return pd.DataFrame(table)
 
 
 def plot_error_shares(shares: pd.DataFrame) -> plt.Axes:
