@@ -16,7 +16,8 @@ from tokenizers import Tokenizer, pre_tokenizers
 from tokenizers import models as token_models
 from transformers import AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerFast
 
-from compnb import adversarial, adversarial_eval, data, models, training
+from compnb import adversarial, data, models, training
+from compnb.chapters import adversarial_eval
 from compnb.adversarial import GradientMaskAttack
 from compnb.models import SequenceClassifier
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix
 
-from compnb import advglue, atomicio, competency, evaluation, training
+from compnb import advglue, atomicio, evaluation, training
+from compnb.chapters import competency
 from compnb.training import TrainConfig
 
 

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from transformers import AutoTokenizer, BertConfig
 
-from compnb import advglue, atomicio, baseline, influence, models, training
+from compnb import advglue, atomicio, influence, models, training
+from compnb.chapters import baseline
 
 
 @pytest.fixture

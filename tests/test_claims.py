@@ -6,7 +6,8 @@ import re
 import pandas as pd
 import pytest
 
-from compnb import claims, paper_numbers
+from compnb import paper_numbers
+from compnb.chapters import claims
 
 
 def _shares(folder, ours):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from compnb import competency, competency_report
+from compnb.chapters import competency, competency_report
 from compnb.losses import FORMS, METHODS
 from compnb.training import TrainConfig
 

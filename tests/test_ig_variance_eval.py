@@ -7,7 +7,8 @@ import torch
 from scipy import stats
 from transformers import AutoTokenizer, BertConfig
 
-from compnb import data, ig_variance, ig_variance_eval, ig_variance_report, models, render, training
+from compnb import data, ig_variance, models, render, training
+from compnb.chapters import ig_variance_eval, ig_variance_report
 from compnb.models import SequenceClassifier
 from compnb.saliency import IntegratedGradients
 

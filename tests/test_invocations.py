@@ -5,6 +5,7 @@ import json
 import pandas as pd
 
 from compnb import invocations, training
+from compnb.chapters import reliability
 
 
 def test_a_run_counts_as_trained_when_its_finished_marker_is_new_or_changed(tmp_path, monkeypatch):
@@ -27,9 +28,9 @@ def _row(chapter, trained, runs, minutes):
 
 
 def test_the_total_is_stated_only_when_every_chapter_trained_every_run():
-    full = pd.DataFrame([_row(c, 3, 3, 2.0) for c in invocations.PIPELINES])
-    assert "took 8.0 minutes" in invocations.cost_sentence(full)
+    full = pd.DataFrame([_row(c, 3, 3, 2.0) for c in reliability.PIPELINES])
+    assert "took 8.0 minutes" in reliability.cost_sentence(full)
     cached = full.copy()
     cached.loc[1, "runs trained"] = 1
-    assert "not timed from scratch" in invocations.cost_sentence(cached)
-    assert "no recorded invocation" in invocations.cost_sentence(full.iloc[:2])
+    assert "not timed from scratch" in reliability.cost_sentence(cached)
+    assert "no recorded invocation" in reliability.cost_sentence(full.iloc[:2])

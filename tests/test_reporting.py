@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from compnb import competency_report, reporting
+from compnb import reporting
+from compnb.chapters import competency_report
 
 
 def test_styled_table_has_escaped_caption_and_formats():

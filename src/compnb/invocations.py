@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 
 from compnb import atomicio, training
 from compnb.paths import project_root, results_dir
@@ -42,41 +41,3 @@ def read(profile: str, chapter: str) -> dict | None:
     """The chapter's last invocation record at `profile`, or None."""
     path = results_dir(profile, chapter) / FILE
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-PIPELINES = ("02-baseline-finetune", "03-modified-loss", "04-adversarial-eval", "05-ig-variance")
-
-
-def book_cost(profile: str) -> pd.DataFrame:
-    """One row per recorded GPU invocation of the chapters' pipelines at `profile` (chapter 3's per dataset
-    selection, from its `sweep.json`): command, runs trained of the chapter's, wall minutes, devices, commit."""
-    from compnb import competency
-
-    rows = []
-    for chapter in PIPELINES:
-        found = ([read(profile, chapter)] if chapter != competency.CHAPTER
-                 else list(competency.sweep_summary(profile).values()))
-        for rec in (r for r in found if r is not None):
-            p = rec["params"]
-            command = p.get("command") or (f"python -m compnb.competency --profile {p['profile']} --workers "
-                                           f"{p['workers']} --datasets {' '.join(p['datasets'])}")
-            rows.append({"chapter": chapter, "command": command, "runs trained": p["runs_trained"], "runs": p["runs"],
-                         "wall time (min)": p["wall_time_s"] / 60, "device": ", ".join(p["devices"]),
-                         "commit": str(rec["git"].get("commit"))[:7]})
-    return pd.DataFrame(rows)
-
-
-def cost_sentence(table: pd.DataFrame) -> str:
-    """The whole full profile's GPU wall time, stated only when every chapter's recorded invocations trained
-    all of their runs; otherwise what is missing."""
-    missing = [c for c in PIPELINES if c not in set(table.get("chapter", []))]
-    partial = table[table["runs trained"] < table["runs"]] if len(table) else table
-    if missing or len(partial):
-        gaps = [f"{c}: no recorded invocation" for c in missing] + [
-            f"{r['chapter']}: {r['runs trained']} of {r['runs']} runs trained (the rest came from the cache)"
-            for _, r in partial.iterrows()]
-        return "The whole book is not timed from scratch at this profile: " + "; ".join(gaps) + "."
-    total = table["wall time (min)"].sum()
-    return (f"**Every run trained from scratch, chapter by chapter, the full profile took {total:.1f} minutes of GPU "
-            f"wall time** ({', '.join(sorted(set(table['device'])))}); chapter 1 and the rendering of every chapter "
-            f"from the cached runs take a few minutes on a CPU.")

@@ -37,7 +37,7 @@ def signed_html(words: Sequence[str], scores: Sequence[float], *, caption: str =
 
 
 def example_html(example: dict, label_names: Sequence[str]) -> str:
-    """One analysed example (as stored by `compnb.baseline.analyse`): its premise, if any, then its ranked
+    """One analysed example (as stored by `compnb.chapters.baseline.analyse`): its premise, if any, then its ranked
     words shaded by saliency, artifacts underlined, with gold label and prediction in the caption."""
     gold, pred = label_names[example["label"]], label_names[example["prediction"]]
     verdict = "correct" if gold == pred else "wrong"

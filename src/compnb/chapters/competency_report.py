@@ -267,13 +267,13 @@ def sweep_sentence(summary: dict[str, dict], frame: pd.DataFrame) -> str:
     total = frame["wall_s"].sum()
     text = f"The {len(frame)} runs took {total / 60:.1f} minutes of run time in all (sum of their wall times)."
     if not summary:
-        return text + " No sweep wall time was recorded at this profile (it is recorded by `python -m compnb.competency`)."
+        return text + " No sweep wall time was recorded at this profile (it is recorded by `python -m compnb.chapters.competency`)."
     parts, complete, covered = [], True, set()
     for key, record in sorted(summary.items()):
         p = record["params"]
         complete &= p["runs_trained"] == p["runs"]
         covered |= set(p.get("datasets", key.split("+")))
-        parts.append(f"`python -m compnb.competency --profile {p['profile']} --workers {p['workers']} --datasets "
+        parts.append(f"`python -m compnb.chapters.competency --profile {p['profile']} --workers {p['workers']} --datasets "
                      f"{' '.join(p.get('datasets', key.split('+')))}` (commit {str(record['git'].get('commit'))[:10]}) "
                      f"trained {p['runs_trained']} of its {p['runs']} runs in {p['wall_time_s'] / 60:.1f} minutes "
                      f"of wall time on {', '.join(p['devices'])}")

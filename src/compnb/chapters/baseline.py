@@ -6,7 +6,7 @@ split: word-level saliency and the top-k artifact statistics, the entropy of S, 
 the statistics' sensitivity to the ranked units (words or sub-word tokens, special tokens left out or
 ranked; `compnb.influence.sensitivity`). Analyses live in `<run>/analysis-k<k>/` and are reused like the
 runs themselves, so the chapter renders from cached results on any machine once a GPU has produced them
-(`python -m compnb.baseline --profile full`).
+(`python -m compnb.chapters.baseline --profile full`).
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def main() -> None:
     args = parser.parse_args()
     before, start = invocations.finished_runs(args.profile), time.perf_counter()
     records = run_all(args.profile, args.model, workers=args.workers)
-    invocations.record(args.profile, CHAPTER, f"python -m compnb.baseline --profile {args.profile} --workers "
+    invocations.record(args.profile, CHAPTER, f"python -m compnb.chapters.baseline --profile {args.profile} --workers "
                        f"{args.workers}", [r["run_dir"] for r in records], before, time.perf_counter() - start)
     for record in records:
         m = record["metrics"]["validation"] if "validation" in record["metrics"] else record["metrics"]

@@ -9,7 +9,7 @@ the weights are at hand, each run is scored on every AdvGLUE set sharing its lab
 distributions S are measured on validation, before (the initial model of that seed) and after training:
 `<run>/competency-k<k>.json`. First-seed runs are also analysed like chapter 2's (`<run>/analysis-k<k>/`,
 the paper's Figure 4; the chapter reads only its `summary.json`). Everything is cached, so the chapter renders from results on any machine once a GPU
-has produced them: `python -m compnb.competency --profile full --workers 4`.
+has produced them: `python -m compnb.chapters.competency --profile full --workers 4`.
 
 `workers` > 1 trains runs in parallel processes (`compnb.parallel`; several may share one GPU).
 """
@@ -28,7 +28,8 @@ from pathlib import Path
 import pandas as pd
 from accelerate.utils import set_seed
 
-from compnb import advglue, atomicio, baseline, data, influence, models, parallel, training
+from compnb import advglue, atomicio, data, influence, models, parallel, training
+from compnb.chapters import baseline
 from compnb.losses import METHODS
 from compnb.paths import project_root, results_dir
 from compnb.profiles import settings

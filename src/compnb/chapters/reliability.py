@@ -1,6 +1,7 @@
 """The book's reliability checks, run for real in its appendix: a training run killed mid-way resumes from
 its checkpoint to the result of an uninterrupted run, and every CLI command refuses bad input with a clear
-message, without a traceback and without leaving output behind.
+message, without a traceback and without leaving output behind; and the book's GPU cost, from the chapters'
+invocation records (`compnb.invocations`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from compnb import training
+from compnb import invocations, training
+from compnb.chapters import competency
 from compnb.training import TrainConfig
 
 KILL_AT_STEP = 10
@@ -172,3 +174,39 @@ def check_cli(watched: Sequence[Path]) -> pd.DataFrame:
                          "names the problem": case.expect.replace(tmp, "OUT") in error.replace(tmp, "OUT"),
                          "traceback": "Traceback" in done.stderr, "files written": sorted(set(after.items()) - set(before.items())) != []})
     return pd.DataFrame(rows)
+
+
+PIPELINES = ("02-baseline-finetune", "03-modified-loss", "04-adversarial-eval", "05-ig-variance")
+
+
+def book_cost(profile: str) -> pd.DataFrame:
+    """One row per recorded GPU invocation of the chapters' pipelines at `profile` (chapter 3's per dataset
+    selection, from its `sweep.json`): command, runs trained of the chapter's, wall minutes, devices, commit."""
+    rows = []
+    for chapter in PIPELINES:
+        found = ([invocations.read(profile, chapter)] if chapter != competency.CHAPTER
+                 else list(competency.sweep_summary(profile).values()))
+        for rec in (r for r in found if r is not None):
+            p = rec["params"]
+            command = p.get("command") or (f"python -m compnb.chapters.competency --profile {p['profile']} --workers "
+                                           f"{p['workers']} --datasets {' '.join(p['datasets'])}")
+            rows.append({"chapter": chapter, "command": command, "runs trained": p["runs_trained"], "runs": p["runs"],
+                         "wall time (min)": p["wall_time_s"] / 60, "device": ", ".join(p["devices"]),
+                         "commit": str(rec["git"].get("commit"))[:7]})
+    return pd.DataFrame(rows)
+
+
+def cost_sentence(table: pd.DataFrame) -> str:
+    """The whole full profile's GPU wall time, stated only when every chapter's recorded invocations trained
+    all of their runs; otherwise what is missing."""
+    missing = [c for c in PIPELINES if c not in set(table.get("chapter", []))]
+    partial = table[table["runs trained"] < table["runs"]] if len(table) else table
+    if missing or len(partial):
+        gaps = [f"{c}: no recorded invocation" for c in missing] + [
+            f"{r['chapter']}: {r['runs trained']} of {r['runs']} runs trained (the rest came from the cache)"
+            for _, r in partial.iterrows()]
+        return "The whole book is not timed from scratch at this profile: " + "; ".join(gaps) + "."
+    total = table["wall time (min)"].sum()
+    return (f"**Every run trained from scratch, chapter by chapter, the full profile took {total:.1f} minutes of GPU "
+            f"wall time** ({', '.join(sorted(set(table['device'])))}); chapter 1 and the rendering of every chapter "
+            f"from the cached runs take a few minutes on a CPU.")

@@ -11,7 +11,7 @@ model is scored, right after training, on the evaluation half clean and attacked
 and adv-MNLI-mismatched; probabilities are cached as `<run>/probs-<set>.npy` (with the set's sha256 in
 `probs-<set>.json`, so a changed set is scored again), attacked sets as Parquet under
 `results/<profile>/<chapter>/adv/`, so the chapter renders on a CPU from what a GPU produced:
-`python -m compnb.adversarial_eval --profile full`.
+`python -m compnb.chapters.adversarial_eval --profile full`.
 
 Attacked pairs are token ids (`adversarial.attack_pairs`), and every training and evaluation set made of them
 carries those ids, which training and scoring use as stored. Each such Parquet file records in its own
@@ -134,7 +134,7 @@ def read_attacked(profile: str, seed: int) -> pd.DataFrame:
     path = attacked_path(profile, seed)
     if read_meta(path).get("format") != ATTACK_FORMAT:
         raise ValueError(f"{path} is missing or not of format {ATTACK_FORMAT} (attacked pairs as token ids); "
-                         f"run `python -m compnb.adversarial_eval --profile {profile}` to attack again")
+                         f"run `python -m compnb.chapters.adversarial_eval --profile {profile}` to attack again")
     return pd.read_parquet(path)
 
 
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     before, start = invocations.finished_runs(args.profile), time.perf_counter()
     records = run_all(args.profile, args.model, args.workers, args.substitute)
-    invocations.record(args.profile, CHAPTER, f"python -m compnb.adversarial_eval --profile {args.profile} --workers "
+    invocations.record(args.profile, CHAPTER, f"python -m compnb.chapters.adversarial_eval --profile {args.profile} --workers "
                        f"{args.workers}", [r["run_dir"] for r in records], before, time.perf_counter() - start)
     for r in records:
         accuracy = {name: float((p.argmax(1) == r["sets"][name]["label"].to_numpy()).mean())

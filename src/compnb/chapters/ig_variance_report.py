@@ -24,7 +24,7 @@ from compnb.evaluation import (
     reliability_table,
     seed_summary,
 )
-from compnb.ig_variance_eval import VARIANTS
+from compnb.chapters.ig_variance_eval import VARIANTS
 
 LABELS = ("entailment", "neutral", "contradiction")
 CALIBRATION_BINS = 10

@@ -7,7 +7,7 @@ at hand, each run is measured on the SNLI test split: class probabilities (`prob
 pair, IG attributions of the gold label's logit with the chapter's quadrature, their variance over the pair's
 tokens and the completeness gap (`ig-test-<method>-<steps>.npz`; token ids and attributions are kept for the
 first seed only). The chapter renders from these files on any machine:
-`python -m compnb.ig_variance_eval --profile full --workers 9`.
+`python -m compnb.chapters.ig_variance_eval --profile full --workers 9`.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     before, start = invocations.finished_runs(args.profile), time.perf_counter()
     records = run_all(args.profile, args.model, workers=args.workers)
-    invocations.record(args.profile, CHAPTER, f"python -m compnb.ig_variance_eval --profile {args.profile} --workers "
+    invocations.record(args.profile, CHAPTER, f"python -m compnb.chapters.ig_variance_eval --profile {args.profile} --workers "
                        f"{args.workers}", [r["run_dir"] for r in records], before, time.perf_counter() - start)
     labels = None
     for r in records:

@@ -15,7 +15,8 @@ from sklearn.metrics import precision_recall_fscore_support
 from compnb.paths import project_root, results_dir
 from compnb.training import TrainConfig
 
-from compnb import adversarial, advglue, competency
+from compnb import adversarial, advglue
+from compnb.chapters import competency
 from compnb import paper_numbers as pn
 from compnb.evaluation import accuracy, bootstrap_ci, macro_f1, paired_t_p, seed_summary
 
