@@ -173,3 +173,21 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def sensitivity_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:
+    """One Markdown line per dataset of `sensitivity_table`: in which (unit, specials) combinations artifacts are
+    significantly over-represented in the top-k (ratio > 1, one-sided p < `alpha`), i.e. whether the verdict of
+    the word / excluded test depends on the two choices."""
+    lines = []
+    for dataset, part in table.groupby("dataset", sort=False):
+        over = part[(part["ratio"] > 1) & (part["p_value"] < alpha)]
+        names = [f"{r['unit']}s with special tokens {r['specials']} (ratio {r['ratio']:.2f}, p = {r['p_value']:.2g})"
+                 for _, r in over.iterrows()]
+        lines.append(f"- **{dataset}:** " + ("artifacts are significantly over-represented only with " + "; ".join(names)
+                                             + f", under-represented or not significantly over-represented otherwise: "
+                                               f"the verdict depends on the choice." if names else
+                                             f"no combination shows artifacts significantly over-represented "
+                                             f"(ratios {part['ratio'].min():.2f}–{part['ratio'].max():.2f}): the "
+                                             f"verdict does not depend on the two choices."))
+    return "\n".join(lines)
