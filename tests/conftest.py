@@ -38,3 +38,21 @@ def offline_data_available() -> bool:
 
 needs_data = pytest.mark.skipif(not offline_data_available(),
                                 reason="offline datasets not found (see data/README.md)")
+
+
+@pytest.fixture(scope="session")
+def twins_dir(tmp_path_factory):
+    """A `COMPNB_MODELS_DIR` holding the architecture twins (`tests/twins.py`: tiny OPT, Llama and ELECTRA with
+    their real tokenizer types), set in the environment for the whole session, so `compnb.models` loads
+    "compnb-twins/opt-tiny" etc. through the same path as real names."""
+    import twins
+
+    root = tmp_path_factory.mktemp("models")
+    twins.build(root)
+    before = os.environ.get("COMPNB_MODELS_DIR")
+    os.environ["COMPNB_MODELS_DIR"] = str(root)
+    yield root
+    if before is None:
+        os.environ.pop("COMPNB_MODELS_DIR", None)
+    else:
+        os.environ["COMPNB_MODELS_DIR"] = before

@@ -36,26 +36,41 @@ AMBIGUITY_WORDS = ("some", "might", "may", "could", "possibly", "perhaps", "prob
                    "sometimes", "several", "many", "few", "about", "around", "almost", "nearly")
 LONG_WORDS = 20  # a pair is long when either sentence has more words than this
 SUBSTITUTES = ("mask", "unk", "pad")  # special tokens `mask_substitute` takes by name
+BOUNDARY_ROLES = ("bos", "eos", "sep", "cls")  # a substitute named by role may not share their id
 ATTACK_COLUMNS = ("premise", "original", "label", *data.PRETOKENIZED, "position", "token", "token_id", "start", "end",
                   "hypothesis_display", data.TOKENIZER_COLUMN)
+
+
+def _boundary_roles(tokenizer, token_id: int | None) -> list[str]:
+    """The `BOUNDARY_ROLES` whose token has id `token_id` in `tokenizer`."""
+    return [role for role in BOUNDARY_ROLES if token_id is not None
+            and getattr(tokenizer, f"{role}_token_id", None) == token_id]
 
 
 def mask_substitute(tokenizer, substitute: str = "mask") -> int:
     """Id of the token that replaces an attacked one: `substitute` 'mask' (the paper's), 'unk' or 'pad' names
     that special token of the tokenizer, any other string a token of its vocabulary. A ValueError names the
     tokenizer and what it offers when it lacks the token: a decoder, without a mask token, needs an explicit
-    substitute."""
+    substitute. A role that resolves to the id of a BOS, EOS, SEP or CLS token is refused too (OPT's unknown
+    token is '</s>', its BOS, EOS and pair separator; Llama padded by `compnb.models` pads with its EOS): the
+    attacked pair would gain a sequence boundary. Naming that token itself (e.g. '</s>') still takes it."""
     name = f"{type(tokenizer).__name__} ({getattr(tokenizer, 'name_or_path', '') or 'unnamed'})"
     token = getattr(tokenizer, f"{substitute}_token") if substitute in SUBSTITUTES else substitute
     if not token:
         offered = "".join(f"{s!r} ({getattr(tokenizer, f'{s}_token')!r}), " for s in SUBSTITUTES
-                          if getattr(tokenizer, f"{s}_token"))
+                          if getattr(tokenizer, f"{s}_token")
+                          and not _boundary_roles(tokenizer, getattr(tokenizer, f"{s}_token_id")))
         raise ValueError(f"tokenizer {name} has no {substitute} token; to replace the attacked token with another, "
                          f"pass substitute= {offered}or a token of its vocabulary")
     token_id = tokenizer.convert_tokens_to_ids(token)
     if token_id is None or (token_id == tokenizer.unk_token_id and token != tokenizer.unk_token):
         raise ValueError(f"{token!r} is not a token of tokenizer {name}; substitutes: {', '.join(SUBSTITUTES)} or "
                          f"a token of its vocabulary")
+    boundary = _boundary_roles(tokenizer, token_id)
+    if substitute in SUBSTITUTES and boundary:  # OPT: unk is '</s>', its BOS, EOS and pair separator
+        raise ValueError(f"the {substitute} token of tokenizer {name} is {token!r} (id {token_id}), the same id as "
+                         f"its {'/'.join(boundary)} token, which marks where sequences begin or end; pass another "
+                         f"substitute, or name {token!r} itself to use it anyway")
     return int(token_id)
 
 
@@ -84,13 +99,14 @@ class GradientMaskAttack:
         return scores.masked_fill(~candidates, float("-inf")).argmax(-1)
 
 
-def mask_one(tokenizer, enc, row: int, position: int, substitute_id: int) -> dict:
+def mask_one(tokenizer, enc, row: int, position: int, substitute_id: int, hypothesis_text: str | None = None) -> dict:
     """Row `row` of a padded batch `enc` of (premise, hypothesis) pairs (a fast tokenizer's output with
     `offset_mapping`) with the id at `position` (index in the padded row, a hypothesis token) replaced by
     `substitute_id` and every other id kept: input_ids (and token_type_ids when the tokenizer's model takes
     them) without padding, position (index in those ids), token and token_id (the replaced piece), start/end
-    (its character span in the hypothesis), hypothesis_display (the attacked hypothesis decoded: for reading
-    only, never to tokenize again)."""
+    (its character span in the hypothesis; given the `hypothesis_text`, without the leading space that byte-level
+    and metaspace pieces such as OPT's "Ġman" carry in their offsets), hypothesis_display (the attacked
+    hypothesis decoded: for reading only, never to tokenize again)."""
     real = enc["attention_mask"][row].bool().tolist()
     sequence = enc.sequence_ids(row)
     if not real[position] or sequence[position] != 1:
@@ -101,6 +117,8 @@ def mask_one(tokenizer, enc, row: int, position: int, substitute_id: int) -> dic
     token_id, ids["input_ids"][at] = ids["input_ids"][at], substitute_id
     hypothesis = [v for v, s in zip(ids["input_ids"], [s for s, keep in zip(sequence, real) if keep]) if s == 1]
     start, end = (int(v) for v in enc["offset_mapping"][row][position])
+    while hypothesis_text is not None and start < end - 1 and hypothesis_text[start].isspace():
+        start += 1
     return {**ids, "position": at, "token": tokenizer.convert_ids_to_tokens(token_id), "token_id": token_id,
             "start": start, "end": end, "hypothesis_display": tokenizer.decode(hypothesis)}
 
@@ -124,7 +142,7 @@ def attack_pairs(model: SequenceClassifier, tokenizer, premises: Sequence[str], 
                                   torch.as_tensor(labels[lo:lo + batch_size], device=device), **extra).cpu()
         chosen = GradientMaskAttack.choose(scores, candidates)
         rows += [{"premise": p[i], "original": h[i], "label": int(labels[lo + i]),
-                  **mask_one(tokenizer, enc, i, t, substitute_id)} for i, t in enumerate(chosen.tolist())]
+                  **mask_one(tokenizer, enc, i, t, substitute_id, h[i])} for i, t in enumerate(chosen.tolist())]
     frame = pd.DataFrame(rows).assign(**{data.TOKENIZER_COLUMN: data.tokenizer_fingerprint(tokenizer)})
     return frame[[c for c in ATTACK_COLUMNS if c in frame.columns]]
 

