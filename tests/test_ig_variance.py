@@ -10,6 +10,7 @@ from transformers import BertConfig
 
 from compnb import ig_variance
 from compnb.models import SequenceClassifier
+from compnb.saliency import MEMORY_BUDGET_ENV
 from compnb.training import cross_entropy
 
 
@@ -29,7 +30,17 @@ def tiny() -> tuple[SequenceClassifier, dict]:
 PARAMS = {"lam": 0.1, "alpha": 10.0, "n_steps": 5}
 
 
-def test_detached_penalty_reaches_only_the_word_embeddings_exactly_as_captum_does():
+@pytest.fixture(params=[None, "1"], ids=["one-chunk", "one-row-chunks"])
+def budget(request, monkeypatch):
+    """The default memory budget (all path points in one chunk on a CPU), or 1 byte (one row a chunk)."""
+    if request.param is None:
+        monkeypatch.delenv(MEMORY_BUDGET_ENV, raising=False)
+    else:
+        monkeypatch.setenv(MEMORY_BUDGET_ENV, request.param)
+    return request.param
+
+
+def test_detached_penalty_reaches_only_the_word_embeddings_exactly_as_captum_does(budget):
     model, batch = tiny()
     ig_variance.penalty(model, batch, PARAMS | {"variant": "detached"}).backward()
     word = model.embeddings.weight
@@ -52,7 +63,7 @@ def test_detached_penalty_reaches_only_the_word_embeddings_exactly_as_captum_doe
     torch.testing.assert_close(ours, word.grad)
 
 
-def test_differentiable_penalty_trains_the_layers_above_and_matches_central_differences():
+def test_differentiable_penalty_trains_the_layers_above_and_matches_central_differences(budget):
     model, batch = tiny()
     params = PARAMS | {"variant": "differentiable"}
     ig_variance.penalty(model, batch, params).backward()
@@ -95,3 +106,28 @@ def test_lambda_zero_is_plain_cross_entropy_and_the_loss_adds_lambda_tanh():
 def test_bad_parameters_are_refused_by_name(bad, message):
     with pytest.raises(ValueError, match=message):
         ig_variance.check_params(bad)
+
+
+@pytest.mark.parametrize("variant", ig_variance.VARIANTS)
+def test_path_points_chunked_by_a_tiny_memory_budget_give_the_same_loss_and_gradients(monkeypatch, variant):
+    """COMPNB_MEMORY_BUDGET=1 (byte) puts each path point in its own chunk (the differentiable variant's chunks
+    recomputed in the backward); the default (8 GiB on a CPU) all of them in one forward. Loss and every
+    parameter gradient agree."""
+    params = PARAMS | {"variant": variant}
+    results = []
+    for budget in (None, "1"):
+        if budget is None:
+            monkeypatch.delenv(MEMORY_BUDGET_ENV, raising=False)
+        else:
+            monkeypatch.setenv(MEMORY_BUDGET_ENV, budget)
+        model, batch = tiny()
+        loss, _, logs = ig_variance.ig_variance_loss(model, batch, params)
+        loss.backward()
+        results.append((loss.detach(), logs, dict(model.named_parameters())))
+    (loss_whole, logs_whole, p_whole), (loss_chunked, logs_chunked, p_chunked) = results
+    torch.testing.assert_close(loss_chunked, loss_whole, rtol=1e-12, atol=1e-14)
+    assert logs_chunked == pytest.approx(logs_whole, rel=1e-10)
+    for name, p in p_whole.items():
+        assert (p.grad is None) == (p_chunked[name].grad is None), name
+        if p.grad is not None:
+            torch.testing.assert_close(p_chunked[name].grad, p.grad, rtol=1e-9, atol=1e-13)

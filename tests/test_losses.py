@@ -11,6 +11,7 @@ from transformers import BertConfig
 
 from compnb import losses
 from compnb.models import SequenceClassifier
+from compnb.saliency import MEMORY_BUDGET_ENV
 from compnb.training import TrainConfig
 
 LAMBDAS = (0.1, 0.5, 1.0)
@@ -98,3 +99,40 @@ def test_defaults_are_filled_in_so_equal_runs_hash_equally():
     explicit = TrainConfig(loss="competency", loss_params=losses.DEFAULTS)
     assert TrainConfig(loss="competency").run_id() == explicit.run_id()
     assert TrainConfig(loss="competency", loss_params={"lam": 0.5}).run_id() != explicit.run_id()
+
+
+@pytest.mark.parametrize("form", losses.FORMS)
+def test_mask_method_chunked_by_a_tiny_memory_budget_gives_the_same_loss_and_gradients(monkeypatch, form):
+    """COMPNB_MEMORY_BUDGET=1 (byte) puts each masked copy in its own checkpointed chunk; the default (8 GiB on a
+    CPU) all of them in one forward. Loss and every parameter gradient agree."""
+    batch, params = tiny_batch(), {"lam": 0.5, "form": form, "method": "mask", "k": 3}
+    results = []
+    for budget in (None, "1"):
+        if budget is None:
+            monkeypatch.delenv(MEMORY_BUDGET_ENV, raising=False)
+        else:
+            monkeypatch.setenv(MEMORY_BUDGET_ENV, budget)
+        model = tiny_model()
+        loss, _, logs = losses.competency_loss(model, batch, params)
+        loss.backward()
+        results.append((loss.detach(), logs, [p.grad for p in model.parameters()]))
+    (loss_whole, logs_whole, g_whole), (loss_chunked, logs_chunked, g_chunked) = results
+    torch.testing.assert_close(loss_chunked, loss_whole, rtol=1e-12, atol=1e-14)
+    assert logs_chunked == pytest.approx(logs_whole, rel=1e-12)
+    assert [g is None for g in g_whole] == [g is None for g in g_chunked]
+    for a, b in zip(g_whole, g_chunked):
+        if a is not None:
+            torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-13)
+
+
+@pytest.mark.parametrize("method", losses.METHODS)
+def test_frozen_word_embeddings_as_under_lora_still_give_a_saliency_penalty(method):
+    """With the embedding matrix frozen (LoRA freezes it), ∂CE/∂embeddings is still taken, and the entropy
+    term still trains the layers above."""
+    model, batch = tiny_model(), tiny_batch()
+    model.embeddings.weight.requires_grad_(False)
+    _, s = (losses.gradient_s if method == "gradient" else losses.mask_s)(model, batch)
+    losses.topk_entropy(s, 3).mean().backward()
+    assert model.embeddings.weight.grad is None
+    query = model.backbone.encoder.layer[0].attention.self.query.weight
+    assert query.grad is not None and query.grad.abs().sum() > 0

@@ -1,15 +1,17 @@
-"""Saliency methods on tiny random models: finite differences, padding, Captum, autograd through scores."""
+"""Saliency methods on tiny random models: finite differences, padding, Captum, autograd through scores, and
+chunking by a memory budget (the estimate bounds what autograd saves; chunked equals unchunked)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import BertConfig, OPTConfig
+from transformers import BertConfig, ElectraConfig, LlamaConfig, OPTConfig
 
 from compnb.models import SequenceClassifier
-from compnb.saliency import (GradientSaliency, IntegratedGradients, MaskSaliency, gradient_saliency,
-                             integrated_gradients, mask_saliency, word_scores)
+from compnb.saliency import (CPU_BUDGET, MEMORY_BUDGET_ENV, GradientSaliency, IntegratedGradients, MaskSaliency,
+                             activation_bytes, analysis_mode, budget_bytes, chunk_rows, gradient_saliency,
+                             integrated_gradients, mask_saliency, parse_memory, word_scores)
 
 KINDS = ("bert", "opt")
 PAD_ID = {"bert": 0, "opt": 1}
@@ -255,3 +257,154 @@ def test_segment_ids_reach_every_forward_of_gradient_and_mask_saliency():
                 torch.testing.assert_close(masked[b, t], (full - without).abs())
     plain = GradientSaliency(model).attribute(ids, mask, labels, normalize=False)
     assert not torch.allclose(plain, grads)
+
+
+# --- chunking by a memory budget -------------------------------------------------------------------------------
+
+def twin(kind: str, dropout: float = 0.0) -> SequenceClassifier:
+    """Tiny float64 twins of the papers' three architectures (and BERT), 3 classes."""
+    torch.manual_seed(0)
+    if kind == "llama":
+        config = LlamaConfig(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                             num_key_value_heads=2, intermediate_size=40, max_position_embeddings=32,
+                             attention_dropout=dropout, pad_token_id=0)
+    elif kind == "electra":
+        config = ElectraConfig(vocab_size=60, embedding_size=8, hidden_size=16, num_hidden_layers=2,
+                               num_attention_heads=2, intermediate_size=32, max_position_embeddings=32,
+                               hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    else:
+        return tiny_model(kind, dropout)
+    return SequenceClassifier.from_config(config, num_labels=3, dropout=dropout).double()
+
+
+def saved_bytes_per_row(model: SequenceClassifier, tokens: int, double: bool, autocast: bool = False) -> int:
+    """Bytes of the tensors autograd saves (parameters left out) for one more row of `tokens` tokens: the
+    difference between a forward of two rows and of one, with the first backward's graph kept if `double`."""
+    def saved(rows: int) -> int:
+        params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        storages: dict[int, int] = {}
+
+        def pack(t):
+            if t.untyped_storage().data_ptr() not in params:
+                storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+        ids = torch.randint(3, 60, (rows, tokens), generator=torch.Generator().manual_seed(0))
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), analysis_mode(model, double), \
+                torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            embeds = model.embeddings(ids).detach().requires_grad_()
+            out = model(inputs_embeds=embeds, attention_mask=torch.ones_like(ids))[:, 0].sum()
+            if double:
+                torch.autograd.grad(out, embeds, create_graph=True)
+        return sum(storages.values())
+    return saved(2) - saved(1)
+
+
+@pytest.mark.parametrize("kind", ("bert", "opt", "llama", "electra"))
+def test_activation_estimate_bounds_what_autograd_saves_per_row(kind):
+    model = twin(kind)
+    for tokens in (8, 24):
+        for kind_, double in (("graph", False), ("double", True)):
+            measured = saved_bytes_per_row(model, tokens, double)
+            estimate = activation_bytes(model, tokens, kind_)
+            assert measured <= estimate <= 4 * measured, (kind_, tokens, measured, estimate)
+    model.float()  # bf16 autocast over float32 weights, as training on a GPU runs
+    for kind_, double in (("graph", False), ("double", True)):
+        measured = saved_bytes_per_row(model, 24, double, autocast=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            estimate = activation_bytes(model, 24, kind_)
+        assert measured <= estimate <= 4 * measured, (kind_, "autocast", measured, estimate)
+    model.double()
+    inference, graph, double = (activation_bytes(model, 8, k) for k in ("inference", "graph", "double"))
+    assert inference < graph < double
+    assert chunk_rows(model, 8, "graph", 5 * activation_bytes(model, 8, "graph") + 1) == 5
+    assert chunk_rows(model, 8, "graph", 1) == 1
+    with pytest.raises(ValueError, match="unknown kind"):
+        activation_bytes(model, 8, "triple")
+
+
+def test_memory_budget_comes_from_the_argument_then_the_environment_then_the_device(monkeypatch):
+    monkeypatch.delenv(MEMORY_BUDGET_ENV, raising=False)
+    assert budget_bytes("cpu") == CPU_BUDGET
+    assert budget_bytes("cpu", 12345) == 12345
+    for bad in (0, -5, True, 2.5):
+        with pytest.raises(ValueError, match="memory_budget must be a positive number of bytes"):
+            budget_bytes("cpu", bad)
+    for text, expected in (("2MiB", 2 * 2**20), ("1.5e3", 1500), ("3 GB", 3 * 10**9), ("24GiB", 24 * 2**30),
+                           ("7", 7), ("40%", 0.4)):
+        assert parse_memory(text) == expected
+    for bad in ("lots", "0", "150%", "-3GiB", "12 parsecs"):
+        with pytest.raises(ValueError, match=MEMORY_BUDGET_ENV):
+            parse_memory(bad)
+    monkeypatch.setenv(MEMORY_BUDGET_ENV, "2MiB")
+    assert budget_bytes("cpu") == 2 * 2**20 and budget_bytes("cpu", 99) == 99
+    monkeypatch.setenv(MEMORY_BUDGET_ENV, "50%")
+    assert 0 < budget_bytes("cpu") < budget_bytes("cpu", 10**15)
+
+
+class RowCounter:
+    """Rows of each forward of the model (a forward hook)."""
+
+    def __init__(self, model: SequenceClassifier):
+        self.calls: list[int] = []
+        model.register_forward_hook(lambda module, args, kwargs, out: self.calls.append(len(out)), with_kwargs=True)
+
+
+def scores_and_grads(kind: str, method: str, budget: int | None, **kwargs):
+    """(scores, parameter gradients of Σ scores², rows of each forward) with dropout-0.3 twins left in train mode,
+    so a chunk recomputed outside eval mode would change the gradients."""
+    model = twin(kind, dropout=0.3).train()
+    counter = RowCounter(model)
+    ids, mask, labels = tiny_batch("opt" if kind == "opt" else "bert")
+    explainer = MaskSaliency(model) if method == "mask" else IntegratedGradients(model)
+    extra = {} if method == "mask" else {"n_steps": 4}
+    scores = explainer.attribute(ids, mask, labels, memory_budget=budget, **extra, **kwargs)
+    if scores.requires_grad:
+        (scores ** 2).sum().backward()
+    assert model.training and all(m.training for m in model.modules())
+    return scores.detach(), [p.grad for p in model.parameters()], counter.calls
+
+
+def assert_same_grads(first: list, second: list, some: bool = True) -> None:
+    """The same gradients (None where None), and, if `some`, at least one nonzero."""
+    assert [g is None for g in first] == [g is None for g in second]
+    assert any(g is not None and g.abs().sum() > 0 for g in first) == some
+    for a, b in zip(first, second):
+        if a is not None:
+            torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ("bert", "opt", "llama", "electra"))
+@pytest.mark.parametrize("method, kwargs", [("mask", {"differentiable": True}), ("mask", {}),
+                                            ("ig", {"differentiable": True}), ("ig", {"input_graph": True}),
+                                            ("ig", {})])
+def test_chunking_by_the_budget_changes_neither_scores_nor_parameter_gradients(kind, method, kwargs):
+    """A budget of 1 byte puts one row in each chunk; the default budget (8 GiB on a CPU) one chunk in all."""
+    whole, g_whole, calls_whole = scores_and_grads(kind, method, None, **kwargs)
+    chunked, g_chunked, calls_chunked = scores_and_grads(kind, method, 1, **kwargs)
+    rows = sum(LENGTHS) + len(LENGTHS) if method == "mask" else 4 * len(LENGTHS)
+    assert calls_whole == [rows]
+    # one row a forward (checkpointed chunks run again in the backward, where a recompute may stop early,
+    # before the hook fires)
+    assert set(calls_chunked) == {1} and len(calls_chunked) >= rows
+    torch.testing.assert_close(chunked, whole, rtol=1e-10, atol=1e-13)
+    assert_same_grads(g_whole, g_chunked, some=bool(kwargs))
+
+
+def test_checkpointed_path_gradients_recompute_under_the_forwards_autocast():
+    """bf16 autocast on a CPU, the backward called after autocast is left (as a training loop does): the chunks
+    recomputed in the backward run in bf16 again, as the forward did, and give the kept graph's gradients."""
+    ids, mask, labels = tiny_batch("bert")
+    results = []
+    for budget in (None, 1):
+        model = twin("bert").float()
+        dtypes = []
+        model.backbone.encoder.layer[0].attention.self.query.register_forward_hook(
+            lambda module, args, out: dtypes.append(out.dtype))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            scores = IntegratedGradients(model).attribute(ids, mask, labels, n_steps=3, differentiable=True,
+                                                          memory_budget=budget)
+        (scores.float() ** 2).sum().backward()
+        assert set(dtypes) == {torch.bfloat16} and len(dtypes) == (1 if budget is None else 18)
+        results.append([p.grad for p in model.parameters() if p.grad is not None])
+    for a, b in zip(*results):
+        torch.testing.assert_close(b, a, rtol=2e-2, atol=1e-4)

@@ -1,0 +1,169 @@
+"""The computations of chapter 3's competency loss and chapter 5's IG-variance loss, with torch and transformers
+alone: `compnb.losses` and `compnb.ig_variance` define and register the two losses (their docstrings say
+what each term means), and anything that must run without the training loop's dependencies (`datasets`,
+`accelerate`), such as `benchmarks/bench_paper_scale.py` on a bare GPU machine, calls these functions, the
+same code the training loop runs.
+
+A batch is a dict of tensors: input_ids and attention_mask (B, T), labels (B,), optionally token_type_ids
+(B, T) and index (B,). Each `*_terms` function returns (loss, logits (B, classes), logs) as a registered loss
+does. The mask saliency's masked copies and the IG path points go through the model in chunks sized by a
+memory budget (`compnb.saliency`: `COMPNB_MEMORY_BUDGET` or a share of free GPU memory); the result does not
+depend on the chunking.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from compnb.saliency import IG_METHODS, IntegratedGradients, MaskSaliency, _gradable, masked_softmax
+
+Batch = dict[str, torch.Tensor]
+
+# chapter 3: the competency loss
+FORMS = ("inverse", "exp_subtract", "subtract")
+METHODS = ("gradient", "mask")
+H_FLOOR = 1e-3  # nats; the inverse form divides by λ·max(H, H_FLOOR)
+COMPETENCY_DEFAULTS = {"lam": 0.1, "form": "subtract", "method": "gradient", "k": 5}
+
+# chapter 5: the IG-variance loss
+VARIANTS = ("differentiable", "detached")
+IG_DEFAULTS = {"lam": 0.1, "alpha": 10.0, "n_steps": 10, "method": "riemann_right", "variant": "differentiable"}
+
+
+def model_inputs(batch: Batch) -> Batch:
+    """The batch without `labels` and `index`: what the model's forward takes."""
+    return {k: v for k, v in batch.items() if k not in ("labels", "index")}
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """`t` in at least float32 (bf16 autocast outputs are upcast; float64 stays float64)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def check_competency_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The competency loss's parameters with defaults filled in; a ValueError names any bad value and what is
+    allowed."""
+    p = COMPETENCY_DEFAULTS | dict(params)
+    lam = p["lam"]
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0 or lam == float("inf"):
+        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+    if p["form"] not in FORMS:
+        raise ValueError(f"unknown form {p['form']!r}; allowed: {', '.join(FORMS)}")
+    if p["method"] not in METHODS:
+        raise ValueError(f"unknown saliency method {p['method']!r}; allowed: {', '.join(METHODS)}")
+    if isinstance(p["k"], bool) or not isinstance(p["k"], int) or p["k"] < 1:
+        raise ValueError(f"k must be an integer >= 1, got {p['k']!r}")
+    return p
+
+
+def topk_entropy(s: torch.Tensor, k: int) -> torch.Tensor:
+    """Entropy (nats) of the k largest entries of each row of S (B, T), renormalised: (B,), in [0, log k].
+
+    Rows with fewer than k real tokens use all of them (padding has S = 0 and contributes 0·log 0 = 0).
+    """
+    top = s.topk(min(k, s.shape[-1]), dim=-1).values
+    top = top / top.sum(-1, keepdim=True)
+    return -(top * top.clamp_min(torch.finfo(top.dtype).tiny).log()).sum(-1)
+
+
+def combine(ce: torch.Tensor, penalty: torch.Tensor, form: str) -> torch.Tensor:
+    """F(a, b) for a = CE and b = λ·H (b ≥ 0, for `inverse` b > 0); see `compnb.losses`."""
+    if form == "inverse":
+        return ce / penalty
+    if form == "exp_subtract":
+        return torch.exp(ce - penalty)
+    if form == "subtract":
+        return ce - penalty
+    raise ValueError(f"unknown form {form!r}; allowed: {', '.join(FORMS)}")
+
+
+def gradient_s(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits (B, classes), S (B, T)) from one forward on input embeddings; S keeps its graph."""
+    inputs = model_inputs(batch)
+    mask = inputs["attention_mask"]
+    with sdpa_kernel(SDPBackend.MATH):  # fused SDPA kernels have no double backward
+        embeds = _gradable(_unwrapped(model).embeddings(inputs.pop("input_ids")), True)  # frozen (LoRA) too
+        logits = model(inputs_embeds=embeds, **inputs)
+        per_example = F.cross_entropy(_full(logits), batch["labels"], reduction="sum")
+        (grads,) = torch.autograd.grad(per_example, embeds, create_graph=True)
+    norms = torch.linalg.vector_norm(_full(grads), dim=-1).masked_fill(~mask.bool(), 0.0)
+    return logits, masked_softmax(norms, mask)
+
+
+def mask_s(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits (B, classes) of the training forward, S (B, T) from mask saliency, differentiable; the masked
+    copies in chunks sized by the memory budget, checkpointed when there is more than one)."""
+    logits = model(**model_inputs(batch))
+    scores = MaskSaliency(_unwrapped(model)).attribute(batch["input_ids"], batch["attention_mask"], batch["labels"],
+                                                       differentiable=True, token_type_ids=batch.get("token_type_ids"))
+    return logits, masked_softmax(_full(scores), batch["attention_mask"])
+
+
+def competency_terms(model: torch.nn.Module, batch: Batch, params: dict[str, Any]
+                     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    """(L = F(mean CE, λ·mean H(S_topk)), logits, {ce, H_topk}) for λ > 0 (`compnb.losses` takes λ = 0 to
+    plain cross-entropy)."""
+    p = check_competency_params(params)
+    logits, s = (gradient_s if p["method"] == "gradient" else mask_s)(model, batch)
+    ce = F.cross_entropy(_full(logits), batch["labels"])
+    h = topk_entropy(s, p["k"]).mean()
+    guarded = h.clamp_min(H_FLOOR) if p["form"] == "inverse" else h
+    loss = combine(ce, p["lam"] * guarded, p["form"])
+    return loss, logits, {"ce": ce.item(), "H_topk": h.item()}
+
+
+def check_ig_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The IG-variance loss's parameters with defaults filled in; a ValueError names any bad value and what is
+    allowed."""
+    p = IG_DEFAULTS | dict(params)
+    for name in ("lam", "alpha"):
+        value = p[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if isinstance(p["n_steps"], bool) or not isinstance(p["n_steps"], int) or p["n_steps"] < 1:
+        raise ValueError(f"n_steps must be an integer >= 1, got {p['n_steps']!r}")
+    if p["method"] not in IG_METHODS:
+        raise ValueError(f"unknown IG method {p['method']!r}; allowed: {', '.join(IG_METHODS)}")
+    if p["variant"] not in VARIANTS:
+        raise ValueError(f"unknown variant {p['variant']!r}; allowed: {', '.join(VARIANTS)}")
+    return p
+
+
+def attribution_variance(attributions: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Per example, the population variance of attributions (B, T) over its real tokens (mask 1): (B,)."""
+    mask = attention_mask.to(attributions.dtype)
+    count = mask.sum(-1).clamp_min(1.0)
+    mean = (attributions * mask).sum(-1) / count
+    return (((attributions - mean[:, None]) ** 2) * mask).sum(-1) / count
+
+
+def ig_penalty(model: torch.nn.Module, batch: Batch, params: dict[str, Any]) -> torch.Tensor:
+    """tanh(α · mean Var_attr) for the batch (a scalar), with the graph the variant asks for; the path points in
+    chunks sized by the memory budget (the differentiable variant recomputes each in the backward when there
+    is more than one)."""
+    p = check_ig_params(params)
+    attributions = IntegratedGradients(_unwrapped(model)).attribute(
+        batch["input_ids"], batch["attention_mask"], batch["labels"], n_steps=p["n_steps"], method=p["method"],
+        differentiable=p["variant"] == "differentiable", input_graph=p["variant"] == "detached",
+        token_type_ids=batch.get("token_type_ids"))
+    variance = attribution_variance(_full(attributions), batch["attention_mask"]).mean()  # bf16 up, float64 kept
+    return torch.tanh(p["alpha"] * variance)
+
+
+def ig_variance_terms(model: torch.nn.Module, batch: Batch, params: dict[str, Any]
+                      ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    """(mean CE + λ·tanh(α·Var_attr), logits, {ce, tanh_var}) for λ > 0 (`compnb.ig_variance` takes λ = 0 to
+    plain cross-entropy)."""
+    p = check_ig_params(params)
+    logits = model(**model_inputs(batch))
+    ce = F.cross_entropy(logits.float(), batch["labels"])
+    tanh_var = ig_penalty(model, batch, p)
+    return ce + p["lam"] * tanh_var, logits, {"ce": ce.item(), "tanh_var": tanh_var.item()}
