@@ -1,5 +1,6 @@
 """The `compnb` command: `artifacts` mines lexical artifacts, `train` and `evaluate` fine-tune and score one run,
-`chapter` executes a chapter with papermill, `html` renders the executed chapters into the book."""
+`chapter` executes a chapter with papermill, `html` renders the executed chapters into the book, `plan` writes a
+chapter's runs as configs for a scheduler and `execute` runs such a plan on a Dask cluster."""
 
 from __future__ import annotations
 
@@ -42,11 +43,18 @@ def _artifacts(args: argparse.Namespace) -> None:
 def _chapter(args: argparse.Namespace) -> None:
     from papermill.exceptions import PapermillExecutionError
 
-    from compnb.bookbuild import run_chapter
+    from compnb.bookbuild import resolve_chapter, run_chapter
+    from compnb.profiles import paper_backbones, require_inputs
 
     params = {name: _parameter(value) for name, value in args.parameter}
+    chapter = resolve_chapter(args.chapter)
+    if args.profile == "paper":  # at the door: nothing is prepared, run or written while anything is missing
+        if not args.prepare_only:
+            require_inputs(chapter, args.profile)
+        if paper_backbones(chapter) and "model" not in params:
+            params["model"] = paper_backbones(chapter)[0]
     try:
-        print(run_chapter(args.chapter, args.profile, params, prepare_only=args.prepare_only))
+        print(run_chapter(chapter, args.profile, params, prepare_only=args.prepare_only))
     except PapermillExecutionError as err:  # the chapter's own error, not papermill's traceback of it
         raise ValueError(f"chapter {args.chapter} stopped in cell {err.exec_count} with {err.ename}: "
                          f"{err.evalue} (nothing was written)") from None
@@ -57,7 +65,7 @@ def _train(args: argparse.Namespace) -> None:
 
     from compnb.training import TrainConfig, train
 
-    folder = train(TrainConfig.from_json(args.config), force=args.force)
+    folder = train(TrainConfig.from_json(args.config), force=args.force, runs_root=args.runs_root)
     if PartialState().is_main_process:
         print(folder)
 
@@ -68,6 +76,28 @@ def _evaluate(args: argparse.Namespace) -> None:
     from compnb.training import evaluate
 
     print(json.dumps(evaluate(args.run, args.dataset, args.split), indent=2, sort_keys=True))
+
+
+def _plan(args: argparse.Namespace) -> None:
+    from compnb.chapters import plans
+
+    planned = plans.plan(args.chapter, args.profile, args.model)
+    if not planned.todo:
+        print(f"nothing to train: all {len(planned.done)} runs of {planned.chapter} at {args.profile} have finished")
+        return
+    manifest = plans.write(planned, args.out)
+    print(f"{len(planned.todo)} runs to train ({len(planned.done)} finished) → {manifest.parent}; on Slurm:\n"
+          f"  sbatch --array=0-{len(planned.todo) - 1} --gres=gpu:1 --wrap "
+          f"'compnb train --config {manifest.parent}/$(printf %04d $SLURM_ARRAY_TASK_ID).json'")
+
+
+def _execute(args: argparse.Namespace) -> None:
+    from compnb.chapters import plans
+    from compnb.executors import run_distributed
+
+    resources = {"GPU": 1} if args.gpu_per_run else None
+    for folder in run_distributed(plans.read(args.plan), args.scheduler, resources=resources):
+        print(folder)
 
 
 def _html(args: argparse.Namespace) -> None:
@@ -103,6 +133,7 @@ def parser() -> argparse.ArgumentParser:
                               "prints the run folder. Runs under `accelerate launch` too")
     fit.add_argument("--config", required=True, help="JSON file with TrainConfig fields")
     fit.add_argument("--force", action="store_true", help="retrain even if the run has finished")
+    fit.add_argument("--runs-root", help="folder of run folders (default: results/<profile>/runs)")
     fit.set_defaults(handler=_train)
 
     score = commands.add_parser("evaluate", help="score a finished run on a dataset split; writes "
@@ -111,6 +142,24 @@ def parser() -> argparse.ArgumentParser:
     score.add_argument("--dataset", required=True, help=f"one of {', '.join(sorted(DATASETS))}")
     score.add_argument("--split", default="validation")
     score.set_defaults(handler=_evaluate)
+
+    sweep = commands.add_parser("plan", help="write a chapter's unfinished training runs as JSON TrainConfigs "
+                                "(OUT/0000.json, ...) and OUT/manifest.json, for `compnb train --config` under a "
+                                "scheduler; chapter 3: stage 1, then, once it has finished, stage 2")
+    sweep.add_argument("--chapter", required=True, help="02, 03 or 05 (or the chapter's name)")
+    sweep.add_argument("--profile", default="full", choices=PROFILES)
+    sweep.add_argument("--model", action="append", help="backbone (repeatable; default: the profile's)")
+    sweep.add_argument("--out", required=True, help="a new or empty folder")
+    sweep.set_defaults(handler=_plan)
+
+    run = commands.add_parser("execute", help="train a plan's runs on a Dask cluster, one `compnb train` per "
+                              "task (needs compnb[cluster]); prints the run folders")
+    run.add_argument("--plan", required=True, help="folder written by `compnb plan`")
+    run.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://node:8786 (default: a "
+                     "local cluster, one worker per GPU)")
+    run.add_argument("--gpu-per-run", action="store_true", help="reserve resource GPU=1 on a worker for each run "
+                     "(workers started with --resources GPU=1)")
+    run.set_defaults(handler=_execute)
 
     html = commands.add_parser("html", help="render executed chapters into book/_build/html")
     html.add_argument("--profile", default="full", choices=PROFILES)

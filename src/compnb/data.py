@@ -9,13 +9,19 @@ SNLI offline is a sample (`snli/train_sample.parquet`, 18,000 pairs; `snli/test_
 2,000 pairs) whose two files share 274 premises. To keep evaluation leak-free we drop exact duplicate
 pairs and every training pair whose premise occurs in the test sample, and carve the validation
 split from the rest by premise (a seeded group split), so no premise crosses a split boundary.
+
+`load(..., complete=True)` (the paper profile; also `$COMPNB_COMPLETE_DATA=1`) takes only complete splits: it
+passes over the SNLI sample and any local copy with fewer labelled rows than the corpus (`COMPLETE_ROWS`),
+and then asks the hub. `locate` says, without loading, where a split would come from.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +29,7 @@ import datasets
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from compnb.paths import data_search_paths
 
@@ -31,6 +38,12 @@ SENTIMENT_LABELS = ("negative", "positive")
 SNLI_VALIDATION_FRACTION = 0.1
 PRETOKENIZED = ("input_ids", "token_type_ids")  # id columns of pre-tokenized rows (lists of ints, unpadded)
 TOKENIZER_COLUMN = "tokenizer"  # the `tokenizer_fingerprint` of the tokenizer that made a pre-tokenized row
+# Labelled rows of the complete corpora's splits (the hub's, less its rows labelled -1); fewer is a subset.
+COMPLETE_ROWS: dict[tuple[str, str], int] = {("snli", "train"): 549_367, ("snli", "validation"): 9_842,
+                                             ("snli", "test"): 9_824, ("sst2", "train"): 67_349,
+                                             ("sst2", "validation"): 872}
+SNLI_SAMPLE = "offline SNLI sample (18,000/2,000 pairs, not the full 550,152/10,000/10,000 corpus)"
+HUB_PROBE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,29 @@ def _hub_disabled() -> bool:
     return any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "COMPNB_OFFLINE"))
 
 
+def _complete_by_default() -> bool:
+    return os.environ.get("COMPNB_COMPLETE_DATA", "") not in ("", "0")
+
+
+def hub_status() -> str | None:
+    """None when the Hugging Face hub can be asked, else why not: the environment variable that disables it,
+    or that it is unreachable (one HEAD request to `$HF_ENDPOINT`, default huggingface.co, remembered)."""
+    if _hub_disabled():
+        names = [v for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "COMPNB_OFFLINE")
+                 if os.environ.get(v, "") not in ("", "0")]
+        return f"{names[0]}={os.environ[names[0]]} disables the hub"
+    return _probe(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+
+
+@functools.lru_cache(maxsize=None)
+def _probe(endpoint: str) -> str | None:
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=HUB_PROBE_TIMEOUT_S)
+    except OSError as err:  # URLError, timeouts and refused connections are all OSErrors
+        return f"the hub at {endpoint} is unreachable: {getattr(err, 'reason', err)}"
+    return None
+
+
 def _to_dataset(frame: pd.DataFrame, s: DatasetSpec, source: DataSource) -> datasets.Dataset:
     """Pandas → `datasets.Dataset` with a ClassLabel column and the source recorded in `info.description`."""
     frame = frame[frame["label"] >= 0].reset_index(drop=True)
@@ -136,25 +172,60 @@ def _snli_sample_splits(folder: Path, seed: int) -> dict[str, pd.DataFrame]:
             "test": test}
 
 
-def _local(s: DatasetSpec, split: str, folder: Path, seed: int) -> tuple[pd.DataFrame, DataSource] | None:
+def _local_path(s: DatasetSpec, split: str, folder: Path) -> tuple[Path, bool] | None:
+    """(the file of `split` in `folder`, False), (the SNLI sample's folder, True), or None."""
     base = folder / s.local_folder
-    if s.local_stem is not None:
-        path = base / f"{s.local_stem}.parquet"
-        if path.is_file():
-            frame = pd.read_parquet(path)
-            return frame, DataSource(s.name, split, "local", str(path), int((frame["label"] >= 0).sum()))
-        return None
-    path = base / f"{split}.parquet"
+    path = base / f"{s.local_stem or split}.parquet"
     if path.is_file():
+        return path, False
+    if (s.name == "snli" and s.local_stem is None and (base / "train_sample.parquet").is_file()
+            and (base / "test_sample.parquet").is_file()):
+        return base, True
+    return None
+
+
+def _local(s: DatasetSpec, split: str, folder: Path, seed: int) -> tuple[pd.DataFrame, DataSource] | None:
+    found = _local_path(s, split, folder)
+    if found is None:
+        return None
+    path, sample = found
+    if not sample:
         frame = pd.read_parquet(path)
         return frame, DataSource(s.name, split, "local", str(path), int((frame["label"] >= 0).sum()))
-    if s.name == "snli" and (base / "train_sample.parquet").is_file() and (base / "test_sample.parquet").is_file():
-        frame = _snli_sample_splits(base, seed)[split]
-        note = ("offline SNLI sample (18,000/2,000 pairs, not the full 550,152/10,000/10,000 corpus); "
-                "duplicates and train pairs sharing a premise with test dropped; validation carved from "
-                f"train by premise with seed {seed}")
-        return frame, DataSource(s.name, split, "local", str(base), len(frame), sample=True, note=note)
+    frame = _snli_sample_splits(path, seed)[split]
+    note = (f"{SNLI_SAMPLE}; duplicates and train pairs sharing a premise with test dropped; validation carved "
+            f"from train by premise with seed {seed}")
+    return frame, DataSource(s.name, split, "local", str(path), len(frame), sample=True, note=note)
+
+
+def _incomplete(s: DatasetSpec, split: str, location: str, sample: bool, rows: int) -> str | None:
+    """Why a local copy is not the complete split (the SNLI sample, or too few labelled rows), or None."""
+    if sample:
+        return f"{location} holds only the {SNLI_SAMPLE}"
+    need = COMPLETE_ROWS.get((s.name, split))
+    if need is not None and rows < need:
+        return f"{location} holds {rows:,} labelled rows of {s.name}/{split}, not the complete split's {need:,}"
     return None
+
+
+def locate(name: str, split: str, *, complete: bool = False,
+           search_paths: list[Path] | None = None) -> tuple[str | None, list[str]]:
+    """(the local copy `load` would read `split` of `name` from, or None when it would ask the hub; why local
+    copies were passed over), reading no more than their labels; `complete` as in `load`."""
+    s = spec(name)
+    _check_split(s, split)
+    passed: list[str] = []
+    for folder in data_search_paths() if search_paths is None else search_paths:
+        found = _local_path(s, split, folder)
+        if found is None:
+            continue
+        path, sample = found
+        rows = 0 if sample else int((pq.read_table(path, columns=["label"])["label"].to_numpy() >= 0).sum())
+        why = _incomplete(s, split, str(path), sample, rows) if complete else None
+        if why is None:
+            return str(path), passed
+        passed.append(why)
+    return None, passed
 
 
 def _hub(s: DatasetSpec, split: str) -> tuple[pd.DataFrame, DataSource]:
@@ -168,27 +239,37 @@ def _hub(s: DatasetSpec, split: str) -> tuple[pd.DataFrame, DataSource]:
 
 
 def load(name: str, split: str, *, seed: int = 0, search_paths: list[Path] | None = None,
-         hub: bool = True) -> datasets.Dataset:
+         hub: bool = True, complete: bool | None = None) -> datasets.Dataset:
     """Load `split` of dataset `name` as a `datasets.Dataset` (HF column schema, ClassLabel `label`).
 
     Local folders are tried first (`search_paths`, default `compnb.paths.data_search_paths()`), then the hub
     unless `hub=False` or `HF_HUB_OFFLINE`/`COMPNB_OFFLINE` is set. `seed` only affects the validation split
-    carved from the offline SNLI sample. Rows labelled -1 are dropped.
+    carved from the offline SNLI sample. Rows labelled -1 are dropped. `complete` (default: whether
+    `$COMPNB_COMPLETE_DATA` is set) passes over local copies that are not the complete split (the SNLI
+    sample, or fewer labelled rows than `COMPLETE_ROWS`); a DataNotFoundError names them if nothing else is found.
     """
     s = spec(name)
     _check_split(s, split)
+    complete = _complete_by_default() if complete is None else complete
     folders = data_search_paths() if search_paths is None else list(search_paths)
+    passed = []
     for folder in folders:
         found = _local(s, split, folder, seed)
         if found is not None:
             frame, source = found
-            return _to_dataset(frame, s, source)
+            why = _incomplete(s, split, source.location, source.sample, source.rows) if complete else None
+            if why is None:
+                return _to_dataset(frame, s, source)
+            passed.append(why)
     tried = [str(f / s.local_folder) for f in folders]
+    if passed:
+        tried.append(f"passed over as incomplete: {'; '.join(passed)}")
     how = (f"Provide it as Parquet in the Hugging Face schema at <folder>/{s.local_folder}/"
            f"{(s.local_stem or split)}.parquet under $COMPNB_DATA_DIR or the project's data/ folder, "
            f"or go online so the hub dataset {s.hub_path!r} can be downloaded.")
     if not hub or _hub_disabled():
-        raise DataNotFoundError(f"no local copy of {name}/{split}; searched {tried} (hub disabled). {how}")
+        raise DataNotFoundError(f"no {'complete ' if complete else ''}local copy of {name}/{split}; searched "
+                                f"{tried} (hub disabled). {how}")
     try:
         frame, source = _hub(s, split)
     except DataNotFoundError:

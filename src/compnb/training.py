@@ -35,10 +35,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoTokenizer, get_linear_schedule_with_warmup
 
-from compnb import atomicio, data, models
+from compnb import atomicio, data, models, profiles
 from compnb.evaluation import classification_metrics
 from compnb.paths import project_root
-from compnb.profiles import check_profile
 from compnb.provenance import run_record
 
 TRAIN_DATASETS = ("sst2", "snli")
@@ -49,8 +48,14 @@ LossFn = Callable[[torch.nn.Module, Batch, dict[str, Any]], tuple[torch.Tensor, 
 LOSSES: dict[str, LossFn] = {}
 LOSS_PARAMS: dict[str, tuple[str, ...]] = {}
 LOSS_CHECKS: dict[str, Callable[[dict[str, Any]], Any]] = {}
-BUILTIN_LOSS_MODULES = ("compnb.losses", "compnb.ig_variance")
-EXTRA_FIELDS = ("extra_train", "extra_train_sha256")  # omitted from to_dict while None (stable run ids)  # imported on first use, so their losses are registered
+BUILTIN_LOSS_MODULES = ("compnb.losses", "compnb.ig_variance")  # imported on first use, so their losses are registered
+# Fields added after runs were committed: left out of `to_dict` while at these defaults, so older configs keep
+# their run ids.
+UNHASHED_DEFAULTS: dict[str, Any] = {"extra_train": None, "extra_train_sha256": None, "weight_dtype": "float32",
+                                     "grad_accum": 1, "lora": None}
+WEIGHT_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16,
+                                         "float16": torch.float16}
+LORA_DEFAULTS: dict[str, Any] = {"r": 8, "alpha": 8.0, "dropout": 0.0, "target_modules": None}  # peft's defaults
 
 
 def register_loss(name: str, *, params: Sequence[str] = (),
@@ -95,8 +100,19 @@ class TrainConfig:
     `eval_every` steps) without a better validation accuracy; None disables early stopping. `extra_train`
     names a Parquet file of more training rows (`compnb.data.from_parquet`: text, or pre-tokenized ids used as
     stored; a path relative to the project root, or absolute), added to the (subsampled) training split; its sha256 is part of the config, so a
-    changed file is a different run, and a saved config whose file has changed is refused. The two extra
-    fields are left out of `to_dict` while unset, so configs without them hash as before they existed."""
+    changed file is a different run, and a saved config whose file has changed is refused.
+
+    Memory options: `weight_dtype` (float32, bfloat16 or float16) is the dtype the backbone's weights are
+    loaded and kept in; the head and LoRA adapters stay float32, and the forward pass runs under bf16
+    autocast on a GPU (on a CPU, autocast in the weight dtype when it is 16-bit). float16 needs `lora` (AdamW's
+    moments underflow on float16 weights). `grad_accum` micro-batches of `batch_size` make one optimizer step:
+    the sampler draws batches of batch_size × grad_accum examples (per process) and each micro-batch's mean
+    loss is weighted by its share of them, so a loss that is a mean over examples gets the same gradient as
+    one batch of that size; the schedule, `eval_every`, `checkpoint_every` and `log_every` count optimizer
+    steps. `lora` (a dict or pairs of r, alpha, dropout, target_modules; defaults filled in, target_modules
+    None: peft's modules for the architecture) freezes the backbone and trains LoRA adapters on it through
+    `peft`; the head stays fully trainable. Fields added after runs were committed (`UNHASHED_DEFAULTS`) are
+    left out of `to_dict` while at their defaults, so configs without them hash as before they existed."""
 
     model: str = models.DEFAULT_BACKBONE
     dataset: str = "sst2"
@@ -120,6 +136,9 @@ class TrainConfig:
     profile: str = "full"
     extra_train: str | None = None
     extra_train_sha256: str | None = None
+    weight_dtype: str = "float32"
+    grad_accum: int = 1
+    lora: tuple[tuple[str, Any], ...] | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, allowed: str) -> None:
@@ -132,13 +151,15 @@ class TrainConfig:
         _register_builtin_losses()
         if self.loss not in LOSSES:
             bad("loss", f"a registered loss ({', '.join(sorted(LOSSES))})")
-        check_profile(self.profile)
+        profiles.check_profile(self.profile)
+        if self.profile == "paper" and self.model not in models.PAPER_BACKBONES:
+            bad("model", f"one of the papers' backbones at profile 'paper' ({', '.join(models.PAPER_BACKBONES)})")
         if self.pooling is not None and self.pooling not in models.POOLINGS:
             bad("pooling", f"null or one of {', '.join(models.POOLINGS)}")
         for name, low, optional in (("seed", 0, False), ("epochs", 1, False), ("batch_size", 1, False),
                                     ("max_length", 8, False), ("log_every", 1, False), ("max_train_examples", 1, True),
                                     ("max_eval_examples", 1, True), ("patience", 1, True), ("eval_every", 1, True),
-                                    ("checkpoint_every", 1, True)):
+                                    ("checkpoint_every", 1, True), ("grad_accum", 1, False)):
             value = getattr(self, name)
             if not (optional and value is None) and (type(value) is not int or value < low):
                 bad(name, f"an integer >= {low}" + (" or null" if optional else ""))
@@ -165,6 +186,12 @@ class TrainConfig:
         if self.loss in LOSS_CHECKS:  # validates, and fills in defaults so equal runs hash equally
             params = LOSS_CHECKS[self.loss](params)
         object.__setattr__(self, "loss_params", tuple(sorted(params.items())))
+        if self.weight_dtype not in WEIGHT_DTYPES:
+            bad("weight_dtype", f"one of {', '.join(WEIGHT_DTYPES)}")
+        if self.lora is not None:
+            object.__setattr__(self, "lora", _check_lora(self.lora))
+        elif self.weight_dtype == "float16":
+            bad("weight_dtype", "float32 or bfloat16 without lora (AdamW's moments underflow on float16 weights)")
         if self.extra_train is None:
             if self.extra_train_sha256 is not None:
                 bad("extra_train_sha256", "null when extra_train is")
@@ -182,9 +209,19 @@ class TrainConfig:
     def loss_kwargs(self) -> dict[str, Any]:
         return dict(self.loss_params)
 
+    @property
+    def lora_kwargs(self) -> dict[str, Any] | None:
+        """The LoRA settings as a dict (target_modules a list or None), or None without LoRA."""
+        if self.lora is None:
+            return None
+        values = dict(self.lora)
+        targets = values["target_modules"]
+        return values | {"target_modules": None if targets is None else list(targets)}
+
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (self.loss_kwargs if f.name == "loss_params" else getattr(self, f.name))
-                for f in fields(self) if not (f.name in EXTRA_FIELDS and getattr(self, f.name) is None)}
+        special = {"loss_params": self.loss_kwargs, "lora": self.lora_kwargs}
+        return {f.name: special.get(f.name, getattr(self, f.name)) for f in fields(self)
+                if not (f.name in UNHASHED_DEFAULTS and getattr(self, f.name) == UNHASHED_DEFAULTS[f.name])}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
@@ -207,6 +244,51 @@ class TrainConfig:
         """First 12 hex digits of the sha256 of the canonical (sorted, compact) JSON of the config."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _check_lora(value: Any) -> tuple[tuple[str, Any], ...]:
+    """LoRA settings (a dict or pairs) as sorted pairs with `LORA_DEFAULTS` filled in; a ValueError names a bad
+    key or value."""
+    try:
+        given = dict(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"lora must be null or a mapping of {', '.join(LORA_DEFAULTS)}, got {value!r}") from None
+    unknown = sorted(set(given) - set(LORA_DEFAULTS))
+    if unknown:
+        raise ValueError(f"lora keys {unknown} are unknown; allowed: {', '.join(LORA_DEFAULTS)}")
+    values = LORA_DEFAULTS | given
+    r, alpha, dropout, targets = (values[k] for k in ("r", "alpha", "dropout", "target_modules"))
+    if type(r) is not int or r < 1:
+        raise ValueError(f"lora r must be an integer >= 1, got {r!r}")
+    if type(alpha) not in (int, float) or not math.isfinite(alpha) or alpha <= 0:
+        raise ValueError(f"lora alpha must be a number > 0, got {alpha!r}")
+    if type(dropout) not in (int, float) or not 0 <= dropout < 1:
+        raise ValueError(f"lora dropout must be a number in [0, 1), got {dropout!r}")
+    if targets is not None:
+        if isinstance(targets, str) or not targets or not all(isinstance(t, str) and t.strip() for t in targets):
+            raise ValueError(f"lora target_modules must be null or a non-empty list of module names, got {targets!r}")
+        targets = tuple(targets)
+    values |= {"alpha": float(alpha), "dropout": float(dropout), "target_modules": targets}
+    return tuple(sorted(values.items()))
+
+
+def add_lora(model: models.SequenceClassifier, lora: Mapping[str, Any]) -> models.SequenceClassifier:
+    """LoRA adapters (`TrainConfig.lora_kwargs`) injected into the backbone in place through `peft`: the backbone's
+    own weights frozen, the adapters float32 and trainable, the head untouched (trainable)."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                        target_modules=lora["target_modules"])
+    try:
+        inject_adapter_in_model(config, model.backbone)
+    except ValueError as err:  # peft names the target modules it did not find, or knows no default for the type
+        raise ValueError(f"lora target_modules {lora['target_modules']!r} do not fit backbone "
+                         f"{model.backbone.config.model_type!r}: {err}") from None
+    for name, param in model.backbone.named_parameters():
+        param.requires_grad_("lora_" in name)
+        if "lora_" in name:
+            param.data = param.data.float()
+    return model
 
 
 def extra_train_path(name: str) -> Path:
@@ -323,6 +405,18 @@ class PadCollator:
         batch["attention_mask"] = torch.tensor([self._pad([1] * len(it["input_ids"]), longest, 0) for it in items])
         return batch | {key: torch.tensor([item[key] for item in items]) for key in ("labels", "index")
                         if key in items[0]}
+
+
+@dataclass(frozen=True)
+class MicroBatches:
+    """Collates a sampled batch of `Encoded` items as consecutive micro-batches of at most `size` items, each
+    padded on its own by `pad`: a list of ceil(len(items) / size) batches (one when size covers the batch)."""
+
+    pad: PadCollator
+    size: int
+
+    def __call__(self, items: list[dict[str, Any]]) -> list[Batch]:
+        return [self.pad(items[i:i + self.size]) for i in range(0, len(items), self.size)]
 
 
 class LengthBucketSampler:
@@ -474,16 +568,25 @@ def _save_backbone(folder: Path, model: models.SequenceClassifier, tokenizer) ->
     os.replace(tmp, target)
 
 
-def _gather_probs(accelerator: Accelerator, model, encoded: Encoded, batch_size: int, collate) -> np.ndarray:
+def _gather_probs(accelerator: Accelerator, model, encoded: Encoded, batch_size: int, collate,
+                  autocast: Callable[[], Any]) -> np.ndarray:
     """Probs (n, classes) of all of `encoded` in its order; each process scores every P-th length-sorted batch."""
     mine = sorted_batches(encoded.lengths, batch_size)[accelerator.process_index::accelerator.num_processes]
-    part = _infer(accelerator.unwrap_model(model), encoded, mine, collate, accelerator.device,
-                  accelerator.autocast, accelerator.is_local_main_process)
+    part = _infer(accelerator.unwrap_model(model), encoded, mine, collate, accelerator.device, autocast,
+                  accelerator.is_local_main_process)
     parts = accelerator.gather_for_metrics([part], use_gather_object=True)
     out = np.full((len(encoded), parts[0][1].shape[1]), np.nan, np.float32)
     for index, probs in parts:
         out[index] = probs
     return out
+
+
+def _cpu_autocast(accelerator: Accelerator, config: TrainConfig) -> Callable[[], Any]:
+    """torch's autocast in the weight dtype on a CPU with 16-bit weights (float32 head and adapters meet 16-bit
+    activations there), else a no-op: on a GPU accelerate's bf16 autocast already wraps the prepared model."""
+    if accelerator.mixed_precision != "no" or config.weight_dtype == "float32":
+        return nullcontext
+    return lambda: torch.autocast(accelerator.device.type, dtype=WEIGHT_DTYPES[config.weight_dtype])
 
 
 def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
@@ -494,8 +597,10 @@ def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
 
 def validation_set(config: TrainConfig) -> datasets.Dataset:
     """The validation rows, in order, that the run of `config` validates on (a seed-0 subsample of at most
-    `max_eval_examples`, the same for every training seed); they line up with the run's `val_probs.npy`."""
-    return data.subsample(data.load(config.dataset, "validation"), config.max_eval_examples, 0)
+    `max_eval_examples`, the same for every training seed); they line up with the run's `val_probs.npy`. At the
+    paper profile only the complete split will do (`data.load`'s `complete`)."""
+    return data.subsample(data.load(config.dataset, "validation", complete=config.profile == "paper"),
+                          config.max_eval_examples, 0)
 
 
 def _device_name(device: torch.device) -> str:
@@ -512,6 +617,9 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     folder = run_dir(config, runs_root)
     if (folder / FINISHED).is_file() and not force:
         return folder
+    if config.profile == "paper":  # one message for a missing backbone and missing data, before anything is written
+        profiles.require([config.model], [(config.dataset, "train"), (config.dataset, "validation")],
+                         f"run {folder.name}")
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     main, procs = accelerator.is_main_process, accelerator.num_processes
@@ -520,7 +628,8 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     accelerator.wait_for_everyone()
     resumed = _read_checkpoint(folder, config)
     start, spec = time.perf_counter(), data.spec(config.dataset)
-    train_ds = data.subsample(data.load(config.dataset, "train"), config.max_train_examples, config.seed)
+    train_ds = data.subsample(data.load(config.dataset, "train", complete=config.profile == "paper"),
+                              config.max_train_examples, config.seed)
     val_ds = validation_set(config)
     sources = [data.source_of(train_ds), data.source_of(val_ds)]
     extra = None if config.extra_train is None else data.from_parquet(extra_train_path(config.extra_train),
@@ -528,17 +637,24 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     if extra is not None:
         sources.insert(1, data.source_of(extra))
     set_seed(config.seed)
-    model, tokenizer = models.SequenceClassifier.from_pretrained(config.model, len(spec.label_names), config.pooling)
+    model, tokenizer = models.SequenceClassifier.from_pretrained(config.model, len(spec.label_names), config.pooling,
+                                                                 dtype=WEIGHT_DTYPES[config.weight_dtype])
+    if config.lora is not None:
+        add_lora(model, config.lora_kwargs)
     train_enc, val_enc = (encode(tokenizer, ds, spec.text_fields, config.max_length) for ds in (train_ds, val_ds))
     if extra is not None:  # after the training split, in its row order; pre-tokenized rows keep their ids
         train_enc += encode(tokenizer, extra, spec.text_fields, config.max_length)
     collate = PadCollator(tokenizer.pad_token_id, tokenizer.padding_side)
-    sampler = LengthBucketSampler(train_enc.lengths, config.batch_size, config.seed)
+    # Batches of batch_size × grad_accum examples, each split into micro-batches of batch_size.
+    sampler = LengthBucketSampler(train_enc.lengths, config.batch_size * config.grad_accum, config.seed)
     # Own generator: creating a loader iterator must not draw from the global RNG (dropout), or resumes drift.
-    loader = DataLoader(train_enc, batch_sampler=sampler, collate_fn=collate, generator=torch.Generator())
+    loader = DataLoader(train_enc, batch_sampler=sampler, collate_fn=MicroBatches(collate, config.batch_size),
+                        generator=torch.Generator())
     per_epoch = math.ceil(len(sampler) / procs)
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.ndim >= 2]
+    no_decay = [p for p in trainable if p.ndim < 2]
+    sizes = (sum(p.numel() for p in model.parameters()), sum(p.numel() for p in trainable))
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
     # accelerate steps a prepared scheduler once per process per optimizer step.
@@ -553,10 +669,12 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     if resumed is not None:
         accelerator.load_state(str(folder / CHECKPOINT))
     wall0, loss_fn, labels = state.wall_s, LOSSES[config.loss], np.asarray(val_enc.labels)
+    cpu_autocast = _cpu_autocast(accelerator, config)
+    infer_autocast = accelerator.autocast if accelerator.mixed_precision != "no" else cpu_autocast
 
     def validate() -> None:
-        accuracy = float((_gather_probs(accelerator, model, val_enc, config.batch_size, collate).argmax(1)
-                          == labels).mean())
+        probs = _gather_probs(accelerator, model, val_enc, config.batch_size, collate, infer_autocast)
+        accuracy = float((probs.argmax(1) == labels).mean())
         epoch = round(state.step / per_epoch, 4)
         state.val_curve.append({"step": state.step, "epoch": epoch, "accuracy": accuracy})
         if accuracy > state.best_accuracy:
@@ -586,18 +704,26 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
         loader.set_epoch(state.epoch)
         batches = accelerator.skip_first_batches(loader, state.batches_done) if state.batches_done else loader
         tick = time.perf_counter()
-        for batch in batches:
-            loss, _, logs = loss_fn(model, batch, config.loss_kwargs)
-            accelerator.backward(loss)
+        for parts in batches:
+            n = sum(len(part["labels"]) for part in parts)
+            sums: dict[str, float] = {}
+            for j, part in enumerate(parts):  # gradients sync across processes on the last micro-batch only
+                share = len(part["labels"]) / n
+                with accelerator.no_sync(model) if j + 1 < len(parts) else nullcontext():
+                    with cpu_autocast():
+                        loss, _, logs = loss_fn(model, part, config.loss_kwargs)
+                    accelerator.backward(loss * share)
+                for key, value in {"loss": loss.item(), **logs}.items():
+                    sums[key] = sums.get(key, 0.0) + share * value
             if config.max_grad_norm is not None:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
-            local = torch.tensor([len(batch["labels"]), loss.item(), *logs.values()], device=accelerator.device)
+            local = torch.tensor([n, *sums.values()], device=accelerator.device)
             reduced = accelerator.reduce(local, "mean").tolist()
             state.examples += round(reduced[0] * procs)
-            for key, value in zip(["loss", *logs], reduced[1:]):
+            for key, value in zip(sums, reduced[1:]):
                 state.loss_sums[key] = state.loss_sums.get(key, 0.0) + value
             state.step, state.batches_done, state.loss_count = state.step + 1, state.batches_done + 1, state.loss_count + 1
             state.train_s += time.perf_counter() - tick
@@ -624,7 +750,7 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
         log()
     accelerator.unwrap_model(model).load_state_dict(load_file(_best_file(folder, state.best_step)))
     tick = time.perf_counter()
-    probs = _gather_probs(accelerator, model, val_enc, config.batch_size, collate)
+    probs = _gather_probs(accelerator, model, val_enc, config.batch_size, collate, infer_autocast)
     eval_s = time.perf_counter() - tick
     if main:
         memory, memory_kind = _peak_memory_mb(accelerator.device)
@@ -637,6 +763,7 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
             "train_examples_per_s": state.examples / max(state.train_s, 1e-9),
             "eval_examples_per_s": len(val_enc) / max(eval_s, 1e-9), "peak_memory_mb": memory,
             "peak_memory_kind": memory_kind, "device": _device_name(accelerator.device), "num_processes": procs, "mixed_precision": accelerator.mixed_precision,
+            "parameters": sizes[0], "trainable_parameters": sizes[1],
         }
         _save_weights(folder / "model.safetensors", accelerator.get_state_dict(model))
         atomicio.atomic_write(folder / "val_probs.npy", lambda f: np.save(f, probs))
@@ -674,8 +801,10 @@ def drop_measurements(folder: Path) -> None:
                 path.unlink()
 
 
-def load_run(folder: str | Path) -> tuple[models.SequenceClassifier, Any, TrainConfig]:
-    """(model in eval mode on the CPU, tokenizer, config) of a finished run folder."""
+def load_run(folder: str | Path,
+             dtype: torch.dtype = torch.float32) -> tuple[models.SequenceClassifier, Any, TrainConfig]:
+    """(model in eval mode on the CPU, tokenizer, config) of a finished run folder, every weight in `dtype`
+    (float32 holds a run with 16-bit weights exactly; its LoRA adapters are injected before loading)."""
     folder = Path(folder)
     if not (folder / FINISHED).is_file():
         raise FileNotFoundError(f"{str(folder)!r} is not a finished training run (no {FINISHED}); train it first")
@@ -683,8 +812,10 @@ def load_run(folder: str | Path) -> tuple[models.SequenceClassifier, Any, TrainC
     tokenizer = AutoTokenizer.from_pretrained(folder / BACKBONE)
     model = models.SequenceClassifier.from_config(AutoConfig.from_pretrained(folder / BACKBONE),
                                                   len(data.spec(config.dataset).label_names), config.pooling)
+    if config.lora is not None:
+        add_lora(model, config.lora_kwargs)
     model.load_state_dict(load_file(folder / "model.safetensors"))
-    return model.eval(), tokenizer, config
+    return model.to(dtype).eval(), tokenizer, config
 
 
 def evaluate(folder: str | Path, dataset: str, split: str = "validation", *,
@@ -699,7 +830,7 @@ def evaluate(folder: str | Path, dataset: str, split: str = "validation", *,
     if target.label_names != trained.label_names:
         raise ValueError(f"dataset {dataset!r} has labels {list(target.label_names)}, but run {folder.name} was "
                          f"trained on {config.dataset!r} with labels {list(trained.label_names)}")
-    ds = data.load(dataset, split)
+    ds = data.load(dataset, split, complete=config.profile == "paper")
     model.to(models.best_device())
     probs = predict(model, tokenizer, ds, target.text_fields, config.max_length, config.batch_size)
     result = {"run_id": config.run_id(), "dataset": dataset, "split": split, "source": data.source_of(ds),
