@@ -9,5 +9,7 @@ and may import the library and an earlier chapter's module, never the other way 
 - `adversarial_eval`, `adversarial_report` (chapter 4): the attack, retraining and error analysis;
 - `ig_variance_eval`, `ig_variance_report` (chapter 5): IG-variance training and its measurements;
 - `claims` (chapter 6): the claims ledger;
-- `reliability` (chapter 7, appendix): resume and bad-input checks and the book's GPU cost.
+- `plans`: a chapter's runs as configs for a scheduler (`compnb plan`);
+- `reliability` (chapter 7, appendix): resume and bad-input checks and the book's GPU cost;
+- `paper_scale` (appendix): the paper-scale benchmark and the paper profile's projected GPU time.
 """
