@@ -75,3 +75,19 @@ def test_chapters_without_results_are_not_run(tmp_path, monkeypatch):
     rest = table[table["chapter"] != "01-artifact-mining"]
     assert set(rest["verdict"]) == {"not run"}
     assert set(claims.verdict_counts(table).columns) <= {"paper", "borderline", *claims.VERDICTS}
+
+
+def test_an_absolute_number_is_judged_only_on_the_papers_backbone_at_the_paper_profile(tmp_path):
+    import json
+
+    pd.DataFrame([{"dataset": "sst2", "source": "ours, opt-1.3b", "seeds": "0, 1, 2", "accuracy": 0.935,
+                   "accuracy 95% CI": "[0.930, 0.940]"}]).to_csv(tmp_path / "accuracy.csv", index=False)
+    measure = next(c for c in claims.CLAIMS if c.id == "P1-baseline-sst2").measure
+    for model, profile, verdict in (("sentence-transformers/all-MiniLM-L6-v2", "full", "not testable here"),
+                                    ("facebook/opt-1.3b", "full", "not testable here"),
+                                    ("facebook/opt-1.3b", "paper", "reproduced")):  # the paper's 0.937 is inside
+        (tmp_path / "run.json").write_text(json.dumps({"params": {"model": model, "profile": profile}}))
+        assert measure(tmp_path).verdict == verdict
+    pd.DataFrame([{"dataset": "sst2", "source": "ours, opt-1.3b", "seeds": "0, 1, 2", "accuracy": 0.90,
+                   "accuracy 95% CI": "[0.890, 0.910]"}]).to_csv(tmp_path / "accuracy.csv", index=False)
+    assert measure(tmp_path).verdict == "not reproduced"
