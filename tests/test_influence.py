@@ -91,6 +91,16 @@ def test_word_excluded_row_is_dataset_level_of_word_saliency(model, tokenizer, p
     assert (sens["sentences"] == 4).all() and row["special_share"] == 0
 
 
+@pytest.mark.parametrize("pairs", [None, PREMISES])
+def test_one_unit_pass_gives_the_word_table_and_the_sensitivity_table(model, tokenizer, pairs):
+    labels = [0, 1, 2, 1]
+    tables = influence.unit_saliency(model, tokenizer, TEXTS, labels, ARTIFACTS, k=3, pairs=pairs)
+    pd.testing.assert_frame_equal(influence.word_saliency_of(tables),
+                                  influence.word_saliency(model, tokenizer, TEXTS, labels, ARTIFACTS, k=3, pairs=pairs))
+    pd.testing.assert_frame_equal(influence.sensitivity_of(tables, 3),
+                                  influence.sensitivity(model, tokenizer, TEXTS, labels, ARTIFACTS, k=3, pairs=pairs))
+
+
 def test_excluded_specials_never_reach_the_token_topk(model, tokenizer):
     tables = influence.unit_saliency(model, tokenizer, TEXTS, [0, 1, 2, 1], ARTIFACTS, k=5, pairs=PREMISES)
     tokens = tables["token", "excluded"]

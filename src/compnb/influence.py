@@ -135,8 +135,13 @@ def word_saliency(model: SequenceClassifier, tokenizer, texts: Sequence[str], la
     its text), word, score, rank (1 = most salient), n_words, in_topk, artifact. `texts` is the ranked text
     (sentence or hypothesis); `pairs`, if given, the premise placed first in each input, as in training."""
     aligned = _aligned(model, tokenizer, texts, labels, pairs, max_length, batch_size)
-    table = _unit_tables(aligned, artifact_words, k, [("word", "excluded")])["word", "excluded"]
-    return (table.drop(columns=["token", "special"])
+    return word_saliency_of(_unit_tables(aligned, artifact_words, k, [("word", "excluded")]))
+
+
+def word_saliency_of(tables: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
+    """`word_saliency`'s table from unit tables holding the (word, excluded) one (`unit_saliency`'s), so that
+    one gradient pass serves both."""
+    return (tables["word", "excluded"].drop(columns=["token", "special"])
             .rename(columns={"word_index": "position", "unit": "word", "n_units": "n_words"}))
 
 
@@ -204,8 +209,12 @@ def sensitivity(model: SequenceClassifier, tokenizer, texts: Sequence[str], labe
     specials ("excluded" or "included"), then `unit_summary`'s: k, sentences, slots, observed, expected,
     ratio, p_value, observed_low, observed_high (counts of top-k slots), entropy_topk, entropy_max (nats),
     special_share. The word/excluded row is `dataset_level` of `word_saliency`'s table."""
-    tables = unit_saliency(model, tokenizer, texts, labels, artifact_words, pairs=pairs, k=k,
-                           max_length=max_length, batch_size=batch_size)
+    return sensitivity_of(unit_saliency(model, tokenizer, texts, labels, artifact_words, pairs=pairs, k=k,
+                                        max_length=max_length, batch_size=batch_size), k)
+
+
+def sensitivity_of(tables: dict[tuple[str, str], pd.DataFrame], k: int = 5) -> pd.DataFrame:
+    """`sensitivity`'s table from `unit_saliency`'s tables (made with the same `k`)."""
     return pd.DataFrame([{"unit": unit, "specials": specials, **unit_summary(table, k)}
                          for (unit, specials), table in tables.items()])
 

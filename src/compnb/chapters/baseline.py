@@ -57,7 +57,8 @@ def validation_texts(config: training.TrainConfig) -> tuple[list[str], list[str]
 def analyse(run_dir: Path, k: int = 5, n_examples: int = 4, force: bool = False) -> dict:
     """Word saliency, top-k artifact statistics, S entropies and example maps (`summary.json` and its
     companions), and the unit sensitivity table (`sensitivity.csv`) of one run; each part is cached and
-    computed, on the run's weights, only when its file is missing (or with `force`)."""
+    computed, on the run's weights, only when its file is missing (or with `force`), both from one gradient
+    pass (`influence.unit_saliency`)."""
     folder = Path(run_dir) / f"analysis-k{k}"
     words_missing, sensitivity_missing = (force or not (folder / name).is_file() for name in ANALYSIS_FILES)
     if not (words_missing or sensitivity_missing):
@@ -65,10 +66,10 @@ def analyse(run_dir: Path, k: int = 5, n_examples: int = 4, force: bool = False)
     model, tokenizer, config = training.load_run(run_dir)
     model.to(models.best_device())
     ranked, pairs, labels = validation_texts(config)
-    words = artifact_words(config.dataset)
+    tables = influence.unit_saliency(model, tokenizer, ranked, labels, artifact_words(config.dataset), pairs=pairs,
+                                     k=k, max_length=config.max_length)
     if words_missing:
-        table = influence.word_saliency(model, tokenizer, ranked, labels, words, k=k, pairs=pairs,
-                                        max_length=config.max_length)
+        table = influence.word_saliency_of(tables)
         entropy = influence.saliency_entropy(model, tokenizer, ranked, labels, pairs=pairs,
                                              max_length=config.max_length)
         probs = np.load(Path(run_dir) / "val_probs.npy")
@@ -78,9 +79,7 @@ def analyse(run_dir: Path, k: int = 5, n_examples: int = 4, force: bool = False)
         atomicio.write_json(folder / "summary.json", {"sentence": influence.sentence_level(table, k),
                                                       "dataset": influence.dataset_level(table, k)})
     if sensitivity_missing:
-        atomicio.write_csv(folder / "sensitivity.csv",
-                           influence.sensitivity(model, tokenizer, ranked, labels, words, pairs=pairs, k=k,
-                                                 max_length=config.max_length))
+        atomicio.write_csv(folder / "sensitivity.csv", influence.sensitivity_of(tables, k))
     return _read(folder)
 
 
