@@ -56,3 +56,17 @@ def twins_dir(tmp_path_factory):
         os.environ.pop("COMPNB_MODELS_DIR", None)
     else:
         os.environ["COMPNB_MODELS_DIR"] = before
+
+
+@pytest.fixture
+def memory_budget(monkeypatch):
+    """A setter for the chunking budget: `memory_budget(None)` restores the default, `memory_budget("1")` puts each
+    masked copy or IG path point in its own chunk."""
+    from compnb.saliency import MEMORY_BUDGET_ENV
+
+    def set_budget(budget: str | None) -> None:
+        if budget is None:
+            monkeypatch.delenv(MEMORY_BUDGET_ENV, raising=False)
+        else:
+            monkeypatch.setenv(MEMORY_BUDGET_ENV, budget)
+    return set_budget

@@ -109,17 +109,14 @@ def test_bad_parameters_are_refused_by_name(bad, message):
 
 
 @pytest.mark.parametrize("variant", ig_variance.VARIANTS)
-def test_path_points_chunked_by_a_tiny_memory_budget_give_the_same_loss_and_gradients(monkeypatch, variant):
+def test_path_points_chunked_by_a_tiny_memory_budget_give_the_same_loss_and_gradients(memory_budget, variant):
     """COMPNB_MEMORY_BUDGET=1 (byte) puts each path point in its own chunk (the differentiable variant's chunks
     recomputed in the backward); the default (8 GiB on a CPU) all of them in one forward. Loss and every
     parameter gradient agree."""
     params = PARAMS | {"variant": variant}
     results = []
     for budget in (None, "1"):
-        if budget is None:
-            monkeypatch.delenv(MEMORY_BUDGET_ENV, raising=False)
-        else:
-            monkeypatch.setenv(MEMORY_BUDGET_ENV, budget)
+        memory_budget(budget)
         model, batch = tiny()
         loss, _, logs = ig_variance.ig_variance_loss(model, batch, params)
         loss.backward()

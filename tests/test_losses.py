@@ -11,7 +11,6 @@ from transformers import BertConfig
 
 from compnb import losses
 from compnb.models import SequenceClassifier
-from compnb.saliency import MEMORY_BUDGET_ENV
 from compnb.training import TrainConfig
 
 LAMBDAS = (0.1, 0.5, 1.0)
@@ -102,16 +101,13 @@ def test_defaults_are_filled_in_so_equal_runs_hash_equally():
 
 
 @pytest.mark.parametrize("form", losses.FORMS)
-def test_mask_method_chunked_by_a_tiny_memory_budget_gives_the_same_loss_and_gradients(monkeypatch, form):
+def test_mask_method_chunked_by_a_tiny_memory_budget_gives_the_same_loss_and_gradients(memory_budget, form):
     """COMPNB_MEMORY_BUDGET=1 (byte) puts each masked copy in its own checkpointed chunk; the default (8 GiB on a
     CPU) all of them in one forward. Loss and every parameter gradient agree."""
     batch, params = tiny_batch(), {"lam": 0.5, "form": form, "method": "mask", "k": 3}
     results = []
     for budget in (None, "1"):
-        if budget is None:
-            monkeypatch.delenv(MEMORY_BUDGET_ENV, raising=False)
-        else:
-            monkeypatch.setenv(MEMORY_BUDGET_ENV, budget)
+        memory_budget(budget)
         model = tiny_model()
         loss, _, logs = losses.competency_loss(model, batch, params)
         loss.backward()

@@ -563,34 +563,47 @@ def plot_verdicts(table: pd.DataFrame) -> plt.Axes:
     return ax
 
 
+def _ch2_snli(folder: Path) -> tuple[float, str]:
+    t = _csv(folder, "accuracy.csv")
+    r = t[(t["dataset"] == "snli") & t["source"].str.startswith("ours")].iloc[0]
+    return r["accuracy"], r["accuracy 95% CI"]
+
+
+def _ch3_snli(folder: Path) -> tuple[float, str]:
+    r = _csv(folder, "seed_comparison.csv").set_index(["dataset", "config"]).loc[("snli", "baseline")]
+    return r["acc"], r["acc 95% CI"]
+
+
+def _ch4_snli(folder: Path) -> tuple[float, str]:
+    r = _csv(folder, "seed_means.csv").set_index(["model", "set"]).loc[("baseline", "clean")]
+    return r["accuracy"], r["accuracy 95% CI"]
+
+
+def _ch5_snli(folder: Path) -> tuple[float, str]:
+    r = _csv(folder, "comparison.csv").set_index(["metric", "variant"]).loc[("accuracy", "baseline")]
+    return r["mean"], r["95% CI"]
+
+
+# (chapter, recipe, split scored on, what it is compared with, reader of (mean, interval text))
+SNLI_BASELINES = (
+    (CH2, "2 epochs, batch 32, lr 5e-5, 128 tokens, all 16k training pairs", "validation (2k, by premise)",
+     "paper 1's absolute baseline (reference only)", _ch2_snli),
+    (CH3, "1 epoch, batch 64, lr 1e-4, 64 tokens (the sweep's budget)", "validation (2k, by premise)",
+     "paper 1's loss configurations (effects)", _ch3_snli),
+    (CH4, "2 epochs, batch 64, lr 1e-4, 128 tokens", "evaluation half of the test pool (~1k)", "paper 2", _ch4_snli),
+    (CH5, "paper 3's: batch 16, lr 5e-5, up to 3 epochs with early stopping, 128 tokens", "test (2k)", "paper 3",
+     _ch5_snli),
+)
+
+
 def snli_baselines(profile: str) -> pd.DataFrame:
     """Every SNLI baseline of the book: chapter, recipe, the split it is scored on, accuracy with its interval,
     and the paper it is compared with; they differ because each chapter follows its paper's recipe."""
     rows = []
-    try:
-        ch2 = _csv(results_dir(profile, CH2), "accuracy.csv")
-        r = ch2[(ch2["dataset"] == "snli") & ch2["source"].str.startswith("ours")].iloc[0]
-        rows.append(("2", "2 epochs, batch 32, lr 5e-5, 128 tokens, all 16k training pairs", "validation (2k, by premise)",
-                     f"{r['accuracy']:.3f} {r['accuracy 95% CI']}", "paper 1's absolute baseline (reference only)"))
-    except (FileNotFoundError, IndexError):
-        pass
-    try:
-        ch3 = _csv(results_dir(profile, CH3), "seed_comparison.csv").set_index(["dataset", "config"])
-        r = ch3.loc[("snli", "baseline")]
-        rows.append(("3", "1 epoch, batch 64, lr 1e-4, 64 tokens (the sweep's budget)", "validation (2k, by premise)",
-                     f"{r['acc']:.3f} {r['acc 95% CI']}", "paper 1's loss configurations (effects)"))
-    except (FileNotFoundError, KeyError):
-        pass
-    try:
-        ch4 = _csv(results_dir(profile, CH4), "seed_means.csv").set_index(["model", "set"]).loc[("baseline", "clean")]
-        rows.append(("4", "2 epochs, batch 64, lr 1e-4, 128 tokens", "evaluation half of the test pool (~1k)",
-                     f"{ch4['accuracy']:.3f} {ch4['accuracy 95% CI']}", "paper 2"))
-    except (FileNotFoundError, KeyError):
-        pass
-    try:
-        ch5 = _csv(results_dir(profile, CH5), "comparison.csv").set_index(["metric", "variant"]).loc[("accuracy", "baseline")]
-        rows.append(("5", "paper 3's: batch 16, lr 5e-5, up to 3 epochs with early stopping, 128 tokens",
-                     "test (2k)", f"{ch5['mean']:.3f} {ch5['95% CI']}", "paper 3"))
-    except (FileNotFoundError, KeyError):
-        pass
+    for chapter, recipe, scored_on, compared_with, read in SNLI_BASELINES:
+        try:
+            mean, interval = read(results_dir(profile, chapter))
+        except (FileNotFoundError, KeyError, IndexError):  # the chapter has no result at this profile
+            continue
+        rows.append((chapter[:2].lstrip("0"), recipe, scored_on, f"{mean:.3f} {interval}", compared_with))
     return pd.DataFrame(rows, columns=["chapter", "recipe", "scored on", "accuracy (3 seeds, 95% CI)", "compared with"])
