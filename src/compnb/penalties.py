@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from compnb.saliency import IG_METHODS, IntegratedGradients, MaskSaliency, _gradable, masked_softmax
+from compnb.saliency import IG_METHODS, IntegratedGradients, MaskSaliency, masked_softmax
+from compnb.sharding import embedding_output, first_backward, is_sharded
 
 Batch = dict[str, torch.Tensor]
 
@@ -89,11 +90,16 @@ def gradient_s(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torc
     """(logits (B, classes), S (B, T)) from one forward on input embeddings; S keeps its graph."""
     inputs = model_inputs(batch)
     mask = inputs["attention_mask"]
-    with sdpa_kernel(SDPBackend.MATH):  # fused SDPA kernels have no double backward
-        embeds = _gradable(_unwrapped(model).embeddings(inputs.pop("input_ids")), True)  # frozen (LoRA) too
-        logits = model(inputs_embeds=embeds, **inputs)
+    # The embedding output is captured inside the model's forward (FSDP gathers and reduces the embedding with
+    # the model; `compnb.sharding`), made a leaf when frozen (LoRA), and kept unsharded for the second backward.
+    with sdpa_kernel(SDPBackend.MATH), embedding_output(_unwrapped(model).embeddings, make_leaf=True) as captured:
+        logits = model(**inputs)  # fused SDPA kernels have no double backward: MATH
         per_example = F.cross_entropy(_full(logits), batch["labels"], reduction="sum")
-        (grads,) = torch.autograd.grad(per_example, embeds, create_graph=True)
+        if len(captured) != 1:
+            raise RuntimeError(f"the embedding layer ran {len(captured)} times in one forward; gradient saliency "
+                               "needs exactly one lookup per forward")
+        with first_backward(model):
+            (grads,) = torch.autograd.grad(per_example, captured[0], create_graph=True)
     norms = torch.linalg.vector_norm(_full(grads), dim=-1).masked_fill(~mask.bool(), 0.0)
     return logits, masked_softmax(norms, mask)
 
@@ -150,6 +156,11 @@ def ig_penalty(model: torch.nn.Module, batch: Batch, params: dict[str, Any]) -> 
     chunks sized by the memory budget (the differentiable variant recomputes each in the backward when there
     is more than one)."""
     p = check_ig_params(params)
+    if is_sharded(model):
+        raise NotImplementedError(
+            "the IG-variance loss does not run under FSDP sharding: its path points enter the model as input "
+            "embeddings made outside the sharded forward. ELECTRA-small, the paper's backbone, trains on one GPU; "
+            "for several, launch without --use_fsdp (data parallel)")
     attributions = IntegratedGradients(_unwrapped(model)).attribute(
         batch["input_ids"], batch["attention_mask"], batch["labels"], n_steps=p["n_steps"], method=p["method"],
         differentiable=p["variant"] == "differentiable", input_graph=p["variant"] == "detached",

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoTokenizer, get_linear_schedule_with_warmup
 
-from compnb import atomicio, data, models, profiles
+from compnb import atomicio, data, models, profiles, sharding
 from compnb.evaluation import classification_metrics
 from compnb.paths import project_root
 from compnb.provenance import run_record
@@ -570,10 +570,14 @@ def _save_backbone(folder: Path, model: models.SequenceClassifier, tokenizer) ->
 
 def _gather_probs(accelerator: Accelerator, model, encoded: Encoded, batch_size: int, collate,
                   autocast: Callable[[], Any]) -> np.ndarray:
-    """Probs (n, classes) of all of `encoded` in its order; each process scores every P-th length-sorted batch."""
-    mine = sorted_batches(encoded.lengths, batch_size)[accelerator.process_index::accelerator.num_processes]
-    part = _infer(accelerator.unwrap_model(model), encoded, mine, collate, accelerator.device, autocast,
-                  accelerator.is_local_main_process)
+    """Probs (n, classes) of all of `encoded` in its order; each process scores every P-th length-sorted batch
+    (sharded: as many batches on every process, `sharding.rank_batches`)."""
+    mine, own = sharding.rank_batches(sorted_batches(encoded.lengths, batch_size), accelerator.process_index,
+                                      accelerator.num_processes, sharding.is_sharded(model))
+    index, probs = _infer(accelerator.unwrap_model(model), encoded, mine, collate, accelerator.device, autocast,
+                          accelerator.is_local_main_process)
+    kept = sum(len(rows) for rows in mine[:own])
+    part = index[:kept], probs[:kept]
     parts = accelerator.gather_for_metrics([part], use_gather_object=True)
     out = np.full((len(encoded), parts[0][1].shape[1]), np.nan, np.float32)
     for index, probs in parts:
@@ -679,8 +683,9 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
         state.val_curve.append({"step": state.step, "epoch": epoch, "accuracy": accuracy})
         if accuracy > state.best_accuracy:
             state.best_accuracy, state.best_step, state.best_epoch, state.bad_evals = accuracy, state.step, epoch, 0
+            weights = accelerator.get_state_dict(model)  # every rank: sharded weights are gathered together
             if main:
-                _save_weights(_best_file(folder, state.step), accelerator.get_state_dict(model))
+                _save_weights(_best_file(folder, state.step), weights)
         else:
             state.bad_evals += 1
             state.stopped = config.patience is not None and state.bad_evals >= config.patience
@@ -748,10 +753,11 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     bar.close()
     if state.loss_count:
         log()
-    accelerator.unwrap_model(model).load_state_dict(load_file(_best_file(folder, state.best_step)))
+    sharding.load_full_state_dict(accelerator.unwrap_model(model), load_file(_best_file(folder, state.best_step)))
     tick = time.perf_counter()
     probs = _gather_probs(accelerator, model, val_enc, config.batch_size, collate, infer_autocast)
     eval_s = time.perf_counter() - tick
+    weights = accelerator.get_state_dict(model)
     if main:
         memory, memory_kind = _peak_memory_mb(accelerator.device)
         metrics = {
@@ -765,7 +771,7 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
             "peak_memory_kind": memory_kind, "device": _device_name(accelerator.device), "num_processes": procs, "mixed_precision": accelerator.mixed_precision,
             "parameters": sizes[0], "trainable_parameters": sizes[1],
         }
-        _save_weights(folder / "model.safetensors", accelerator.get_state_dict(model))
+        _save_weights(folder / "model.safetensors", weights)
         atomicio.atomic_write(folder / "val_probs.npy", lambda f: np.save(f, probs))
         atomicio.write_json(folder / "run.json", run_record(config.to_dict(), config.seed, sources))
         atomicio.write_json(folder / FINISHED, metrics)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.pyplot as plt
 import pandas as pd
+import seaborn as sns
 
 from compnb.profiles import CHAPTER_SETTINGS
 
@@ -32,6 +34,20 @@ def bench_table(bench: dict) -> pd.DataFrame:
                          "ms / step": rows["ms_per_step"], "× plain": rows["ratio_to_plain"],
                          "peak GiB": rows["peak_gib"], "FLOPs × plain": rows["flop_ratio"],
                          "MFU %": 100 * rows["mfu"], "status": rows["status"]})
+
+
+def plot_cost(bench: dict, ax: plt.Axes | None = None) -> plt.Axes:
+    """Each method's step time as a multiple of the plain step (log x), one bar per backbone in the cell the
+    projection uses (`VARIANT`); cells that ran out of memory or were not measured are absent."""
+    ax = ax or plt.gca()
+    rows = pd.DataFrame(bench["rows"])
+    rows = rows[(rows["status"] == "ok") & (rows["variant"] == rows["model"].map(VARIANT))]
+    rows = rows.assign(backbone=rows["model"] + " (" + rows["variant"] + ")")
+    sns.barplot(data=rows, y="method", x="ratio_to_plain", hue="backbone", orient="h", ax=ax)
+    ax.axvline(1.0, color="grey", ls="--", lw=1)
+    ax.set(xscale="log", xlabel="step time ÷ plain step of the same backbone (log scale)", ylabel="method")
+    ax.legend(title="backbone (weights)", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return ax
 
 
 def _ms(bench: dict, model: str, method: str) -> float:
