@@ -12,8 +12,8 @@ Backbones are random-initialised from configs written here (no download): ELECTR
 papers' head, pooling 'mean' for the encoder and 'last' for the decoders) as the library does. The batch is
 `--batch` rows of `--length` random real tokens (no padding: the mask method scores every token), two labels.
 
-Variants: `fp32` (ELECTRA, OPT): float32 weights, AdamW in float32, bf16 autocast, what the library's
-training does by default on a GPU. Llama-2-7B in float32 does not fit 80 GB (weights, gradients and AdamW's
+Variants: `fp32` (ELECTRA, OPT): float32 weights, AdamW in float32 (fused, one kernel per update, unless
+`--foreach-adamw`), bf16 autocast, what the library's training does by default on a GPU. Llama-2-7B in float32 does not fit 80 GB (weights, gradients and AdamW's
 moments alone take 108 GB), so: `bf16`, bfloat16 weights, full fine-tuning, AdamW's moments in bfloat16
 (`TrainConfig(weight_dtype="bfloat16")`); `lora`, bfloat16 weights frozen, LoRA adapters (r 8, alpha 8, on
 q_proj and v_proj: peft's defaults, as `TrainConfig(lora={})`; built here so that peft is not needed) in
@@ -261,7 +261,7 @@ def time_cell(model: SequenceClassifier, batch: dict, method: str, args, device:
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW([{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": 0.01},
                                    {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}],
-                                  lr=1e-5, fused=True if args.fused_adamw else None)
+                                  lr=1e-5, fused=None if args.foreach_adamw or device.type != "cuda" else True)
     compute = loss_fn(method)
     weights16 = next(model.backbone.parameters()).dtype != torch.float32
     # On a GPU bf16 autocast always (accelerate's mixed precision); on a CPU only over 16-bit weights (the
@@ -310,7 +310,7 @@ def time_cell(model: SequenceClassifier, batch: dict, method: str, args, device:
 def settings_of(args, device: torch.device) -> dict:
     return {"batch": args.batch, "length": args.length, "steps": args.steps, "warmup": args.warmup,
             "cell_seconds": args.cell_seconds, "quick": args.quick, "autocast": "bf16" if device.type == "cuda" else
-            "bf16 over 16-bit weights only", "optimizer": "AdamW (fused)" if args.fused_adamw else "AdamW (foreach)",
+            "bf16 over 16-bit weights only", "optimizer": "AdamW (foreach)" if args.foreach_adamw or device.type != "cuda" else "AdamW (fused)",
             "grad_clip": 1.0, "lr": 1e-5, "competency": penalties.COMPETENCY_DEFAULTS,
             "ig_variance": penalties.IG_DEFAULTS, "lora": {**LORA, "target_modules": list(LORA["target_modules"])},
             MEMORY_BUDGET_ENV: os.environ.get(MEMORY_BUDGET_ENV) or "default (half the free GPU memory)"}
@@ -346,7 +346,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (AdamW's state, allocator)")
     parser.add_argument("--cell-seconds", type=float, default=60.0, help="stop timing a cell after this long")
     parser.add_argument("--peak-tflops", type=float, default=None, help="the card's dense bf16 peak, if not known")
-    parser.add_argument("--fused-adamw", action="store_true", help="fused AdamW (the library uses the default)")
+    parser.add_argument("--foreach-adamw", action="store_true",
+                        help="torch's default multi-tensor AdamW (the library uses the fused one on a GPU)")
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--quick", action="store_true", help="tiny configs, batch 4 x 16, one step: a smoke check")
     args = parser.parse_args()

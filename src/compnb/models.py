@@ -197,6 +197,8 @@ class SequenceClassifier(nn.Module):
         if attention_mask is None:
             reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
             attention_mask = torch.ones(reference.shape, dtype=torch.long, device=reference.device)
+        if is_decoder(self.backbone.config):  # a classifier decodes nothing: no key/value cache to fill
+            backbone_kwargs.setdefault("use_cache", False)
         out = self.backbone(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
                             **backbone_kwargs)
         return self.head(pool(out.last_hidden_state, attention_mask, self.pooling))
