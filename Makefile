@@ -15,19 +15,19 @@ install:  ## a .venv with the pinned CPU torch and compnb with its dev extras
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 
-test: unit nbval site  ## unit tests, chapters at the smoke profile (nbval), the rendered HTML in Chromium
+test: unit site  ## unit tests, then every chapter executed at the smoke profile and rendered, checked in Chromium
 
 unit:
 	$(BIN)/pytest -q tests --ignore=tests/site
 
-nbval:  ## papermill injects profile=smoke, nbval (lax) executes every chapter and fails on any error
+nbval:  ## the chapters at smoke through nbval (lax) instead of papermill; `make site` covers the same failures
 	@# progress bars redraw every 10 s: nbval reads a cell's output only after the cell ends; one CI run failed
 	@# chapter 4 with "Timeout of 5 seconds exceeded waiting for output", likely a flood of redraws overflowing
 	@# the kernel's output queue (not reproduced locally)
 	@for ch in $(CHAPTERS); do $(BIN)/compnb chapter $$ch --profile smoke --prepare-only >/dev/null || exit 1; done
 	TQDM_MININTERVAL=10 $(BIN)/pytest -q --nbval-lax -p no:cacheprovider build/smoke/prepared/*.ipynb
 
-site:  ## build the smoke book, then check every page in headless Chromium
+site:  ## execute every chapter at smoke (papermill stops on any cell error), render, check each page in Chromium
 	$(MAKE) book PROFILE=smoke
 	COMPNB_REQUIRE_SITE=1 $(BIN)/pytest -q tests/site
 

@@ -34,3 +34,31 @@ def test_the_total_is_stated_only_when_every_chapter_trained_every_run():
     cached.loc[1, "runs trained"] = 1
     assert "not timed from scratch" in reliability.cost_sentence(cached)
     assert "no recorded invocation" in reliability.cost_sentence(full.iloc[:2])
+
+
+def test_recorded_commands_show_the_module_path_of_today():
+    assert (reliability.current_command("python -m compnb.competency --profile full --workers 5")
+            == "python -m compnb.chapters.competency --profile full --workers 5")
+    assert reliability.current_command("python -m compnb.chapters.baseline --profile full") == \
+        "python -m compnb.chapters.baseline --profile full"
+
+
+def test_every_chapter_case_of_the_cli_check_watches_what_the_chapter_would_write(tmp_path):
+    for case in reliability.bad_inputs(str(tmp_path)):
+        if case.args[0] in ("chapter", "train"):
+            assert case.writes, f"{case.what}: watches nothing the command could write"
+        if case.args[:2] == ("chapter", "03"):
+            assert {"results/smoke/03-modified-loss", "results/smoke/runs"} <= set(case.writes)
+
+
+def test_the_write_watch_sees_files_and_folders_and_ignores_the_rest(tmp_path):
+    watched, other = tmp_path / "watched", tmp_path / "other"
+    (watched / "deep").mkdir(parents=True)
+    other.mkdir()
+    single = tmp_path / "one.ipynb"
+    single.write_text("{}")
+    before = reliability._files([watched, single])
+    (other / "unrelated.json").write_text("{}")
+    assert reliability._files([watched, single]) == before
+    (watched / "deep" / "new.json").write_text("{}")
+    assert set(reliability._files([watched, single])) - set(before) == {str(watched / "deep" / "new.json")}

@@ -112,3 +112,77 @@ def projection(bench: dict, gpus: tuple[int, ...] = (1, 4, 8)) -> pd.DataFrame:
         rows.append({"chapter": chapter, "runs": len(hours), "GPU-hours": total, "longest run (h)": longest,
                      **{f"wall h, {n} GPU{'s' if n > 1 else ''}": max(total / n, longest) for n in gpus}})
     return pd.DataFrame(rows)
+
+
+def plain_step_table(record: dict) -> pd.DataFrame:
+    """`benchmarks/bench_plain_step.py`'s variants of the OPT-1.3B plain step: rows × tokens, ms per step split
+    into forward+backward and clipping+AdamW, peak GiB and MFU (%); failed variants keep their error."""
+    rows = pd.DataFrame(record["rows"])
+    ok = rows[rows.get("status", pd.Series(index=rows.index, dtype=object)).isna()]
+    return pd.DataFrame({"variant": ok["variant"], "tokens / step": ok["batch"] * ok["length"],
+                         "ms / step": ok["ms_per_step"], "forward + backward (ms)": ok["ms_forward_backward"],
+                         "clip + AdamW (ms)": ok["ms_clip_adamw"], "peak GiB": ok["peak_gib"],
+                         "MFU %": 100 * ok["mfu"]})
+
+
+def sharded_table(record: dict) -> pd.DataFrame:
+    """`benchmarks/bench_sharded.py`'s rows: strategy, backbone, method, GPUs, rows per GPU, ms per step (the
+    slowest rank), ratio to the plain step, peak GiB (the fullest rank), MFU (%) over all GPUs, status."""
+    rows = pd.DataFrame(record["rows"]).sort_values(["model", "strategy"], kind="stable")
+    return pd.DataFrame({"strategy": rows["strategy"], "backbone": rows["model"], "method": rows["method"],
+                         "GPUs": rows["ranks"], "rows per GPU": rows["batch_per_rank"],
+                         "ms / step": rows.get("ms_per_step"), "× plain": rows.get("ratio_to_plain"),
+                         "peak GiB per GPU": rows.get("peak_gib"), "MFU %": 100 * rows.get("mfu"),
+                         "status": rows["status"]})
+
+
+def sharded_train_table(runs: dict) -> pd.DataFrame:
+    """`benchmarks/run_multi_gpu.sh`'s `compnb train` runs (one GPU, DDP, FSDP2): processes, optimizer steps,
+    validation accuracy, training seconds and peak GPU memory per process."""
+    return pd.DataFrame([{"launch": label, "processes": m["num_processes"], "steps": m["steps"],
+                          "validation accuracy": m["validation"]["accuracy"], "training s": m["train_time_s"],
+                          "peak MiB per process": m["peak_memory_mb"]} for label, m in runs.items()])
+
+
+def last_token_concentration(rows: int = 16, tokens: int = 32, seed: int = 0) -> pd.DataFrame:
+    """Gradient saliency on small random-initialised OPT, Llama and ELECTRA models (4 layers, width 64; random
+    weights, no download) over `rows` × `tokens` random real tokens: per backbone, the median over rows of the
+    last token's gradient norm over the row's median norm, the mean share of S on the last token, and the mean
+    top-5 entropy of S (nats; at most log 5). A decoder pools the last token, an encoder the mean."""
+    import torch
+    from transformers import ElectraConfig, LlamaConfig, OPTConfig
+
+    from compnb.models import SequenceClassifier
+    from compnb.penalties import topk_entropy
+    from compnb.saliency import GradientSaliency, masked_softmax
+
+    size = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, vocab_size=1000)
+    configs = {"OPT": OPTConfig(**size, ffn_dim=256, max_position_embeddings=tokens + 2, word_embed_proj_dim=64),
+               "Llama": LlamaConfig(**size, intermediate_size=172, max_position_embeddings=tokens, pad_token_id=2),
+               "ELECTRA": ElectraConfig(**size, embedding_size=64, intermediate_size=256,
+                                        max_position_embeddings=tokens)}
+    out = []
+    for name, config in configs.items():
+        torch.manual_seed(seed)
+        model = SequenceClassifier.from_config(config, num_labels=2)
+        ids = torch.randint(3, size["vocab_size"], (rows, tokens))
+        mask, labels = torch.ones_like(ids), torch.randint(0, 2, (rows,))
+        norms = GradientSaliency(model).attribute(ids, mask, labels, normalize=False)
+        s = masked_softmax(norms, mask)
+        out.append({"backbone (random weights)": name, "pooling": model.pooling,
+                    "last / median gradient norm": float((norms[:, -1] / norms.median(-1).values).median()),
+                    "S on the last token": float(s[:, -1].mean()),
+                    "H top-5 (nats)": float(topk_entropy(s, 5).mean()), "max H top-5": math.log(5)})
+    return pd.DataFrame(out)
+
+
+def checks_from_log(path) -> pd.DataFrame:
+    """The gradient checks `benchmarks/bench_sharded.py --check` printed, one per line of the log `path` ('# note:
+    {record}'): strategy, GPUs, whether sharded, and the largest gradient difference, absolute and relative."""
+    import ast
+    from pathlib import Path
+
+    records = [ast.literal_eval(line.split(": ", 1)[1]) for line in Path(path).read_text().splitlines() if line.strip()]
+    return pd.DataFrame([{"strategy": r["strategy"], "GPUs": r["ranks"], "sharded": r["sharded"],
+                          "max |Δ gradient|": r["max_abs_diff"], "relative to the largest": r["relative"]}
+                         for r in records])

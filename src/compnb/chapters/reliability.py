@@ -109,36 +109,42 @@ def plot_resume(result: dict) -> plt.Axes:
 
 @dataclass(frozen=True)
 class BadInput:
-    """One CLI call that must fail: what is wrong, the arguments, a config to write first (for `train`),
-    and the text the error must contain."""
+    """One CLI call that must fail: what is wrong, the arguments, the text the error must contain, a config to
+    write first (for `train`), and the project paths (relative to the root) the command would write to if it
+    ran; the check watches those (and its own output folder), so that unrelated writes elsewhere at the same
+    time cannot fail it."""
 
     what: str
     args: tuple[str, ...]
     expect: str
     config: dict | None = None
+    writes: tuple[str, ...] = ()
 
 
 def bad_inputs(out: str) -> list[BadInput]:
     """The bad inputs tried, writing (if anything) under the folder `out`."""
     csv = f"{out}/artifacts.csv"
     cfg = f"{out}/config.json"
+    ch3 = ("results/smoke/03-modified-loss", "results/smoke/runs", "build/smoke", "book/chapters/03-modified-loss.ipynb")
+    full_runs, smoke_runs = ("results/full/runs",), ("results/smoke/runs",)
     return [
         BadInput("unknown dataset", ("artifacts", "--dataset", "imdb", "--out", csv), "invalid choice: 'imdb'"),
         BadInput("α outside (0, 1)", ("artifacts", "--dataset", "sst2", "--alpha", "1.5", "--out", csv), "1.5"),
         BadInput("output not a CSV", ("artifacts", "--dataset", "sst2", "--out", f"{out}/artifacts.txt"), ".csv"),
-        BadInput("unknown chapter", ("chapter", "09"), "unknown chapter '09'"),
-        BadInput("unknown profile", ("chapter", "03", "--profile", "fast"), "invalid choice: 'fast'"),
+        BadInput("unknown chapter", ("chapter", "09"), "unknown chapter '09'", writes=("results/full", "build/full")),
+        BadInput("unknown profile", ("chapter", "03", "--profile", "fast"), "invalid choice: 'fast'", writes=ch3),
         BadInput("λ < 0 in a chapter", ("chapter", "03", "--profile", "smoke", "-p", "lam", "-0.5"),
-                 "lam must be a finite number >= 0, got -0.5"),
-        BadInput("training dataset unknown", ("train", "--config", cfg), "dataset must be one of", {"dataset": "imdb"}),
+                 "lam must be a finite number >= 0, got -0.5", writes=ch3),
+        BadInput("training dataset unknown", ("train", "--config", cfg), "dataset must be one of", {"dataset": "imdb"},
+                 writes=full_runs),
         BadInput("λ < 0 in a loss", ("train", "--config", cfg), "lam must be a finite number >= 0",
-                 {"loss": "competency", "loss_params": {"lam": -1.0}}),
+                 {"loss": "competency", "loss_params": {"lam": -1.0}}, full_runs),
         BadInput("k < 1", ("train", "--config", cfg), "k must be an integer >= 1",
-                 {"loss": "competency", "loss_params": {"k": 0}}),
+                 {"loss": "competency", "loss_params": {"k": 0}}, full_runs),
         BadInput("unknown F", ("train", "--config", cfg), "unknown form 'divide'",
-                 {"loss": "competency", "loss_params": {"form": "divide"}}),
+                 {"loss": "competency", "loss_params": {"form": "divide"}}, full_runs),
         BadInput("model that does not exist", ("train", "--config", cfg), "/no/such/model",
-                 {"model": "/no/such/model", "profile": "smoke"}),
+                 {"model": "/no/such/model", "profile": "smoke"}, smoke_runs),
         BadInput("run folder that does not exist", ("evaluate", "--run", f"{out}/no-run", "--dataset", "sst2"),
                  "is not a finished training run"),
         BadInput("evaluation set unknown", ("evaluate", "--run", f"{out}/no-run", "--dataset", "mnli"),
@@ -146,16 +152,19 @@ def bad_inputs(out: str) -> list[BadInput]:
     ]
 
 
-def _files(folder: Path) -> dict[str, int]:
-    """Every file under `folder` (absolute path) with its modification time."""
-    return {str(p): p.stat().st_mtime_ns for p in Path(folder).rglob("*") if p.is_file()}
+def _files(paths: Sequence[Path]) -> dict[str, int]:
+    """Every file at or under `paths` (absolute paths) with its modification time."""
+    found = {}
+    for path in map(Path, paths):
+        files = [path] if path.is_file() else path.rglob("*")
+        found |= {str(p): p.stat().st_mtime_ns for p in files if p.is_file()}
+    return found
 
 
-def check_cli(watched: Sequence[Path]) -> pd.DataFrame:
-    """Run every `bad_inputs` case through `python -m compnb.cli` (hub off); one row per case: exit code,
-    the error line, whether it names the expected text, whether a traceback was printed, and whether any
-    file appeared or changed under the case's output folder or the `watched` folders (say, the project's
-    results and executed chapters)."""
+def check_cli(root: Path) -> pd.DataFrame:
+    """Run every `bad_inputs` case through `python -m compnb.cli` (hub off) in the project at `root`; one row
+    per case: exit code, the error line, whether it names the expected text, whether a traceback was printed,
+    and whether any file appeared or changed under the case's output folder or the paths it could write."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
@@ -164,9 +173,10 @@ def check_cli(watched: Sequence[Path]) -> pd.DataFrame:
             config_path.unlink(missing_ok=True)
             if case.config is not None:
                 config_path.write_text(json.dumps(case.config))
-            before = _files(out) | {k: v for folder in watched for k, v in _files(folder).items()}
+            watched = [out, *(root / p for p in case.writes)]
+            before = _files(watched)
             done = _python("-m", "compnb.cli", *case.args, env={"HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"})
-            after = _files(out) | {k: v for folder in watched for k, v in _files(folder).items()}
+            after = _files(watched)
             lines = [line for line in done.stderr.splitlines() if line.strip()]
             error = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
             rows.append({"input": case.what, "command": "compnb " + " ".join(a.replace(tmp, "OUT") for a in case.args),
@@ -177,6 +187,16 @@ def check_cli(watched: Sequence[Path]) -> pd.DataFrame:
 
 
 PIPELINES = ("02-baseline-finetune", "03-modified-loss", "04-adversarial-eval", "05-ig-variance")
+# the chapter pipelines moved into compnb.chapters (commit dc150b7); records made before keep the old module path
+MOVED = {f"-m compnb.{name} ": f"-m compnb.chapters.{name} "
+         for name in ("baseline", "competency", "adversarial_eval", "ig_variance_eval")}
+
+
+def current_command(command: str) -> str:
+    """A recorded command with the pipeline's module path of today (`MOVED`)."""
+    for old, new in MOVED.items():
+        command = command.replace(old, new)
+    return command
 
 
 def book_cost(profile: str) -> pd.DataFrame:
@@ -190,7 +210,7 @@ def book_cost(profile: str) -> pd.DataFrame:
             p = rec["params"]
             command = p.get("command") or (f"python -m compnb.chapters.competency --profile {p['profile']} --workers "
                                            f"{p['workers']} --datasets {' '.join(p['datasets'])}")
-            rows.append({"chapter": chapter, "command": command, "runs trained": p["runs_trained"], "runs": p["runs"],
+            rows.append({"chapter": chapter, "command": current_command(command), "runs trained": p["runs_trained"], "runs": p["runs"],
                          "wall time (min)": p["wall_time_s"] / 60, "device": ", ".join(p["devices"]),
                          "commit": str(rec["git"].get("commit"))[:7]})
     return pd.DataFrame(rows)
