@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from compnb import formatting as fmt
 from compnb.chapters import competency, competency_report
 from compnb.losses import FORMS, METHODS
 from compnb.training import TrainConfig
@@ -118,8 +119,8 @@ def test_seed_comparison_pairs_seeds_and_matches_scipy():
     assert row["Δ acc"] == pytest.approx((a - b).mean())
     assert row["p (acc)"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
     low, high = stats.t.interval(0.95, 1, loc=(a - b).mean(), scale=stats.sem(a - b))
-    assert row["Δ acc 95% CI"] == f"[{low:+.3f}, {high:+.3f}]"
+    assert fmt.parse_interval(row["Δ acc 95% CI"]) == pytest.approx((low, high), abs=5e-4)
     assert row["p (acc, Holm)"] == row["p (acc)"]  # a family of one comparison
     verdict = "significant, also after Holm's correction" if row["p (acc)"] < 0.05 else "not significant"
-    assert f"(p = {row['p (acc)']:.2g}, {verdict})" in competency_report.significance_sentences(table.reset_index())
+    assert f"({fmt.p_text(row['p (acc)'])}, {verdict})" in competency_report.significance_sentences(table.reset_index())
 

@@ -1,18 +1,22 @@
-"""Book tables: every one carries its caption above it, escaped, and the requested number formats."""
+"""Book tables: every one carries its caption above it, escaped, the requested number formats, a CSV download of
+its unformatted values, the function that computed it, and its key columns up front."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from compnb import reporting
+import base64
+import linecache
+
+from compnb import tables
 from compnb.chapters import competency_report
 
 
 def test_styled_table_has_escaped_caption_and_formats():
     table = pd.DataFrame({"config": ["a<b"], "accuracy": [0.123456], "p": [0.000123]})
-    page = reporting.styled(table, caption="Accuracy & p <by seed>", formats={"p": "{:.2g}"}).to_html()
-    assert '">Accuracy &amp; p &lt;by seed&gt;</p>' in page
+    page = tables.styled(table, caption="Accuracy & p <by seed>", formats={"p": "{:.2g}"}).to_html()
+    assert '>Accuracy &amp; p &lt;by seed&gt;</p>' in page
     assert page.index("compnb-table-caption") < page.index("<table")  # above the table, outside it
     assert "0.123<" in page and "0.00012<" in page
 
@@ -20,13 +24,45 @@ def test_styled_table_has_escaped_caption_and_formats():
 @pytest.mark.parametrize("caption", ["", "   "])
 def test_a_table_without_caption_is_refused(caption):
     with pytest.raises(ValueError, match="caption"):
-        reporting.styled(pd.DataFrame({"a": [1]}), caption=caption)
+        tables.styled(pd.DataFrame({"a": [1]}), caption=caption)
 
 
 def test_grid_keeps_its_index_and_bolds_the_best_cell_under_the_caption():
     columns = pd.MultiIndex.from_tuples([(0.1, "accuracy"), (0.5, "accuracy"), (0.1, "macro_f1")])
     grid = pd.DataFrame([[0.80, 0.90, 0.95]], index=["gradient · subtract"], columns=columns)
     page = competency_report.style_grid(grid, caption="Validation accuracy").to_html()
-    assert '">Validation accuracy</p>' in page
+    assert '>Validation accuracy</p>' in page
     assert "gradient · subtract" in page
     assert page.count("font-weight: bold") == 1  # the best accuracy, not the larger macro F1
+
+
+def test_the_csv_download_holds_the_unformatted_values():
+    table = pd.DataFrame({"config": ["a", "b"], "accuracy": [0.123456, 0.5]})
+    page = tables.styled(table, caption="Accuracy by config", precision=1).to_html()
+    encoded = page.split("base64,", 1)[1].split('"', 1)[0]
+    assert base64.b64decode(encoded).decode() == "config,accuracy\na,0.123456\nb,0.5\n"
+    assert 'download="accuracy-by-config.csv"' in page
+
+
+def test_key_columns_come_right_after_the_first_and_unknown_ones_are_refused():
+    table = pd.DataFrame({"claim": ["c1"], "detail": ["d"], "p": [0.1], "verdict": ["reproduced"]})
+    shown = tables.styled(table, caption="Ledger", key=["verdict", "p"]).style.data
+    assert list(shown.columns) == ["claim", "verdict", "p", "detail"]
+    with pytest.raises(ValueError, match="not in the table"):
+        tables.styled(table, caption="Ledger", key=["verdict!"])
+
+
+def make_table_in_a_library_function():
+    return tables.styled(pd.DataFrame({"a": [1]}), caption="made here")
+
+
+def test_the_source_is_the_compnb_call_in_the_cell_or_the_calling_function():
+    assert make_table_in_a_library_function().source is None  # tests are not compnb modules
+    cell = "frame = reporting.paper_baselines()\nbook = tables.styled(pd.DataFrame(frame), caption='x')\n"
+    name = "<notebook-cell-1>"
+    linecache.cache[name] = (len(cell), None, cell.splitlines(True), name)
+    from compnb import reporting
+    scope = {"reporting": reporting, "tables": tables, "pd": pd}
+    exec(compile(cell, name, "exec"), scope)
+    assert scope["book"].source == "compnb.reporting.paper_baselines"
+    assert "made by <code>compnb.reporting.paper_baselines</code>" in scope["book"].to_html()

@@ -10,14 +10,18 @@ the executed notebook into place only when every cell succeeded. Full-profile ch
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import jupytext
+import nbformat
 import papermill
+import yaml
 
+from compnb.chapters import glance
 from compnb.paths import project_root
 from compnb.profiles import check_profile
 
@@ -69,10 +73,79 @@ def run_chapter(chapter: str, profile: str, parameters: dict | None = None, *,
     try:
         papermill.execute_notebook(str(source), str(partial), parameters=params, kernel_name="python3",
                                    cwd=str(root / "notebooks"), prepare_only=prepare_only, progress_bar=False)
+        if not prepare_only:
+            nb = nbformat.read(partial, as_version=4)
+            finish(nb)
+            nbformat.write(nb, partial)
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
         source.unlink(missing_ok=True)
+    return target
+
+
+PROGRESS_MIME = "application/vnd.jupyter.widget-view+json"
+ASSIGNMENT = re.compile(r"^(?P<name>[A-Za-z_]\w*)\s*=\s*(?P<value>.*?)(?P<comment>\s+#.*)?$")
+
+
+def merge_parameters(nb: nbformat.NotebookNode) -> None:
+    """One parameters cell showing the values that ran: papermill's injected assignments replace the defaults
+    of the same names in the `parameters` cell (their comments stay), new names are appended, and the
+    injected cell is dropped. Both cells hold one-line assignments."""
+    cells = nb.cells
+    injected = next((c for c in cells if "injected-parameters" in c.metadata.get("tags", [])), None)
+    defaults = next((c for c in cells if "parameters" in c.metadata.get("tags", [])), None)
+    if injected is None or defaults is None:
+        return
+    values = {m["name"]: m["value"] for m in map(ASSIGNMENT.match, injected.source.splitlines()) if m}
+    lines = []
+    for line in defaults.source.splitlines():
+        m = ASSIGNMENT.match(line)
+        if m and m["name"] in values:
+            line = f"{m['name']} = {values.pop(m['name'])}{m['comment'] or ''}"
+        lines.append(line)
+    defaults.source = "\n".join(lines + [f"{name} = {value}" for name, value in values.items()])
+    cells.remove(injected)
+
+
+def finish(nb: nbformat.NotebookNode) -> None:
+    """Make an executed chapter ready for the book: one parameters cell (`merge_parameters`), progress-bar
+    widgets dropped (their HTML would load scripts from CDNs; the bars are not content), and every figure's
+    caption as its image's alt text."""
+    merge_parameters(nb)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.outputs = [o for o in cell.outputs if PROGRESS_MIME not in o.get("data", {})]
+        caption = cell.metadata.get("mystnb", {}).get("figure", {}).get("caption")
+        if caption:
+            cell.metadata["mystnb"].setdefault("image", {})["alt"] = " ".join(caption.split())
+    nb.metadata.pop("widgets", None)
+
+
+REPOSITORY_ENV = "COMPNB_REPOSITORY_URL"
+
+
+def effective_config(source: Path, target: Path) -> Path:
+    """`_config.yml` with the repository and launch buttons from one setting: the repository URL
+    (`$COMPNB_REPOSITORY_URL`, else `repository.url`). Set, the repository button and the Binder and Colab
+    launch buttons point at it; unset (the default: this book has no public repository yet), all of them are
+    off, so no button leads nowhere. Written to `target`; returns it."""
+    config = yaml.safe_load(source.read_text())
+    url = os.environ.get(REPOSITORY_ENV) or (config.get("repository") or {}).get("url") or ""
+    html = config.setdefault("html", {})
+    if url:
+        config["repository"] = {"path_to_book": "book", "branch": "main", **(config.get("repository") or {}), "url": url}
+        html["use_repository_button"] = True
+        config["launch_buttons"] = {"notebook_interface": "classic", "binderhub_url": "https://mybinder.org",
+                                    "colab_url": "https://colab.research.google.com"}
+    else:
+        config.pop("repository", None)
+        html["use_repository_button"] = False
+        config["launch_buttons"] = {"binderhub_url": "", "colab_url": "", "jupyterhub_url": "", "thebe": False}
+    html["use_issues_button"] = False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     return target
 
 
@@ -82,6 +155,7 @@ def _stage_smoke_book(profile: str) -> Path:
     staged.mkdir(parents=True, exist_ok=True)
     for name in BOOK_SOURCES:
         shutil.copy2(project_root() / "book" / name, staged / name)
+    shutil.copytree(project_root() / "book" / "_static", staged / "_static", dirs_exist_ok=True)
     return staged
 
 
@@ -94,9 +168,11 @@ def build_html(profile: str = "full") -> Path:
     if missing:
         raise FileNotFoundError(f"chapters {missing} have no executed notebook for profile {profile!r}; "
                                 f"run `make book PROFILE={profile}` first")
+    glance.write_all(source, profile, chapters())
     html = root / "book" / "_build" / "html"
     shutil.rmtree(html, ignore_errors=True)
-    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(source), "--config", str(root / "_config.yml"),
+    config = effective_config(root / "_config.yml", root / "build" / "_config.effective.yml")
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(source), "--config", str(config),
            "--toc", str(source / "_toc.yml"), "--path-output", str(root / "book"), "--warningiserror",
            "--keep-going"]
     subprocess.run(cmd, check=True, cwd=root)

@@ -3,17 +3,15 @@ artifact-influence results, entropy distributions and throughput."""
 
 from __future__ import annotations
 
-import html
-from dataclasses import dataclass
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from pandas.io.formats.style import Styler
 
 from compnb import paper_numbers as pn
+from compnb import plots
 from compnb.evaluation import seed_summary
+
 
 def paper_baselines() -> list[dict]:
     """The papers' baselines from `compnb.paper_numbers`, labelled by backbone and source (validation accuracy,
@@ -30,46 +28,6 @@ def paper_baselines() -> list[dict]:
         {"dataset": "snli", "source": "paper 3, ELECTRA-small (Table 1)", "accuracy": pn.value(3, "Table 1", "Accuracy", "Baseline"),
          "macro_f1": np.nan},
     ]
-
-
-CELL_PADDING = [{"selector": "td, th", "props": "padding: 0.15em 0.6em"},
-                {"selector": "", "props": "margin: 0"}]  # left-aligned under its caption, like the prose
-CAPTION_CSS = "font-size: 0.9em; color: #444; margin: 0 0 0.4em 0; max-width: 48em"
-
-
-@dataclass(frozen=True)
-class BookTable:
-    """A formatted table and its caption. In HTML the caption is a paragraph above the table rather than a
-    `<caption>` inside it, so it wraps at the page's width while a wide table scrolls sideways beneath it."""
-
-    style: Styler
-    caption: str
-
-    def to_html(self) -> str:
-        return (f'<div class="compnb-table"><p class="compnb-table-caption" style="{CAPTION_CSS}">'
-                f'{html.escape(self.caption)}</p><div style="overflow-x: auto">{self.style.to_html()}</div></div>')
-
-    def _repr_html_(self) -> str:
-        return self.to_html()
-
-    def __repr__(self) -> str:
-        return f"{self.caption}\n{self.style.data.to_string()}"
-
-
-def styled(table: pd.DataFrame, *, caption: str, precision: int = 3, formats: dict | str | None = None,
-           hide_index: bool = True) -> BookTable:
-    """A table for the book: a caption above it (plain text, HTML-escaped; every table has one), `precision`
-    decimals for floats (`formats`, one format string or a column → format dict, overrides), padded cells,
-    blanks for missing values, no index unless asked."""
-    return captioned(table.style.format(formats, precision=precision, na_rep=""), caption, hide_index)
-
-
-def captioned(style: Styler, caption: str, hide_index: bool = True) -> BookTable:
-    """Finish a formatted pandas Styler for the book: padded cells, the caption above the table."""
-    if not caption.strip():
-        raise ValueError("every table in the book needs a caption; got an empty one")
-    style = style.set_table_styles(CELL_PADDING)
-    return BookTable(style.hide() if hide_index else style, caption.strip())
 
 
 def seed_table(records: list[dict]) -> pd.DataFrame:
@@ -109,6 +67,18 @@ def influence_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def influence_display(table: pd.DataFrame) -> pd.DataFrame:
+    """`influence_table` for the page: the ratio and its p-value first, the observed count with its interval in
+    one cell, k (the same in every row) left to the caption."""
+    shown = table.drop(columns=["k", "observed", "observed low", "observed high"])
+    at = list(shown.columns).index("top-k slots")
+    shown.insert(at, "observed [95% CI]", [f"{o:,.0f} [{lo:,.0f}, {hi:,.0f}]" for o, lo, hi in
+                                           zip(table["observed"], table["observed low"], table["observed high"])])
+    first = [c for c in ("dataset", "config", "seed") if c in shown.columns]
+    lead = first + ["observed / expected", "p-value"]
+    return shown[lead + [c for c in shown.columns if c not in lead]]
+
+
 def influence_verdicts(table: pd.DataFrame, alpha: float = 0.05) -> str:
     """One Markdown sentence per analysed run: observed vs expected artifacts among the top-k words, which way
     they deviate, and whether the one-sided binomial test (over-representation) rejects at `alpha`."""
@@ -127,28 +97,31 @@ def influence_verdicts(table: pd.DataFrame, alpha: float = 0.05) -> str:
 
 
 def plot_topk_artifacts(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
-    """Observed (with interval) and expected artifacts among the top-k words, per dataset."""
+    """Observed (with interval) and expected artifacts among the top-k words, one pair of bars per row of
+    `table` (`influence_table`'s columns); a caller's figure wider than `plots.FIG_WIDTH_IN` is narrowed."""
     ax = ax or plt.gca()
+    plots.fit_width(ax.figure)
     x = np.arange(len(table))
-    ax.bar(x - 0.2, table["expected"], width=0.4, label="expected (random top-k)", color="0.7")
-    ax.bar(x + 0.2, table["observed"], width=0.4, label="observed", color=sns.color_palette()[0],
+    ax.bar(x - 0.2, table["expected"], width=0.4, label="expected (random top-k words)", color=plots.GREY)
+    ax.bar(x + 0.2, table["observed"], width=0.4, label="observed (95% interval)", color=plots.PALETTE[0],
            yerr=[table["observed"] - table["observed low"], table["observed high"] - table["observed"]], capsize=4)
     ax.set_xticks(x, [f"{d}\n(p = {p:.2g})" for d, p in zip(table["dataset"], table["p-value"])])
     ax.set(xlabel="validation set (one-sided binomial p-value)", ylabel="artifacts among top-k words")
-    ax.legend(frameon=False)
+    ax.grid(axis="x", visible=False)
+    plots.legend_above(ax)
     return ax
 
 
 def plot_entropy(records: list[dict]) -> plt.Figure:
-    """Histograms of the per-example entropy of S, one panel per analysed dataset."""
+    """Histograms of the per-example entropy of S (nats), one panel per analysed dataset, with log of the
+    median length in tokens (a uniform S) dashed."""
     analysed = [r for r in records if r["analysis"] is not None]
-    fig, axes = plt.subplots(1, len(analysed), figsize=(4.2 * len(analysed), 3.4), squeeze=False)
+    fig, axes = plots.book_figure(3.0, 1, len(analysed))
     for ax, r in zip(axes[0], analysed):
         entropy = r["analysis"]["entropy"]
-        sns.histplot(entropy["entropy"], bins=30, ax=ax)
+        sns.histplot(entropy["entropy"], bins=30, color=plots.PALETTE[0], ax=ax)
         ax.axvline(np.log(entropy["tokens"].median()), color="black", ls="--", lw=1)
-        ax.set(xlabel=f"H(S), nats ({r['config'].dataset})", ylabel="validation examples")
-    fig.tight_layout()
+        ax.set(xlabel=f"H(S), nats ({r['config'].dataset})", ylabel="validation examples" if ax is axes[0, 0] else "")
     return fig
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -27,15 +28,22 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
 
 
 @pytest.fixture(scope="module")
-def page():
+def browser():
     if CHROMIUM is None:
         pytest.fail("Debian's chromium is needed for the HTML test (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield browser.new_page(viewport={"width": 1280, "height": 900})
-        browser.close()
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    opened = browser.new_page(viewport={"width": 1280, "height": 900})
+    yield opened
+    opened.close()
 
 
 def _figures_in_notebook(chapter: str) -> int:
@@ -89,3 +97,79 @@ def test_equations_typeset_without_network(page):
     raw = page.eval_on_selector_all("main span.math", "els => els.filter(e => !e.querySelector('mjx-container')).length")
     assert raw == 0, f"{raw} inline equations left as raw TeX"
     assert not remote, f"the page requested remote resources: {remote[:3]}"
+
+
+# ------------------------------------------------------------------ what a reader takes in at a glance
+
+WIDE, NARROW = 1400, 390
+PAGES = ["intro", *(f"chapters/{c}" for c in chapters())]
+CSS_PX_PER_PT = 96 / 72
+
+
+def _open(browser, name: str, width: int):
+    """A page at `width` px loaded from the build, the URLs it requested outside the site, and a screenshot."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    remote: list[str] = []
+    page.on("request", lambda r: remote.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
+    page.goto((HTML / f"{name}.html").as_uri())
+    page.wait_for_load_state("load")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name.split('/')[-1]}-{width}.png"), full_page=True)
+    return page, remote
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_no_table_hides_a_column_at_1400px_and_nothing_loads_from_outside(browser, name):
+    page, remote = _open(browser, name, WIDE)
+    overflowing = page.eval_on_selector_all(".compnb-table-scroll, .compnb-glance", """els => els
+        .filter(e => e.querySelector('table').scrollWidth > e.clientWidth + 1)
+        .map(e => (e.closest('.compnb-table')?.querySelector('.compnb-table-caption')?.textContent || 'glance')
+             .slice(0, 60) + ` (${e.querySelector('table').scrollWidth} px in ${e.clientWidth})`)""")
+    page.close()
+    assert not overflowing, f"{name}: tables wider than their box at {WIDE} px: {overflowing}"
+    assert not remote, f"{name}: requests outside the site: {remote[:3]}"
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_key_columns_stay_on_screen_at_390px(browser, name):
+    page, remote = _open(browser, name, NARROW)
+    hidden = page.eval_on_selector_all("[data-key-columns]", """(els, width) => els.flatMap(e => {
+        const n = +e.dataset.keyColumns, row = e.querySelector('thead tr:last-child') || e.querySelector('tr');
+        const cells = [...row.children].slice(0, n);
+        return cells.filter(c => c.getBoundingClientRect().right > width + 1 || c.getBoundingClientRect().left < 0)
+            .map(c => `${c.textContent.trim().slice(0, 30)} (right edge ${Math.round(c.getBoundingClientRect().right)})`);
+    })""", NARROW)
+    page.close()
+    assert not hidden, f"{name}: key columns off-screen at {NARROW} px: {hidden}"
+    assert not remote, f"{name}: requests outside the site: {remote[:3]}"
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_figures_have_captions_for_alt_text_and_readable_text(browser, name):
+    from PIL import Image
+
+    from compnb.plots import MIN_FONT_PT
+
+    page, _ = _open(browser, name, WIDE)
+    images = page.eval_on_selector_all("main .cell_output img", """els => els.map(e => ({
+        src: e.src, alt: e.alt, natural: e.naturalWidth, shown: e.getBoundingClientRect().width}))""")
+    page.close()
+    for img in images:
+        file = img["src"].removeprefix("file://")
+        assert img["alt"].strip() and not re.search(r"\.(png|jpe?g|svg)$|^[0-9a-f]{16,}", img["alt"]), \
+            f"{name}: alt text {img['alt']!r} is a file name"
+        dpi = Image.open(file).info.get("dpi", (72, 72))[0]
+        smallest_px = MIN_FONT_PT / 72 * dpi * img["shown"] / img["natural"]
+        assert smallest_px >= 9 * CSS_PX_PER_PT - 0.05, (
+            f"{name}: {file.rsplit('/', 1)[-1]} shows its smallest text ({MIN_FONT_PT} pt at {dpi:.0f} dpi) at "
+            f"{smallest_px:.1f} px, under 9 pt ({9 * CSS_PX_PER_PT:.1f} px): the image is {img['natural']} px wide, "
+            f"shown {img['shown']:.0f} px")
+
+
+@pytest.mark.parametrize("name", [f"chapters/{c}" for c in chapters()])
+def test_one_parameters_cell_with_the_values_that_ran(browser, name):
+    page, _ = _open(browser, name, WIDE)
+    shown = page.eval_on_selector_all(".cell.tag_parameters", "els => els.length")
+    injected = page.eval_on_selector_all(".cell.tag_injected-parameters", "els => els.length")
+    page.close()
+    assert (shown, injected) == (1, 0), f"{name}: {shown} parameters cells and {injected} injected ones"

@@ -8,15 +8,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
+from matplotlib.lines import Line2D
 from scipy import stats
 from sklearn.metrics import precision_recall_fscore_support
 
 from compnb.paths import project_root, results_dir
 from compnb.training import TrainConfig
 
-from compnb import adversarial, advglue
+from compnb import adversarial, advglue, data, plots
 from compnb.chapters import competency
+from compnb import formatting as fmt
 from compnb import paper_numbers as pn
 from compnb.evaluation import accuracy, bootstrap_ci, macro_f1, paired_t_p, seed_summary
 
@@ -62,25 +63,29 @@ def gains(table: pd.DataFrame) -> pd.DataFrame:
             s = seed_summary(delta)
             p = paired_t_p(delta)
             rows.append({"set": name, "difference": label, "Δ accuracy": s["mean"],
-                         "95% CI": f"[{s['low']:+.3f}, {s['high']:+.3f}]", "p (paired t)": p, "seeds": len(delta)})
+                         "95% CI": fmt.interval(s["low"], s["high"], with_sign=True), "p (paired t)": p, "seeds": len(delta)})
     return pd.DataFrame(rows)
 
 
 def plot_scores(table: pd.DataFrame, seed: int) -> plt.Figure:
-    """Accuracy with its bootstrap interval per set and model kind, for one seed."""
+    """Accuracy with its 95% bootstrap interval per set and model kind, for one seed; chance (1/3, SNLI's
+    three labels) dashed."""
     part = table[table["seed"] == seed]
     sets, kinds = list(dict.fromkeys(part["set"])), list(dict.fromkeys(part["kind"]))
-    fig, ax = plt.subplots(figsize=(1.9 * len(sets) + 1.5, 3.6))
-    width = 0.8 / len(kinds)
-    for i, kind in enumerate(kinds):
+    fig, axes = plots.book_figure(3.6)
+    ax = axes[0, 0]
+    width, handles = 0.8 / len(kinds), []
+    for i, (kind, colour) in enumerate(zip(kinds, plots.PALETTE)):
         rows = part[part["kind"] == kind].set_index("set").loc[sets]
         x = np.arange(len(sets)) + (i - (len(kinds) - 1) / 2) * width
-        ax.errorbar(x, rows["accuracy"], yerr=[rows["accuracy"] - rows["acc low"], rows["acc high"] - rows["accuracy"]],
-                    fmt="o", capsize=3, label=kind)
+        handles.append(ax.errorbar(x, rows["accuracy"], yerr=[rows["accuracy"] - rows["acc low"],
+                                                               rows["acc high"] - rows["accuracy"]],
+                                   fmt="o", capsize=3, color=colour, label=kind))
+    handles.append(ax.axhline(1 / len(LABELS), color="black", ls="--", lw=1, label=f"chance (1/{len(LABELS)})"))
     ax.set_xticks(np.arange(len(sets)), [f"{s}\n(n = {int(part[part['set'] == s]['n'].iloc[0])})" for s in sets])
     ax.set(xlabel="evaluation set", ylabel=f"accuracy (seed {seed}, 95% bootstrap)")
-    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
+    ax.grid(axis="x", visible=False)
+    plots.legend_above(ax, handles)
     return fig
 
 
@@ -197,14 +202,24 @@ def paper_table(means: pd.DataFrame, shares: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_error_shares(shares: pd.DataFrame) -> plt.Axes:
-    """Grouped bars of the fixed / introduced / remaining shares of errors per subset, one panel per model."""
-    long = shares.melt(id_vars=["model", "subset"], value_vars=["fixed share", "introduced share", "remaining share"],
-                       var_name="change", value_name="share of errors")
-    long["change"] = long["change"].str.replace(" share", "")
-    grid = sns.catplot(long, x="subset", y="share of errors", hue="change", col="model", kind="bar",
-                       height=3.2, aspect=1.3, legend_out=True)
-    grid.set_axis_labels("subset of the clean evaluation half", "share of errors (baseline → retrained)")
-    return grid.axes[0, 0]
+    """Grouped bars of the fixed / introduced / remaining shares of errors per subset (its pairs, summed over
+    seeds, under its name), one panel per model; returns the first panel."""
+    models = list(dict.fromkeys(shares["model"]))
+    colours = {"fixed": plots.PALETTE[2], "introduced": plots.PALETTE[3], "remaining": plots.GREY}
+    fig, axes = plots.book_figure(3.4, 1, len(models), sharey=True)
+    width = 0.8 / len(colours)
+    for ax, model in zip(axes[0], models):
+        part = shares[shares["model"] == model]
+        x = np.arange(len(part))
+        for i, (change, colour) in enumerate(colours.items()):
+            ax.bar(x + (i - 1) * width, part[f"{change} share"], width, color=colour, label=change)
+        ax.set_xticks(x, [f"{subset}\n({n:,})" for subset, n in zip(part["subset"], part["pairs"])])
+        ax.set_title(model)
+        ax.grid(axis="x", visible=False)
+    axes[0, 0].set_ylabel("share of errors (baseline → retrained)")
+    fig.supxlabel("subset of the clean evaluation half (pairs, summed over seeds)")
+    plots.legend_above(fig)
+    return axes[0, 0]
 
 
 def throughput(records: list[dict]) -> pd.DataFrame:
@@ -239,32 +254,32 @@ def earlier_advglue(profile: str, n_resamples: int = 2000) -> pd.DataFrame:
 
 
 def plot_earlier_advglue(table: pd.DataFrame) -> plt.Figure:
-    """One panel per AdvGLUE set (rows) and metric (columns): each model's score per seed with its 95%
-    bootstrap interval; models in the order the chapters list them."""
-    sets = list(dict.fromkeys(table["set"]))
-    metrics = (("accuracy", "accuracy"), ("macro_f1", "macro F1"))
+    """Small multiples, one column per AdvGLUE set: accuracy (top row, chance = 1 / the set's labels dashed)
+    and macro F1 (bottom row) of each model (rows, in the order the chapters list them), every seed in its
+    colour with its 95% bootstrap interval."""
+    sets, models = list(dict.fromkeys(table["set"])), list(dict.fromkeys(table["configuration"]))
     seeds = sorted(table["seed"].unique())
-    heights = [table.loc[table["set"] == s, "configuration"].nunique() for s in sets]
-    fig, axes = plt.subplots(len(sets), 2, figsize=(10, 0.28 * sum(heights) + 1.2 * len(sets)), squeeze=False,
-                             gridspec_kw={"height_ratios": heights}, sharex="col")
-    colours = dict(zip(seeds, sns.color_palette(n_colors=len(seeds))))
-    for row, name in enumerate(sets):
+    colours = dict(zip(seeds, plots.PALETTE))
+    fig, axes = plots.book_figure(2 * (0.14 * len(models) + 0.6) + 0.6, 2, len(sets), sharex="row", sharey=True)
+    for col, name in enumerate(sets):
         part = table[table["set"] == name]
-        models = list(dict.fromkeys(part["configuration"]))
-        for col, (metric, title) in enumerate(metrics):
+        for row, (metric, title) in enumerate((("accuracy", "accuracy"), ("macro_f1", "macro F1"))):
             ax = axes[row, col]
             for j, seed in enumerate(seeds):
                 rows = part[part["seed"] == seed]
-                y = np.array([models.index(m) for m in rows["configuration"]]) + (j - (len(seeds) - 1) / 2) * 0.22
+                y = rows["configuration"].map(models.index) + (j - (len(seeds) - 1) / 2) * 0.7 / len(seeds)
                 ax.errorbar(rows[metric], y, xerr=[rows[metric] - rows[f"{metric} low"], rows[f"{metric} high"] - rows[metric]],
-                            fmt="o", ms=3, capsize=2, lw=0.8, color=colours[seed], label=f"seed {seed}")
-            ax.set_yticks(range(len(models)), models if col == 0 else [""] * len(models), fontsize=7)
-            ax.invert_yaxis()
-            ax.set(xlabel=f"{title} (95% bootstrap)" if row == len(sets) - 1 else "",
-                   ylabel=f"{name} (n = {int(part['n'].iloc[0])})" if col == 0 else "")
-            ax.grid(axis="x", alpha=0.3)
-    axes[0, 1].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
+                            fmt="o", ms=3, capsize=0, lw=0.8, color=colours[seed])
+            if metric == "accuracy":
+                ax.axvline(1 / len(data.spec(name).label_names), color="black", ls="--", lw=1, label="chance")
+            ax.set_xlabel(title)
+            ax.grid(axis="y", lw=0.5)  # a faint line from each model's name across the panels
+        axes[0, col].set_title(f"{plots.wrap(name)}\n(n = {int(part['n'].iloc[0])})")
+    axes[0, 0].set_yticks(range(len(models)), models)
+    axes[0, 0].set_ylim(len(models) - 0.5, -0.5)
+    handles = [Line2D([], [], color=c, marker="o", ms=4, lw=0.8, label=f"seed {seed}") for seed, c in colours.items()]
+    handles.append(Line2D([], [], color="black", ls="--", lw=1, label="chance (1 / number of labels)"))
+    plots.legend_above(fig, handles)
     return fig
 
 

@@ -190,3 +190,15 @@ def sensitivity_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:
                                              f"(ratios {part['ratio'].min():.2f}–{part['ratio'].max():.2f}): the "
                                              f"verdict does not depend on the two choices."))
     return "\n".join(lines)
+
+
+def example_sentence(example: dict, label_names: list[str], k: int) -> str:
+    """How to read one saliency map (as `analyse` stores it): the model's k most salient words in rank order and
+    how many of them are artifacts, and whether the prediction was right."""
+    top = sorted((w for w in example["words"] if w["rank"] <= k), key=lambda w: w["rank"])
+    artifacts = [w["word"] for w in top if w["artifact"]]
+    gold, pred = label_names[example["label"]], label_names[example["prediction"]]
+    outcome = "right" if gold == pred else f"wrong ({pred} for {gold})"
+    which = f": {', '.join(artifacts)}" if artifacts else ""
+    return (f"Predicted {outcome}. The {len(top)} most salient words, in order: "
+            f"{', '.join(w['word'] for w in top)}; {len(artifacts)} of them are artifacts{which}.")

@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from compnb import formatting as fmt
 from compnb import paper_numbers as pn
+from compnb import plots
 from compnb.paths import results_dir
 
 VERDICTS = ("reproduced", "not reproduced", "not testable here", "not run")
@@ -81,7 +83,7 @@ def _text(value: str) -> Callable[[], str]:
 
 
 def _fmt_p(p: float) -> str:
-    return "untestable" if p is None or np.isnan(p) else f"{p:.2g}"
+    return "untestable" if p is None or np.isnan(p) else fmt.pvalue(p)
 
 
 # --------------------------------------------------------------------------- paper 1
@@ -145,7 +147,7 @@ def _topk_above_expected(folder: Path) -> Measured:
     row = _csv(folder, "influence.csv").set_index("dataset").loc["sst2"]
     ratio = row["observed / expected"]
     return Measured(f"observed / expected = {ratio:.2f} ({int(row['observed'])} of {int(row['top-k slots'])} top-5 "
-                    f"slots; one-sided p = {row['p-value']:.2g})", "reproduced" if ratio > 1 else "not reproduced",
+                    f"slots; one-sided {fmt.p_text(row['p-value'])})", "reproduced" if ratio > 1 else "not reproduced",
                     f"observed / expected = {ratio:.2f}", row["p-value"])
 
 
@@ -169,7 +171,7 @@ def _topk_unchanged(folder: Path) -> Measured:
     table = [[base["observed"], base["slots"] - base["observed"]], [tuned["observed"], tuned["slots"] - tuned["observed"]]]
     p = stats.chi2_contingency(table)[1]
     return Measured(f"observed / expected {base['ratio']:.2f} (baseline) vs {tuned['ratio']:.2f} ({name}); "
-                    f"χ² p = {p:.2g}", "reproduced" if p >= ALPHA else "not reproduced",
+                    f"χ² {fmt.p_text(p)}", "reproduced" if p >= ALPHA else "not reproduced",
                     f"the artifact share of the top-5 slots {'does not differ' if p >= ALPHA else 'differs'} "
                     f"significantly", p)
 
@@ -186,7 +188,7 @@ def _gradient_beats_mask(dataset: str, metric: str) -> Callable[[Path], Measured
         wins, n = int((cells["gradient"] > cells["mask"]).sum()), len(cells)
         p = stats.binomtest(wins, n).pvalue
         return Measured(f"gradient ahead in {wins} of {n} (form, λ) cells; mean Δ "
-                        f"{(cells['gradient'] - cells['mask']).mean():+.3f} (sign test p = {p:.2g})",
+                        f"{fmt.signed((cells['gradient'] - cells['mask']).mean())} (sign test {fmt.p_text(p)})",
                         "reproduced" if wins > n / 2 else "not reproduced", f"{wins} of {n} cells", p)
     return measure
 
@@ -212,7 +214,7 @@ def _no_significant_difference(dataset: str, prefix: str, metric: str) -> Callab
     def measure(folder: Path) -> Measured:
         row = _confirmed(folder, dataset, prefix)
         p = row[f"p ({metric})"]
-        return Measured(f"{row['config']}: Δ {row[f'Δ {metric}']:+.3f} {row[f'Δ {metric} 95% CI']} "
+        return Measured(f"{row['config']}: Δ {fmt.signed(row[f'Δ {metric}'])} {row[f'Δ {metric} 95% CI']} "
                         f"(seeds {row['seeds']}, p = {_fmt_p(p)})",
                         "reproduced" if not p < ALPHA else "not reproduced",
                         "no significant difference" if not p < ALPHA else "a significant difference", p)
@@ -223,7 +225,7 @@ def _lower(dataset: str, prefix: str, metric: str) -> Callable[[Path], Measured]
     def measure(folder: Path) -> Measured:
         row = _confirmed(folder, dataset, prefix)
         delta = row[f"Δ {metric}"]
-        return Measured(f"{row['config']}: Δ {delta:+.3f} {row[f'Δ {metric} 95% CI']} (seeds {row['seeds']}, "
+        return Measured(f"{row['config']}: Δ {fmt.signed(delta)} {row[f'Δ {metric} 95% CI']} (seeds {row['seeds']}, "
                         f"p = {_fmt_p(row[f'p ({metric})'])})", "reproduced" if delta < 0 else "not reproduced",
                         "lower on average" if delta < 0 else "not lower on average", row[f"p ({metric})"])
     return measure
@@ -238,7 +240,7 @@ def _any_gain(dataset: str, metric: str) -> Callable[[Path], Measured]:
         better = rows[(rows[f"Δ {metric}"] > 0) & (rows[f"p ({metric}, Holm)"] < ALPHA)]
         best = rows.loc[rows[f"Δ {metric}"].idxmax()]
         adjusted = best[f"p ({metric}, Holm)"]
-        return Measured(f"best: {best['config']} {best[f'Δ {metric}']:+.3f} {best[f'Δ {metric} 95% CI']} "
+        return Measured(f"best: {best['config']} {fmt.signed(best[f'Δ {metric}'])} {best[f'Δ {metric} 95% CI']} "
                         f"(Holm p = {_fmt_p(adjusted)})", "reproduced" if len(better) else "not reproduced",
                         f"{len(better)} of {len(rows)} confirmed configurations better after Holm", adjusted)
     return measure
@@ -249,7 +251,7 @@ def _gain(dataset: str, prefix: str, metric: str) -> Callable[[Path], Measured]:
         row = _confirmed(folder, dataset, prefix)
         p, delta = row[f"p ({metric})"], row[f"Δ {metric}"]
         ok = delta > 0 and p < ALPHA
-        return Measured(f"{row['config']}: Δ {delta:+.3f} {row[f'Δ {metric} 95% CI']} (seeds {row['seeds']}, "
+        return Measured(f"{row['config']}: Δ {fmt.signed(delta)} {row[f'Δ {metric} 95% CI']} (seeds {row['seeds']}, "
                         f"p = {_fmt_p(p)})", "reproduced" if ok else "not reproduced",
                         "a significant gain" if ok else "no significant gain", p)
     return measure
@@ -275,7 +277,7 @@ def _gain_row(set_name: str, difference: str) -> Callable[[Path], Measured]:
     def measure(folder: Path) -> Measured:
         row = _csv(folder, "gains.csv").set_index(["set", "difference"]).loc[(set_name, difference)]
         ok = row["Δ accuracy"] > 0 and row["p (paired t)"] < ALPHA
-        return Measured(f"Δ {row['Δ accuracy']:+.3f} {row['95% CI']} (3 seeds, p = {row['p (paired t)']:.2g})",
+        return Measured(f"Δ {fmt.signed(row['Δ accuracy'])} {row['95% CI']} (3 seeds, {fmt.p_text(row['p (paired t)'])})",
                         "reproduced" if ok else "not reproduced",
                         "a significant gain" if ok else "no significant gain", row["p (paired t)"])
     return measure
@@ -287,7 +289,7 @@ def _attack_drop(folder: Path) -> Measured:
     delta = (base["attacked"] - base["clean"]).to_numpy()
     p = stats.ttest_1samp(delta, 0).pvalue
     return Measured(f"clean {base['clean'].mean():.3f} → attacked {base['attacked'].mean():.3f} "
-                    f"(Δ {delta.mean():+.3f}, paired over {len(delta)} seeds, p = {p:.2g})",
+                    f"(Δ {fmt.signed(delta.mean())}, paired over {len(delta)} seeds, {fmt.p_text(p)})",
                     "reproduced" if delta.mean() < 0 and p < ALPHA else "not reproduced",
                     "a significant drop" if delta.mean() < 0 and p < ALPHA else "no significant drop", p)
 
@@ -313,10 +315,10 @@ def _paper_delta_inside(metric: str, paper_row: str) -> Callable[[Path], Measure
     def measure(folder: Path) -> Measured:
         row = _csv(folder, "comparison.csv").set_index(["metric", "variant"]).loc[(metric, "detached")]
         paper = pn.value(3, "Table 1", paper_row, "IG Variance") - pn.value(3, "Table 1", paper_row, "Baseline")
-        low, high = (float(v) for v in row["Δ 95% CI"].strip("[]").split(","))
+        low, high = fmt.parse_interval(row["Δ 95% CI"])
         inside = low <= paper <= high
-        return Measured(f"detached − baseline {row['Δ vs baseline']:+.4f} [{low:+.4f}, {high:+.4f}] (3 seeds, p = "
-                        f"{row['p']:.2g}); paper's Δ {paper:+.4f}", "reproduced" if inside and row["p"] >= ALPHA
+        return Measured(f"detached − baseline {fmt.signed(row['Δ vs baseline'], 4)} [{fmt.signed(low, 4)}, {fmt.signed(high, 4)}] (3 seeds, "
+                        f"{fmt.p_text(row['p'])}); paper's Δ {fmt.signed(paper, 4)}", "reproduced" if inside and row["p"] >= ALPHA
                         else "not reproduced", "the paper's difference lies inside our interval and ours is not "
                         "significant" if inside and row["p"] >= ALPHA else "our interval excludes the paper's "
                         "difference, or ours is significant", row["p"])
@@ -326,7 +328,7 @@ def _paper_delta_inside(metric: str, paper_row: str) -> Callable[[Path], Measure
 def _calibration(folder: Path) -> Measured:
     row = _csv(folder, "comparison.csv").set_index(["metric", "variant"]).loc[("calibration R²", "detached")]
     ok = row["Δ vs baseline"] > 0 and row["p"] < ALPHA
-    return Measured(f"detached − baseline {row['Δ vs baseline']:+.3f} {row['Δ 95% CI']} (3 seeds, p = {row['p']:.2g})",
+    return Measured(f"detached − baseline {fmt.signed(row['Δ vs baseline'])} {row['Δ 95% CI']} (3 seeds, {fmt.p_text(row['p'])})",
                     "reproduced" if ok else "not reproduced", "a significant rise" if ok else "no significant rise",
                     row["p"])
 
@@ -343,8 +345,8 @@ def _variance_lowered(variant: str) -> Callable[[Path], Measured]:
     def measure(folder: Path) -> Measured:
         row = _csv(folder, "attribution.csv").set_index(["metric", "variant"]).loc[("mean Var(IG)", variant)]
         ok = row["Δ vs baseline"] < 0 and row["p (Holm)"] < ALPHA
-        return Measured(f"{variant}: Δ {row['Δ vs baseline']:+.3g} {row['Δ 95% CI']} (3 seeds, Holm p = "
-                        f"{row['p (Holm)']:.2g})", "reproduced" if ok else "not reproduced",
+        return Measured(f"{variant}: Δ {fmt.signed_sig(row['Δ vs baseline'])} {row['Δ 95% CI']} (3 seeds, Holm "
+                        f"{fmt.p_text(row['p (Holm)'])})", "reproduced" if ok else "not reproduced",
                         "significantly lower" if ok else "not significantly lower", row["p (Holm)"])
     return measure
 
@@ -516,7 +518,7 @@ CLAIMS = (
 def _borderline(claim: Claim, m: Measured) -> str:
     flags = []
     if m.p is not None and not np.isnan(m.p) and ALPHA / 2 <= m.p < 2 * ALPHA:
-        flags.append(f"p = {m.p:.2g} is within a factor of 2 of α")
+        flags.append(f"{fmt.p_text(m.p)} is within a factor of 2 of α")
     if claim.id in HISTORY:
         flags.append("earlier reruns: " + HISTORY[claim.id])
     return "; ".join(flags)
@@ -550,16 +552,18 @@ def plot_verdicts(table: pd.DataFrame) -> plt.Axes:
     """Claims per paper as horizontal bars stacked by verdict."""
     counts = table.groupby(["paper", "verdict"]).size().unstack(fill_value=0)
     counts = counts.reindex(columns=[v for v in VERDICTS if v in counts.columns])
-    colours = {"reproduced": "#2a9d8f", "not reproduced": "#e76f51", "not testable here": "#b8b8b8", "not run": "#f4d35e"}
-    fig, ax = plt.subplots(figsize=(7, 2.6))
+    colours = {"reproduced": plots.PALETTE[2], "not reproduced": plots.PALETTE[3], "not testable here": plots.GREY,
+               "not run": plots.PALETTE[6]}
+    _, axes = plots.book_figure(0.45 * len(counts) + 1.2)
+    ax = axes[0, 0]
     left = np.zeros(len(counts))
     for verdict in counts.columns:
         ax.barh([f"paper {p}" for p in counts.index], counts[verdict], left=left, color=colours[verdict], label=verdict)
         left += counts[verdict].to_numpy()
     ax.invert_yaxis()
     ax.set(xlabel="claims", ylabel="")
-    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
+    ax.grid(axis="y", visible=False)
+    plots.legend_above(ax)
     return ax
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
+from matplotlib.lines import Line2D
 
+from compnb import formatting as fmt
 from compnb import paper_numbers as pn
+from compnb import plots
 from compnb.evaluation import holm, paired_t_p, seed_summary
-from compnb.reporting import captioned, styled
+from compnb.tables import captioned, styled
 
 METRICS = {"accuracy": "acc", "macro_f1": "F1", "adv_accuracy": "adv acc", "adv_macro_f1": "adv F1"}
 
@@ -88,8 +90,21 @@ def style_side_by_side(table: pd.DataFrame, caption: str):
 
 
 def style_comparison(table: pd.DataFrame, caption: str):
-    """The seed comparison for the book: 3 decimals, p-values to 2 significant digits, the caption above."""
-    return styled(table, caption=caption, formats={c: "{:.2g}" for c in table.columns if c.startswith("p (")})
+    """The seed comparison for the book (`seed_comparison`'s columns): per configuration the paired differences
+    with their intervals in one cell and their Holm-corrected p first, then the means and the raw p; the seeds,
+    the same for every row, go into the caption."""
+    shown = pd.DataFrame({"dataset": table["dataset"], "config": table["config"]})
+    for metric in ("acc", "adv acc"):
+        shown[f"Δ {metric} [95% CI]"] = [f"{fmt.signed(d)} {ci}" if isinstance(ci, str) and ci else ""
+                                         for d, ci in zip(table[f"Δ {metric}"], table[f"Δ {metric} 95% CI"])]
+        shown[f"p ({metric}, Holm)"] = table[f"p ({metric}, Holm)"].map(fmt.pvalue)
+    for metric in ("acc", "adv acc"):
+        shown[f"{metric} [95% CI]"] = [f"{m:.3f} {ci}" for m, ci in zip(table[metric], table[f"{metric} 95% CI"])]
+    for metric in ("acc", "adv acc"):
+        shown[f"p ({metric})"] = table[f"p ({metric})"].map(fmt.pvalue)
+    seeds = table["seeds"].unique()
+    note = f" Seeds {seeds[0]} for every row." if len(seeds) == 1 else ""
+    return styled(shown, caption=caption + note, key=["config"], source="compnb.chapters.competency_report.seed_comparison")
 
 
 def _interval(values: list[float]) -> tuple[float, float, float]:
@@ -120,7 +135,7 @@ def seed_comparison(frame: pd.DataFrame, selection_seed: int | None = None) -> p
                 delta = (runs.loc[common, metric] - plain.loc[common, metric]).tolist()
                 mean, low, high = _interval(delta)
                 p = paired_t_p(delta)
-                row |= {f"Δ {METRICS[metric]}": mean, f"Δ {METRICS[metric]} 95% CI": f"[{low:+.3f}, {high:+.3f}]",
+                row |= {f"Δ {METRICS[metric]}": mean, f"Δ {METRICS[metric]} 95% CI": fmt.interval(low, high, with_sign=True),
                         f"p ({METRICS[metric]})": p}
             rows.append(row)
     table = pd.DataFrame(rows)
@@ -182,12 +197,12 @@ def significance_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:
             elif adjusted < alpha:
                 verdict = "significant, also after Holm's correction"
             elif p < alpha:
-                verdict = f"significant alone, not after Holm's correction (adjusted p = {adjusted:.2g})"
+                verdict = f"significant alone, not after Holm's correction (adjusted {fmt.p_text(adjusted)})"
             else:
                 verdict = "not significant"
             where = "validation" if metric == "acc" else "AdvGLUE"
-            shown = f"p = {p:.2g}, " if not np.isnan(p) else ""
-            parts.append(f"{where} {delta:+.3f} {row[f'Δ {metric} 95% CI']} ({shown}{verdict})")
+            shown = f"{fmt.p_text(p)}, " if not np.isnan(p) else ""
+            parts.append(f"{where} {fmt.signed(delta)} {row[f'Δ {metric} 95% CI']} ({shown}{verdict})")
         lines.append(f"- **{row['dataset']}, {row['config']}** (seeds {row['seeds']}): " + "; ".join(parts) + ".")
     return "\n".join(lines) if lines else "No configuration was run at more than one seed."
 
@@ -232,24 +247,28 @@ def entropy_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def plot_sweep(frame: pd.DataFrame) -> plt.Figure:
     """Validation accuracy and mean top-k entropy of S after training against λ, per dataset (first seed);
-    one line per (method, form), the baseline dotted."""
+    one colour per form, solid for gradient and dashed for mask saliency, the baseline dotted."""
     rows = first_seed(frame)
     tuned = rows[rows["config"] != "baseline"]
     datasets = list(dict.fromkeys(rows["dataset"]))
-    fig, axes = plt.subplots(len(datasets), 2, figsize=(9, 3.2 * len(datasets)), squeeze=False)
+    colours = dict(zip(dict.fromkeys(tuned["form"]), plots.PALETTE))
+    styles = dict(zip(dict.fromkeys(tuned["method"]), (("-", "o"), ("--", "s"))))
+    fig, axes = plots.book_figure(2.6 * len(datasets) + 0.6, len(datasets), 2, sharex=True)
     for i, dataset in enumerate(datasets):
         part, plain = tuned[tuned["dataset"] == dataset], rows[(rows["dataset"] == dataset) & (rows["config"] == "baseline")]
         for ax, column, name in ((axes[i, 0], "accuracy", "validation accuracy"),
                                  (axes[i, 1], "H_topk_after", "H(top-k of S) after, nats")):
-            sns.lineplot(part, x="lam", y=column, hue="form", style="method", markers=True, ax=ax,
-                         legend=(i == 0 and column == "accuracy"))
-            ax.axhline(plain[column].iloc[0], color="0.3", ls=":", lw=1.5, label="baseline")
-            ax.set(xlabel="λ", ylabel=f"{name} ({dataset})")
-    handles, names = axes[0, 0].get_legend_handles_labels()
-    if axes[0, 0].get_legend() is not None:
-        axes[0, 0].get_legend().remove()
-    fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.tight_layout()
+            for (method, form), line in part.groupby(["method", "form"], sort=False):
+                line = line.sort_values("lam")
+                ls, marker = styles[method]
+                ax.plot(line["lam"], line[column], color=colours[form], ls=ls, marker=marker, ms=5)
+            ax.axhline(plain[column].iloc[0], color=plots.GREY, ls=":", lw=2)
+            ax.set(xlabel="λ" if i == len(datasets) - 1 else "", ylabel=f"{dataset}: {name}")
+    handles = ([Line2D([], [], color=c, label=form) for form, c in colours.items()]
+               + [Line2D([], [], color="black", ls=ls, marker=m, ms=5, label=f"{method} saliency")
+                  for method, (ls, m) in styles.items()]
+               + [Line2D([], [], color=plots.GREY, ls=":", lw=2, label="baseline (plain cross-entropy)")])
+    plots.legend_above(fig, handles, ncols=3)
     return fig
 
 

@@ -6,6 +6,7 @@ fractions, times milliseconds, attributions logits.
 
 from __future__ import annotations
 
+import math
 import re
 
 import matplotlib.pyplot as plt
@@ -13,7 +14,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from compnb import formatting as fmt
 from compnb import paper_numbers as pn
+from compnb import plots
 from compnb import render
 from compnb.evaluation import (
     calibration_r2,
@@ -28,6 +31,10 @@ from compnb.chapters.ig_variance_eval import VARIANTS
 
 LABELS = ("entailment", "neutral", "contradiction")
 CALIBRATION_BINS = 10
+COLOURS = dict(zip(VARIANTS, plots.PALETTE))  # one colour per variant in every figure
+# what each bounded metric can take: a seed interval is clipped to it (R² can be negative, never above 1)
+BOUNDS = {"accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "roc_auc": (0.0, 1.0), "ece": (0.0, 1.0),
+          "calibration_r2": (-math.inf, 1.0)}
 RUN_METRICS = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "macro_f1": "macro F1", "ece": "ECE",
                "calibration_r2": "calibration R²", "variance": "mean Var(IG)", "gap": "mean completeness gap",
                "ms_per_step": "ms / step"}
@@ -67,12 +74,13 @@ def comparison(runs: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", "roc_
             part = runs[runs["variant"] == variant].set_index("seed").sort_index()
             s = seed_summary(part[metric].tolist())
             row = {"metric": RUN_METRICS[metric], "variant": variant, "seeds": len(part), "mean": s["mean"],
-                   "95% CI": f"[{s['low']:.4g}, {s['high']:.4g}]"}
+                   "95% CI": (fmt.interval(s["low"], s["high"], 3, BOUNDS[metric]) if metric in BOUNDS
+                              else f"[{fmt.sig(s['low'])}, {fmt.sig(s['high'])}]")}
             if variant != "baseline":
                 common = part.index.intersection(base.index)
                 delta = (part.loc[common, metric] - base.loc[common, metric]).to_numpy()
                 d = seed_summary(delta.tolist())
-                row |= {"Δ vs baseline": d["mean"], "Δ 95% CI": f"[{d['low']:+.3g}, {d['high']:+.3g}]",
+                row |= {"Δ vs baseline": d["mean"], "Δ 95% CI": f"[{fmt.signed_sig(d['low'])}, {fmt.signed_sig(d['high'])}]",
                         "p": paired_t_p(delta.tolist())}
                 family.append(len(rows))
             rows.append(row)
@@ -87,13 +95,13 @@ def comparison_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:
     lines = []
     for _, row in table[(table["variant"] != "baseline") & table["Δ vs baseline"].notna()].iterrows():
         if np.isnan(row["p"]):
-            lines.append(f"- **{row['variant']}, {row['metric']}**: {row['Δ vs baseline']:+.3g} at every seed "
+            lines.append(f"- **{row['variant']}, {row['metric']}**: {fmt.signed_sig(row['Δ vs baseline'])} at every seed "
                          f"(not testable: no spread across seeds).")
             continue
         verdict = ("significant after Holm's correction" if row["p (Holm)"] < alpha
                    else "significant alone, not after Holm's correction" if row["p"] < alpha else "not significant")
-        lines.append(f"- **{row['variant']}, {row['metric']}**: {row['Δ vs baseline']:+.3g} {row['Δ 95% CI']} "
-                     f"(p = {row['p']:.2g}, {verdict}).")
+        lines.append(f"- **{row['variant']}, {row['metric']}**: {fmt.signed_sig(row['Δ vs baseline'])} {row['Δ 95% CI']} "
+                     f"({fmt.p_text(row['p'])}, {verdict}).")
     return "\n".join(lines)
 
 
@@ -111,21 +119,23 @@ def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def plot_loss_curves(records: list[dict]) -> plt.Figure:
     """Training cross-entropy (left) and the penalty tanh(α·Var(IG)) (right) against the optimizer step, each
-    variant's mean over seeds with the seeds' range shaded; the baseline computes no penalty."""
+    variant's mean over seeds with the seeds' range shaded; the baseline computes no penalty. The curves nearly
+    coincide, so each is drawn narrower than the one beneath it and the baseline, on top, dashed."""
     rows = [{"variant": r["variant"], "seed": r["seed"], "step": e["step"], "cross-entropy": e["ce"],
              "tanh(α·Var)": e.get("tanh_var", np.nan)} for r in records for e in r["metrics"]["train_loss"]]
     frame = pd.DataFrame(rows)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    sns.lineplot(frame, x="step", y="cross-entropy", hue="variant", hue_order=VARIANTS, errorbar=("pi", 100),
-                 ax=axes[0])
-    penalised = frame.dropna(subset=["tanh(α·Var)"])
-    sns.lineplot(penalised, x="step", y="tanh(α·Var)", hue="variant", hue_order=VARIANTS, errorbar=("pi", 100),
-                 ax=axes[1])
-    axes[0].set(xlabel="optimizer step", ylabel="training cross-entropy (window mean)")
-    axes[1].set(xlabel="optimizer step", ylabel="tanh(α · mean Var(IG)) (window mean)")
-    if axes[1].get_legend() is not None:
-        axes[1].get_legend().remove()
-    fig.tight_layout()
+    widths = dict(zip(VARIANTS, (1.4, 2.4, 4.0)))
+    fig, axes = plots.book_figure(3.2, 1, 2)
+    for ax, column in zip(axes[0], ("cross-entropy", "tanh(α·Var)")):
+        for variant in reversed(VARIANTS):  # the widest first, the baseline last
+            curve = frame[frame["variant"] == variant].groupby("step")[column].agg(["mean", "min", "max"]).dropna()
+            ax.fill_between(curve.index, curve["min"], curve["max"], color=COLOURS[variant], alpha=0.2, lw=0)
+            ax.plot(curve.index, curve["mean"], color=COLOURS[variant], lw=widths[variant],
+                    ls="--" if variant == "baseline" else "-", label=variant)
+    axes[0, 0].set(xlabel="optimizer step", ylabel="training cross-entropy")
+    axes[0, 1].set(xlabel="optimizer step", ylabel="tanh(α · mean Var(IG))")
+    handles = {h.get_label(): h for h in axes[0, 0].get_lines()}
+    plots.legend_above(fig, [handles[v] for v in VARIANTS])
     return fig
 
 
@@ -153,52 +163,51 @@ def error_by_length(records: list[dict], labels: np.ndarray, lengths: np.ndarray
 
 
 def plot_error_by_length(table: pd.DataFrame) -> plt.Axes:
-    """Error rate against pair length, one line per variant with its seeds' 95% interval as error bars."""
-    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    """Error rate against pair length (words, one tick per bin with its pairs), one line per variant with its
+    seeds' 95% interval as error bars."""
+    fig, axes = plots.book_figure(3.6)
+    ax = axes[0, 0]
     order = list(dict.fromkeys(table["words"]))
     for i, variant in enumerate(VARIANTS):
         part = table[table["variant"] == variant].set_index("words").loc[order]
-        x = np.arange(len(order)) + (i - 1) * 0.08
+        x = np.arange(len(order)) + (i - (len(VARIANTS) - 1) / 2) * 0.08
         ax.errorbar(x, part["error rate"], yerr=[part["error rate"] - part["low"], part["high"] - part["error rate"]],
-                    fmt="o-", capsize=3, label=variant)
+                    fmt="o-", capsize=3, color=COLOURS[variant], label=variant)
     pairs = table.drop_duplicates("words").set_index("words").loc[order, "pairs"]
     ax.set_xticks(np.arange(len(order)), [f"{w}\n({n} pairs)" for w, n in zip(order, pairs)])
-    ax.set(xlabel="words in premise + hypothesis", ylabel="test error rate (mean over seeds, 95% CI)")
-    ax.legend(frameon=False)
-    fig.tight_layout()
+    ax.set(xlabel="words in premise + hypothesis", ylabel="test error rate (mean over seeds)")
+    plots.legend_above(ax)
     return ax
 
 
 def plot_confusions(records: list[dict], labels: np.ndarray, seed: int) -> plt.Figure:
-    """Row-normalised confusion matrices (gold rows, predicted columns) of the three variants of one seed."""
-    fig, axes = plt.subplots(1, len(VARIANTS), figsize=(12, 3.8), sharey=True)
+    """Row-normalised confusion matrices (gold rows, predicted columns, counts written in the cells) of the
+    three variants of one seed, with one shared colour scale."""
+    fig, axes = plots.book_figure(2.7, 1, len(VARIANTS), sharey=True)
     short = [name[:7] + "." if len(name) > 8 else name for name in LABELS]
-    for ax, variant in zip(axes, VARIANTS):
+    for ax, variant in zip(axes[0], VARIANTS):
         r = next(r for r in records if r["variant"] == variant and r["seed"] == seed)
         matrix = np.asarray(classification_metrics(labels, r["probs"], LABELS)["confusion_matrix"], dtype=float)
         sns.heatmap(matrix / matrix.sum(1, keepdims=True), annot=matrix.astype(int), fmt="d", cmap="Blues",
-                    vmin=0, vmax=1, cbar=ax is axes[-1], xticklabels=short, yticklabels=short, ax=ax,
-                    cbar_kws={"label": "share of the gold row"})
-        ax.tick_params(axis="x", rotation=0)
-        ax.tick_params(axis="y", rotation=0)
-        ax.set(xlabel=f"predicted ({variant})", ylabel="gold" if ax is axes[0] else "")
-    fig.tight_layout()
+                    vmin=0, vmax=1, cbar=False, square=True, xticklabels=short, yticklabels=short, ax=ax)
+        ax.tick_params(axis="both", rotation=0)
+        ax.set(title=variant, xlabel="predicted", ylabel="gold" if ax is axes[0, 0] else "")
+    fig.colorbar(axes[0, 0].collections[0], ax=axes[0], label="share of the gold row", shrink=0.8)
     return fig
 
 
 def plot_calibration(records: list[dict], labels: np.ndarray) -> plt.Axes:
     """Reliability diagram: accuracy against mean confidence per confidence bin, every seed's test predictions
     pooled per variant, with the diagonal of perfect calibration."""
-    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    _, ax = plt.subplots(figsize=(0.75 * plots.FIG_WIDTH_IN, 0.7 * plots.FIG_WIDTH_IN), layout="constrained")
     for variant in VARIANTS:
         runs = [r for r in records if r["variant"] == variant]
         table = reliability_table(np.concatenate([labels] * len(runs)), np.concatenate([r["probs"] for r in runs]),
                                   CALIBRATION_BINS).dropna()
-        ax.plot(table["confidence"], table["accuracy"], "o-", label=variant)
-    ax.plot([1 / 3, 1], [1 / 3, 1], ls="--", color="grey", lw=1, label="perfect calibration")
+        ax.plot(table["confidence"], table["accuracy"], "o-", color=COLOURS[variant], label=variant)
+    ax.plot([1 / 3, 1], [1 / 3, 1], ls="--", color="black", lw=1, label="perfect calibration")
     ax.set(xlabel="mean confidence in bin", ylabel="accuracy in bin")
-    ax.legend(frameon=False)
-    fig.tight_layout()
+    plots.legend_above(ax, ncols=2)
     return ax
 
 
@@ -283,9 +292,9 @@ def paper_table(scores: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
         base, ig = (pn.value(3, "Table 1", paper_row, c) for c in ("Baseline", "IG Variance"))
         ours = scores[scores["metric"] == metric].set_index("variant")
         rows.append({"metric": metric, "paper: baseline": f"{base:.4f}", "paper: IG variance": f"{ig:.4f}",
-                     "paper: Δ": f"{ig - base:+.4f}",
+                     "paper: Δ": fmt.signed(ig - base, 4),
                      **{f"ours: {v}": f"{ours.loc[v, 'mean']:.4f}" for v in VARIANTS if v in ours.index},
-                     **{f"ours: Δ {v}": f"{ours.loc[v, 'Δ vs baseline']:+.4f}" for v in VARIANTS[1:] if v in ours.index}})
+                     **{f"ours: Δ {v}": fmt.signed(ours.loc[v, 'Δ vs baseline'], 4) for v in VARIANTS[1:] if v in ours.index}})
     base, ig = (pn.value(3, "Table 1", "Runtime (s)", c) for c in ("Baseline", "IG Variance"))
     steps = cost.set_index("variant")
     rows.append({"metric": "cost", "paper: baseline": f"{base:.1f} s", "paper: IG variance": f"{ig:.1f} s",
@@ -344,3 +353,62 @@ def benchmark_sentences(benchmark: dict) -> str:
         text += (f"bf16 autocast takes {bf16['ms']:.1f} ms against {fp32['ms']:.1f} ms in float32 at this batch "
                  f"size, with a gap of {bf16['gap']:.3f} against {fp32['gap']:.3f} logits.")
     return text
+
+
+def curves_sentence(records: list[dict]) -> str:
+    """How to read the training curves: each variant's training cross-entropy in the last logged window (mean
+    over seeds), and how the penalized variants' tanh(α·Var) moved from the first window to the last, read
+    from the numbers (whether it grew, whether the differentiable variant ends lower)."""
+    ends, penalty = {}, {}
+    for variant in VARIANTS:
+        curves = [r["metrics"]["train_loss"] for r in records if r["variant"] == variant]
+        ends[variant] = float(np.mean([c[-1]["ce"] for c in curves]))
+        if variant != "baseline":
+            penalty[variant] = (float(np.mean([c[0].get("tanh_var", np.nan) for c in curves])),
+                                float(np.mean([c[-1].get("tanh_var", np.nan) for c in curves])))
+    spread = max(ends.values()) - min(ends.values())
+    moved = "; ".join(f"{v} from {a:.3g} to {b:.3g}" for v, (a, b) in penalty.items())
+    grew = all(b > a for a, b in penalty.values())
+    held = penalty["differentiable"][1] < penalty["detached"][1]
+    reading = ("the attributions' variance grows as the model fits, " if grew else "") + (
+        "and the differentiable variant, whose penalty reaches every layer, holds it lower" if held
+        else "and the differentiable variant does not hold it lower than the detached one")
+    return (f"The three cross-entropy curves end within {spread:.3f} nats of each other (last window: "
+            + ", ".join(f"{v} {e:.3f}" for v, e in ends.items())
+            + f"). The penalty term tanh(α·Var) moves {moved} from the first logged window to the last: {reading}.")
+
+
+def confusion_sentence(records: list[dict], labels: np.ndarray, seed: int) -> str:
+    """How to read the confusion matrices: each variant's most frequent error (gold → predicted) with its share
+    of that variant's errors, and the gold class with the lowest recall, for the seed the figure shows."""
+    parts, hardest = [], set()
+    for variant in VARIANTS:
+        r = next(r for r in records if r["variant"] == variant and r["seed"] == seed)
+        matrix = np.asarray(classification_metrics(labels, r["probs"], LABELS)["confusion_matrix"], dtype=int)
+        errors = matrix.copy()
+        np.fill_diagonal(errors, 0)
+        gold, pred = np.unravel_index(errors.argmax(), errors.shape)
+        hardest.add(LABELS[int(np.argmin(np.diag(matrix) / matrix.sum(1)))])
+        parts.append(f"{variant} {LABELS[gold]} → {LABELS[pred]}, {errors[gold, pred]} of {errors.sum()} errors "
+                     f"({errors[gold, pred] / max(errors.sum(), 1):.0%})")
+    recall = (f"the class with the lowest recall is {hardest.pop()} for all three"
+              if len(hardest) == 1 else f"the class with the lowest recall differs ({', '.join(sorted(hardest))})")
+    return f"The most frequent error (gold → predicted) is, for {'; '.join(parts)}; {recall}."
+
+
+def attribution_sentence(records: list[dict], index: int, seed: int, tokenizer) -> str:
+    """How to read one pair's attribution maps: under each variant, the word with the largest |attribution|
+    and its share of the pair's total |attribution|, and the pair's Var(IG) relative to the baseline's."""
+    special, parts, base = set(tokenizer.all_special_tokens), [], None
+    for variant in VARIANTS:
+        ig = next(r for r in records if r["variant"] == variant and r["seed"] == seed)["ig"]
+        start, end = ig["offsets"][index], ig["offsets"][index + 1]
+        words, values = _merged(tokenizer.convert_ids_to_tokens(ig["ids"][start:end].tolist()),
+                                ig["attributions"][start:end], special)
+        size = np.abs(values)
+        top = int(size.argmax())
+        variance = float(ig["variance"][index])
+        base = variance if variant == "baseline" else base
+        relative = "" if variant == "baseline" else f", Var(IG) {variance / base:.2f} × the baseline's"
+        parts.append(f"{variant}: '{words[top]}' carries {size[top] / size.sum():.0%} of the attribution{relative}")
+    return "Largest attribution: " + "; ".join(parts) + "."

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from compnb import plots
 from compnb.profiles import CHAPTER_SETTINGS
 
 TRAIN_EXAMPLES = {"sst2": 67_349, "snli": 550_152}  # the GLUE SST-2 and SNLI training splits (labelled pairs)
@@ -40,13 +41,17 @@ def plot_cost(bench: dict, ax: plt.Axes | None = None) -> plt.Axes:
     """Each method's step time as a multiple of the plain step (log x), one bar per backbone in the cell the
     projection uses (`VARIANT`); cells that ran out of memory or were not measured are absent."""
     ax = ax or plt.gca()
+    plots.fit_width(ax.figure)
     rows = pd.DataFrame(bench["rows"])
     rows = rows[(rows["status"] == "ok") & (rows["variant"] == rows["model"].map(VARIANT))]
     rows = rows.assign(backbone=rows["model"] + " (" + rows["variant"] + ")")
-    sns.barplot(data=rows, y="method", x="ratio_to_plain", hue="backbone", orient="h", ax=ax)
-    ax.axvline(1.0, color="grey", ls="--", lw=1)
+    sns.barplot(data=rows, y="method", x="ratio_to_plain", hue="backbone", orient="h",
+                palette=list(plots.PALETTE[:rows["backbone"].nunique()]), saturation=1, ax=ax)
+    ax.axvline(1.0, color="black", ls="--", lw=1)
     ax.set(xscale="log", xlabel="step time ÷ plain step of the same backbone (log scale)", ylabel="method")
-    ax.legend(title="backbone (weights)", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.grid(axis="y", visible=False)
+    ax.get_legend().remove()
+    plots.legend_above(ax)
     return ax
 
 

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from compnb import invocations, training
+from compnb import invocations, plots, training
 from compnb.chapters import competency
 from compnb.training import TrainConfig
 
@@ -95,15 +95,16 @@ def resume_table(result: dict) -> pd.DataFrame:
 def plot_resume(result: dict) -> plt.Axes:
     """The training loss of the uninterrupted and the killed-then-resumed run against the step, with the kill
     and the checkpoint it resumed from marked."""
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    for name, style in (("uninterrupted", dict(lw=4, alpha=0.35)), ("resumed", dict(lw=1.5, marker="o", ms=3))):
+    _, axes = plots.book_figure(3.4)
+    ax = axes[0, 0]
+    for name, style in (("uninterrupted", dict(lw=5, alpha=0.4, color=plots.PALETTE[0])),
+                        ("resumed", dict(lw=1.2, marker="o", ms=4, color="black"))):
         curve = result["curves"][name]
         ax.plot([e["step"] for e in curve], [e["loss"] for e in curve], label=name, **style)
-    ax.axvline(result["killed at step"], color="crimson", ls="--", lw=1, label="killed (SIGKILL)")
-    ax.axvline(result["checkpoint at step"], color="grey", ls=":", lw=1, label="checkpoint resumed from")
+    ax.axvline(result["killed at step"], color=plots.PALETTE[3], ls="--", lw=1.2, label="killed (SIGKILL)")
+    ax.axvline(result["checkpoint at step"], color=plots.GREY, ls=":", lw=1.5, label="checkpoint resumed from")
     ax.set(xlabel="optimizer step", ylabel="training loss (2-step window mean)")
-    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
+    plots.legend_above(ax, ncols=2)
     return ax
 
 

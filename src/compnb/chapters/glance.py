@@ -1,0 +1,132 @@
+"""Results at a glance: the claims ledger (chapter 6's `ledger.csv`) condensed for the landing page and for the
+top of each chapter. For every claim: what the paper says with its number, what we measured, the verdict
+linked to its ledger row (borderline ones flagged), and, when a number cannot be compared, why.
+
+`compnb html` writes one Markdown file per page into `<book>/_generated/` (`write_all`) before Jupyter Book
+runs; the landing page and the chapters include them, so the glance always shows the ledger of the profile
+being rendered.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from compnb.paths import results_dir
+
+LEDGER_PAGE = "06-claims-ledger.html"
+PAPER_VALUE = "paper's value"
+PAPERS = {1: "Competency bias / entropy maximization", 2: "Gradient-based adversarial training for NLI",
+          3: "Integrated-gradients variance regularization"}
+MARK = {"reproduced": "✓ reproduced", "not reproduced": "✗ not reproduced", "not testable here": "– not testable here",
+        "not run": "· not run"}
+
+
+def read_ledger(profile: str) -> pd.DataFrame | None:
+    """Chapter 6's ledger at `profile`, or None before chapter 6 has run."""
+    path = results_dir(profile, "06-claims-ledger") / "ledger.csv"
+    return pd.read_csv(path, keep_default_na=False) if path.is_file() else None
+
+
+def _verdict_cell(row: pd.Series, ledger_href: str) -> str:
+    flag = ' <span class="compnb-flag" title="borderline">⚑ borderline</span>' if row["borderline"] else ""
+    return f'<a href="{ledger_href}#claim-{html.escape(row["id"])}">{MARK.get(row["verdict"], row["verdict"])}</a>{flag}'
+
+
+def claims_table(rows: pd.DataFrame, ledger_href: str) -> str:
+    """An HTML table of `rows`: the claim with the paper's number, the verdict (linked), ours, and why when a
+    claim was not reproduced or cannot be compared."""
+    body = []
+    for _, r in rows.iterrows():
+        why = html.escape(r["why"]) if r["verdict"] != "reproduced" else ""
+        body.append(f"<tr><td>{html.escape(r['claim'])}<br><small>{html.escape(r[PAPER_VALUE])}</small></td>"
+                    f"<td>{_verdict_cell(r, ledger_href)}</td><td>{html.escape(r['ours'])}</td><td>{why}</td></tr>")
+    return ('<div class="compnb-glance" data-key-columns="2"><table><thead><tr><th>the paper claims</th><th>verdict</th>'
+            '<th>we found</th><th>why (when not reproduced or not comparable)</th></tr></thead><tbody>'
+            + "".join(body) + "</tbody></table></div>")
+
+
+def counts_line(rows: pd.DataFrame) -> str:
+    """'8 reproduced, 9 not reproduced, 5 not testable here (2 borderline)'."""
+    counts = rows["verdict"].value_counts()
+    parts = [f"{counts[v]} {v}" for v in MARK if v in counts]
+    borderline = int((rows["borderline"] != "").sum())
+    return ", ".join(parts) + (f" ({borderline} borderline)" if borderline else "")
+
+
+def landing(ledger: pd.DataFrame, context: dict) -> str:
+    """The landing page's block: per paper, the counts and the claims that could be tested; then why the rest
+    cannot be compared here (`context`: backbone, its parameters, the offline SNLI share)."""
+    href = f"chapters/{LEDGER_PAGE}"
+    parts = []
+    for paper, title in PAPERS.items():
+        rows = ledger[ledger["paper"].astype(int) == paper]
+        tested = rows[rows["verdict"].isin(["reproduced", "not reproduced"])]
+        parts.append(f"<h3>Paper {paper}: {html.escape(title)}</h3><p>{counts_line(rows)}; "
+                     f'every claim in <a href="{href}">the claims ledger</a>.</p>' + claims_table(tested, href))
+    size = f" ({context['parameters'] / 1e6:.0f} M parameters)" if context["parameters"] else ""
+    snli = (f"; offline, SNLI is a sample of {context['snli_rows']:,} training pairs, about "
+            f"{context['snli_share']:.0%} of the corpus" if context["snli_rows"] else "")
+    why = (f"<p>Why some numbers are not comparable: the book's backbone is {html.escape(context['backbone'])}"
+           f"{size}, where the papers fine-tuned OPT-1.3B and Llama-2-7B (paper 1) and ELECTRA-small (papers 2 "
+           f"and 3){snli}. Absolute numbers of other backbones and corpora are marked <em>not testable here</em>; "
+           "effects (differences against the paper's own kind of baseline) are judged as each paper states "
+           "them.</p>")
+    return "```{raw} html\n" + why + "".join(parts) + "\n```\n"
+
+
+def chapter(ledger: pd.DataFrame, name: str) -> str:
+    """The block at the top of chapter `name`: its claims, or a line saying it has none."""
+    rows = ledger[ledger["chapter"] == name]
+    if rows.empty:
+        return ""
+    block = (f'<p class="compnb-glance-title"><strong>Results at a glance</strong>: {counts_line(rows)}.</p>'
+             + claims_table(rows, LEDGER_PAGE))
+    return "```{raw} html\n" + block + "\n```\n"
+
+
+def _parameters(name: str) -> int | None:
+    """Parameters of a locally available backbone, summed from its safetensors headers (no torch); None for a
+    name only the hub has."""
+    from compnb.models import resolve_backbone
+
+    folder = Path(resolve_backbone(name))
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    total = 0
+    for file in files:
+        with file.open("rb") as f:
+            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        total += sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
+    return total or None
+
+
+def context(profile: str) -> dict:
+    """The facts the landing page's caveat states: the backbone of chapter 2's runs and its size, and the
+    offline SNLI training rows (chapter 1's data record) as a share of the corpus."""
+    from compnb.chapters.paper_scale import TRAIN_EXAMPLES
+
+    configs = sorted(results_dir(profile, "runs").glob("*/config.json"))
+    model = json.loads(configs[0].read_text())["model"] if configs else "sentence-transformers/all-MiniLM-L6-v2"
+    record = results_dir(profile, "01-artifact-mining") / "run.json"
+    sources = json.loads(record.read_text()).get("data_sources") or [] if record.is_file() else []
+    snli = next((s["rows"] for s in sources if s["dataset"] == "snli" and s["split"] == "train"), None)
+    return {"backbone": model.split("/")[-1], "parameters": _parameters(model), "snli_rows": snli,
+            "snli_share": None if snli is None else snli / TRAIN_EXAMPLES["snli"]}
+
+
+def write_all(book: Path, profile: str, chapters: list[str]) -> None:
+    """`<book>/_generated/glance-intro.md` and one `glance-<chapter>.md` per chapter (empty without a ledger)."""
+    out = book / "_generated"
+    out.mkdir(parents=True, exist_ok=True)
+    ledger = read_ledger(profile)
+    if ledger is None:
+        note = "*Results at a glance appear once chapter 6 (the claims ledger) has run at this profile.*\n"
+        pages = {"intro": note, **{c: "" for c in chapters}}
+    else:
+        pages = {"intro": landing(ledger, context(profile)), **{c: chapter(ledger, c) for c in chapters}}
+    for name, text in pages.items():
+        (out / f"glance-{name}.md").write_text(text or "\n")
