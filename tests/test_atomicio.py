@@ -32,3 +32,17 @@ def test_profiles():
     with pytest.raises(ValueError, match="unknown profile 'medium'; allowed: smoke, full"):
         profiles.check_profile("medium")
 
+
+
+def test_a_record_equal_up_to_rounding_is_not_rewritten(tmp_path):
+    from compnb import atomicio
+
+    path = tmp_path / "resume.json"
+    record = {"curves": {"a": [{"step": 1, "loss": 0.123456789}]}, "equal": True, "steps": 10}
+    assert atomicio.write_json_unless_close(path, record)
+    before = path.stat().st_mtime_ns
+    nudged = {"curves": {"a": [{"step": 1, "loss": 0.123456789 * (1 + 1e-9)}]}, "equal": True, "steps": 10}
+    assert not atomicio.write_json_unless_close(path, nudged) and path.stat().st_mtime_ns == before
+    changed = {**nudged, "steps": 11}
+    assert atomicio.write_json_unless_close(path, changed)
+    assert atomicio.close(1.0, 1.0 + 1e-3, 1e-6) is False and atomicio.close([1.0], [1.0, 2.0], 1e-6) is False

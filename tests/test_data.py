@@ -102,7 +102,35 @@ def test_from_parquet_checks_columns_and_labels(tmp_path):
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['hypothesis'\]"):
         from_parquet(tmp_path / "short.parquet", "snli")
     pd.DataFrame({"sentence": ["a"], "label": [3]}).to_parquet(tmp_path / "bad.parquet")
-    with pytest.raises(ValueError, match=r"has labels \[3\]; allowed for sst2: 0..1"):
+    with pytest.raises(ValueError, match=r"column 'label' has values \[3\]; allowed for sst2: 0..1$"):
         from_parquet(tmp_path / "bad.parquet", "sst2")
     with pytest.raises(DataNotFoundError, match="no Parquet file"):
         from_parquet(tmp_path / "none.parquet", "sst2")
+
+
+@pytest.mark.parametrize("frame, message", [
+    ({"sentence": ["a", "b"]}, r"train.parquet: no column 'label'; sst2 needs columns sentence, label$"),
+    ({"sentence": ["a", "b"], "label": [0, 7]}, r"column 'label' has values \[7\]; allowed for sst2: 0..1 and -1"),
+    ({"sentence": ["a", "b"], "label": [0.0, 1.0]}, r"column 'label' holds float64, not integers"),
+    ({"sentence": ["a", " "], "label": [0, 1]}, r"column 'sentence' is empty in 1 labelled row\(s\), the first at row 1"),
+    ({"text": ["a"], "label": [0]}, r"no column 'sentence'")])
+def test_bad_data_is_refused_where_it_enters_with_one_line(tmp_path, frame, message):
+    import pandas as pd
+
+    from compnb import data
+
+    (tmp_path / "sst2").mkdir()
+    pd.DataFrame(frame).to_parquet(tmp_path / "sst2" / "train.parquet")
+    with pytest.raises(data.DataError, match=message) as err:
+        data.load("sst2", "train", search_paths=[tmp_path])
+    assert str(tmp_path / "sst2" / "train.parquet") in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unlabelled_rows_may_have_empty_text(tmp_path):
+    import pandas as pd
+
+    from compnb import data
+
+    (tmp_path / "sst2").mkdir()
+    pd.DataFrame({"sentence": ["a", ""], "label": [1, -1]}).to_parquet(tmp_path / "sst2" / "train.parquet")
+    assert len(data.load("sst2", "train", search_paths=[tmp_path])) == 1

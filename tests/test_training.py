@@ -370,3 +370,41 @@ def test_extra_training_rows_join_the_run_and_pin_their_content(world, tmp_path)
         config(world, extra_train=str(tmp_path / "missing.parquet"))
     with pytest.raises(ValueError, match="extra_train_sha256 must be null when extra_train is"):
         config(world, extra_train_sha256="abc")
+
+
+def _copy_world_data(world, target: Path) -> Path:
+    shutil.copytree(world.data, target)
+    return target
+
+
+def test_a_cached_run_is_not_reused_when_its_data_changed_under_the_same_name(world, tmp_path, monkeypatch):
+    """The issue's case: a run trained on a modified sst2/train.parquet, then the same config on the normal
+    data, must not hand back the first run's folder."""
+    modified = _copy_world_data(world, tmp_path / "modified")
+    frame = pd.read_parquet(modified / "sst2" / "train.parquet")
+    frame.assign(label=1 - frame["label"]).to_parquet(modified / "sst2" / "train.parquet")  # same rows, other labels
+    cfg = config(world, epochs=1, eval_every=None, checkpoint_every=None, max_train_examples=8, max_eval_examples=8)
+    monkeypatch.setenv("COMPNB_DATA_DIR", str(modified))
+    folder = train(cfg, runs_root=tmp_path / "runs")
+    sources = json.loads((folder / "run.json").read_text())["data_sources"]
+    assert all(len(s["sha256"]) == 64 for s in sources) and json.loads((folder / "run.json").read_text())["weights"]
+    assert train(cfg, runs_root=tmp_path / "runs") == folder  # same data: reused
+    monkeypatch.setenv("COMPNB_DATA_DIR", str(world.data))
+    with pytest.raises(training.StaleRunError, match="now holds other content") as err:
+        train(cfg, runs_root=tmp_path / "runs")
+    assert str(modified / "sst2" / "train.parquet") in str(err.value)
+    assert str(world.data / "sst2" / "train.parquet") in str(err.value) and "force=True" in str(err.value)
+    assert train(cfg, runs_root=tmp_path / "runs", force=True) == folder  # retrains on the data named now
+    assert training.reuse_problem(folder, cfg) is None
+
+
+def test_a_cached_run_is_not_reused_when_the_weights_changed_under_the_same_name(world, tmp_path):
+    backbone = tmp_path / "backbone"
+    shutil.copytree(world.backbone, backbone)
+    cfg = config(world, model=str(backbone), epochs=1, eval_every=None, checkpoint_every=None, max_train_examples=8,
+                 max_eval_examples=8)
+    folder = train(cfg, runs_root=tmp_path / "runs")
+    weights = next(backbone.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes() + b" ")  # any change of content
+    with pytest.raises(training.StaleRunError, match="now resolves to sha256:"):
+        train(cfg, runs_root=tmp_path / "runs")

@@ -7,6 +7,7 @@ the target (`os.replace` is atomic on POSIX), so an interrupted run leaves no fi
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -41,6 +42,30 @@ def write_text(path: str | Path, text: str) -> Path:
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write `obj` as indented JSON atomically (numpy scalars and paths become plain values)."""
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_plain) + "\n")
+
+
+def close(a: Any, b: Any, rtol: float) -> bool:
+    """Whether two JSON values are equal, floats within relative tolerance `rtol` (same keys, lengths, types)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(close(a[k], b[k], rtol) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(close(x, y, rtol) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=rtol,
+                                                                                             abs_tol=rtol)
+    return a == b
+
+
+def write_json_unless_close(path: str | Path, obj: Any, rtol: float = 1e-6) -> bool:
+    """Write `obj` as `write_json` does unless `path` already holds the same record up to float rounding
+    (`close`): results recomputed on another CPU then leave the committed file, and the tree, untouched.
+    Returns whether it wrote."""
+    path = Path(path)
+    fresh = json.loads(json.dumps(obj, default=_plain))
+    if path.is_file() and close(json.loads(path.read_text()), fresh, rtol):
+        return False
+    write_json(path, obj)
+    return True
 
 
 def write_csv(path: str | Path, frame: pd.DataFrame) -> Path:

@@ -43,11 +43,13 @@ def _artifacts(args: argparse.Namespace) -> None:
 def _chapter(args: argparse.Namespace) -> None:
     from papermill.exceptions import PapermillExecutionError
 
+    from compnb import parameters
     from compnb.bookbuild import resolve_chapter, run_chapter
     from compnb.profiles import paper_backbones, require_inputs
 
     params = {name: _parameter(value) for name, value in args.parameter}
     chapter = resolve_chapter(args.chapter)
+    parameters.check(chapter, params)  # before anything is prepared or run
     if args.profile == "paper":  # at the door: nothing is prepared, run or written while anything is missing
         if not args.prepare_only:
             require_inputs(chapter, args.profile)

@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from compnb.fingerprints import data_sha256
 from compnb.paths import data_search_paths
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
@@ -86,6 +87,7 @@ class DataSource:
     rows: int
     sample: bool = False
     note: str = ""
+    sha256: str = ""  # content of the local file or sample folder (`fingerprints.data_sha256`); '' for the hub
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -134,6 +136,35 @@ def _probe(endpoint: str) -> str | None:
     return None
 
 
+class DataError(ValueError):
+    """A data file that does not hold what its dataset needs (columns, label type and range, texts)."""
+
+
+def validate(frame: pd.DataFrame, s: DatasetSpec, location: str, unlabelled: bool = True) -> None:
+    """Check, where data enters, that `frame` has `s`'s text fields and an integer `label` column whose values
+    lie in 0..c-1 (and -1, unlabelled, where `unlabelled`), and that no labelled row has an empty or missing
+    text; a DataError names the file, the column and what is allowed, in one line."""
+    needed = [*s.text_fields, "label"]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise DataError(f"{location}: no column {', '.join(map(repr, missing))}; {s.name} needs columns "
+                        f"{', '.join(needed)}")
+    if not pd.api.types.is_integer_dtype(frame["label"]):
+        raise DataError(f"{location}: column 'label' holds {frame['label'].dtype}, not integers; {s.name} labels "
+                        f"are 0..{len(s.label_names) - 1} ({', '.join(s.label_names)})")
+    allowed = set(range(len(s.label_names))) | ({-1} if unlabelled else set())
+    bad = sorted(set(frame["label"].unique().tolist()) - allowed)
+    if bad:
+        raise DataError(f"{location}: column 'label' has values {bad[:5]}; allowed for {s.name}: "
+                        f"0..{len(s.label_names) - 1}{' and -1 (unlabelled)' if unlabelled else ''}")
+    labelled = frame[frame["label"] >= 0]
+    for field in s.text_fields:
+        empty = labelled[field].isna() | (labelled[field].astype(str).str.strip() == "")
+        if empty.any():
+            raise DataError(f"{location}: column {field!r} is empty in {int(empty.sum())} labelled row(s), the first "
+                            f"at row {int(empty.idxmax())}; every {s.name} example needs its text")
+
+
 def _to_dataset(frame: pd.DataFrame, s: DatasetSpec, source: DataSource) -> datasets.Dataset:
     """Pandas → `datasets.Dataset` with a ClassLabel column and the source recorded in `info.description`."""
     frame = frame[frame["label"] >= 0].reset_index(drop=True)
@@ -160,6 +191,8 @@ def _snli_sample_splits(folder: Path, seed: int) -> dict[str, pd.DataFrame]:
     """Leak-free train/validation/test frames from the offline SNLI sample (see module docstring)."""
     train = pd.read_parquet(folder / "train_sample.parquet")
     test = pd.read_parquet(folder / "test_sample.parquet")
+    for frame, name in ((train, "train_sample.parquet"), (test, "test_sample.parquet")):
+        validate(frame, DATASETS["snli"], str(folder / name))
     train = train[train["label"] >= 0]
     test = test[test["label"] >= 0].reset_index(drop=True)
     train = train.drop_duplicates(subset=["premise", "hypothesis", "label"])
@@ -191,11 +224,14 @@ def _local(s: DatasetSpec, split: str, folder: Path, seed: int) -> tuple[pd.Data
     path, sample = found
     if not sample:
         frame = pd.read_parquet(path)
-        return frame, DataSource(s.name, split, "local", str(path), int((frame["label"] >= 0).sum()))
+        validate(frame, s, str(path))
+        return frame, DataSource(s.name, split, "local", str(path), int((frame["label"] >= 0).sum()),
+                                 sha256=data_sha256(str(path)))
     frame = _snli_sample_splits(path, seed)[split]
     note = (f"{SNLI_SAMPLE}; duplicates and train pairs sharing a premise with test dropped; validation carved "
             f"from train by premise with seed {seed}")
-    return frame, DataSource(s.name, split, "local", str(path), len(frame), sample=True, note=note)
+    return frame, DataSource(s.name, split, "local", str(path), len(frame), sample=True, note=note,
+                             sha256=data_sha256(str(path)))
 
 
 def _incomplete(s: DatasetSpec, split: str, location: str, sample: bool, rows: int) -> str | None:
@@ -206,6 +242,17 @@ def _incomplete(s: DatasetSpec, split: str, location: str, sample: bool, rows: i
     if need is not None and rows < need:
         return f"{location} holds {rows:,} labelled rows of {s.name}/{split}, not the complete split's {need:,}"
     return None
+
+
+def labelled_rows(path: str | Path) -> int:
+    """Rows with a label (>= 0) in a Parquet file, reading only its label column; cached by size and mtime."""
+    stat = Path(path).stat()
+    return _labelled_rows(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _labelled_rows(path: str, size: int, mtime_ns: int) -> int:
+    return int((pq.read_table(path, columns=["label"])["label"].to_numpy() >= 0).sum())
 
 
 def locate(name: str, split: str, *, complete: bool = False,
@@ -235,6 +282,7 @@ def _hub(s: DatasetSpec, split: str) -> tuple[pd.DataFrame, DataSource]:
         raise DataNotFoundError("the hub's GLUE SST-2 test split hides its labels (all -1); provide "
                                 "sst2/test.parquet with the original SST test labels in a local data folder")
     where = s.hub_path + (f" ({s.hub_config})" if s.hub_config else "")
+    validate(frame, s, f"the hub's {where} {split}")
     return frame, DataSource(s.name, split, "hub", where, int((frame["label"] >= 0).sum()))
 
 
@@ -302,12 +350,15 @@ def from_frame(frame: pd.DataFrame, name: str, split: str = "extra", location: s
     if missing:
         raise ValueError(f"{location!r} lacks column(s) {missing}; {'pre-tokenized ' if tokenized else ''}{name} "
                          f"rows need {needed}")
-    bad = sorted(set(frame["label"].tolist()) - set(range(len(s.label_names))))
-    if bad:
-        raise ValueError(f"{location!r} has labels {bad}; allowed for {name}: 0..{len(s.label_names) - 1}")
+    if tokenized:
+        bad = sorted(set(frame["label"].tolist()) - set(range(len(s.label_names))))
+        if bad:
+            raise DataError(f"{location!r} has labels {bad}; allowed for {name}: 0..{len(s.label_names) - 1}")
+    else:
+        validate(frame, s, repr(location), unlabelled=False)
     kept = [c for c in (*PRETOKENIZED, TOKENIZER_COLUMN) if c in frame.columns] if tokenized else list(s.text_fields)
     frame = frame[[*kept, "label"]].reset_index(drop=True)
-    return _to_dataset(frame, s, DataSource(name, split, "local", location, len(frame)))
+    return _to_dataset(frame, s, DataSource(name, split, "local", location, len(frame), sha256=data_sha256(location)))
 
 
 def tokenizer_fingerprint(tokenizer) -> str:

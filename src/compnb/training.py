@@ -37,6 +37,7 @@ from transformers import AutoConfig, AutoTokenizer, get_linear_schedule_with_war
 
 from compnb import atomicio, data, models, profiles, sharding
 from compnb.evaluation import classification_metrics
+from compnb.fingerprints import data_sha256, weights_fingerprint
 from compnb.paths import project_root
 from compnb.provenance import run_record
 
@@ -614,16 +615,76 @@ def _device_name(device: torch.device) -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
+DETERMINISTIC_ENV = "COMPNB_DETERMINISTIC"
+
+
+def use_deterministic() -> bool:
+    """With `COMPNB_DETERMINISTIC=1`, make GPU training repeatable where PyTorch allows it: deterministic
+    algorithms only (an op without one raises, naming itself), cuBLAS's fixed workspace, no cuDNN autotuning.
+    Data order is fixed by the seed either way. Returns whether the switch is on; CPU runs repeat without it."""
+    on = os.environ.get(DETERMINISTIC_ENV, "") not in ("", "0")
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    return on
+
+
+class StaleRunError(ValueError):
+    """A finished run whose data or weights have changed under the same names since it trained."""
+
+
+def reuse_problem(folder: Path, config: TrainConfig) -> str | None:
+    """Why the finished run in `folder` must not be reused for `config`, or None. A run records the SHA-256
+    of each data file it read and of its backbone's weights (`compnb.fingerprints`); each must still match
+    what the same names resolve to now. A run recorded before fingerprints compares the labelled row count
+    of each local file instead."""
+    record = json.loads((folder / "run.json").read_text()) if (folder / "run.json").is_file() else {}
+    for source in record.get("data_sources", []):
+        if source.get("origin") != "local":
+            continue
+        if source["split"] == "extra":
+            now = source["location"]
+        else:
+            now, _ = data.locate(source["dataset"], source["split"], complete=config.profile == "paper")
+        if now is None:
+            return (f"run {folder.name} trained on {source['location']}, and no local copy of "
+                    f"{source['dataset']}/{source['split']} is found now; restore it, or retrain with force=True "
+                    "(`compnb train --force`)")
+        if source.get("sha256"):
+            current = data_sha256(now)
+            if current != source["sha256"]:
+                return (f"run {folder.name} trained on {source['location']} (sha256 {source['sha256'][:12]}), but "
+                        f"{now} now holds other content (sha256 {current[:12]}); retrain with force=True "
+                        "(`compnb train --force`), or restore the data it trained on")
+        elif not source.get("sample") and source["split"] != "extra":
+            rows = data.labelled_rows(now)
+            if rows != source["rows"]:
+                return (f"run {folder.name} trained on {source['rows']:,} labelled rows of {source['location']}, "
+                        f"but {now} holds {rows:,}; retrain with force=True (`compnb train --force`)")
+    recorded = record.get("weights")
+    if recorded:
+        current = weights_fingerprint(models.resolve_backbone(config.model))
+        if current != recorded:
+            return (f"run {folder.name} fine-tuned {config.model} with weights {recorded}, but the name now "
+                    f"resolves to {current}; retrain with force=True (`compnb train --force`)")
+    return None
+
+
 def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | None = None,
           callback: Callable[[TrainerState], None] | None = None) -> Path:
     """Train (or resume) the run of `config` and return its folder; a finished run returns at once unless
     `force`, which retrains from scratch. `callback(state)` runs after every optimizer step."""
     folder = run_dir(config, runs_root)
     if (folder / FINISHED).is_file() and not force:
+        problem = reuse_problem(folder, config)
+        if problem is not None:
+            raise StaleRunError(problem)
         return folder
     if config.profile == "paper":  # one message for a missing backbone and missing data, before anything is written
         profiles.require([config.model], [(config.dataset, "train"), (config.dataset, "validation")],
                          f"run {folder.name}")
+    deterministic = use_deterministic()
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     main, procs = accelerator.is_main_process, accelerator.num_processes
@@ -641,6 +702,7 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     if extra is not None:
         sources.insert(1, data.source_of(extra))
     set_seed(config.seed)
+    weights_id = weights_fingerprint(models.resolve_backbone(config.model))  # what was loaded, for reuse checks
     model, tokenizer = models.SequenceClassifier.from_pretrained(config.model, len(spec.label_names), config.pooling,
                                                                  dtype=WEIGHT_DTYPES[config.weight_dtype])
     if config.lora is not None:
@@ -773,11 +835,14 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
             "train_examples_per_s": state.examples / max(state.train_s, 1e-9),
             "eval_examples_per_s": len(val_enc) / max(eval_s, 1e-9), "peak_memory_mb": memory,
             "peak_memory_kind": memory_kind, "device": _device_name(accelerator.device), "num_processes": procs, "mixed_precision": accelerator.mixed_precision,
+            "deterministic": deterministic,
             "parameters": sizes[0], "trainable_parameters": sizes[1],
         }
         _save_weights(folder / "model.safetensors", weights)
         atomicio.atomic_write(folder / "val_probs.npy", lambda f: np.save(f, probs))
-        atomicio.write_json(folder / "run.json", run_record(config.to_dict(), config.seed, sources))
+        record = run_record(config.to_dict(), config.seed, sources)
+        record["weights"] = weights_id
+        atomicio.write_json(folder / "run.json", record)
         atomicio.write_json(folder / FINISHED, metrics)
         shutil.rmtree(folder / CHECKPOINT, ignore_errors=True)
         for path in folder.glob("best-*.safetensors"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from compnb import invocations, plots, training
+from compnb import data, invocations, plots, training
 from compnb.chapters import competency
 from compnb.training import TrainConfig
 
@@ -120,6 +121,7 @@ class BadInput:
     expect: str
     config: dict | None = None
     writes: tuple[str, ...] = ()
+    data: dict | None = None  # columns of an sst2/train.parquet the case writes under OUT/data (COMPNB_DATA_DIR)
 
 
 def bad_inputs(out: str) -> list[BadInput]:
@@ -127,6 +129,7 @@ def bad_inputs(out: str) -> list[BadInput]:
     csv = f"{out}/artifacts.csv"
     cfg = f"{out}/config.json"
     ch3 = ("results/smoke/03-modified-loss", "results/smoke/runs", "build/smoke", "book/chapters/03-modified-loss.ipynb")
+    tiny = {"profile": "smoke", "max_train_examples": 8, "max_eval_examples": 8}
     full_runs, smoke_runs = ("results/full/runs",), ("results/smoke/runs",)
     return [
         BadInput("unknown dataset", ("artifacts", "--dataset", "imdb", "--out", csv), "invalid choice: 'imdb'"),
@@ -150,6 +153,32 @@ def bad_inputs(out: str) -> list[BadInput]:
                  "is not a finished training run"),
         BadInput("evaluation set unknown", ("evaluate", "--run", f"{out}/no-run", "--dataset", "mnli"),
                  "unknown dataset 'mnli'"),
+        BadInput("chapter parameter of the wrong type", ("chapter", "03", "--profile", "smoke", "-p", "k", "abc"),
+                 "parameter k of chapter 03-modified-loss must be an integer (default 5), got 'abc'", writes=ch3),
+        BadInput("chapter parameter that does not exist", ("chapter", "03", "--profile", "smoke", "-p", "lamda", "1"),
+                 "unknown parameter 'lamda' for chapter 03-modified-loss", writes=ch3),
+        BadInput("learning rate <= 0", ("train", "--config", cfg), "lr must be a number", {"lr": 0}, full_runs),
+        BadInput("batch size 0", ("train", "--config", cfg), "batch_size must be an integer >= 1",
+                 {"batch_size": 0}, full_runs),
+        BadInput("unknown loss", ("train", "--config", cfg), "loss must be a registered loss", {"loss": "focal"},
+                 full_runs),
+        BadInput("unknown pooling", ("train", "--config", cfg), "pooling must be null or one of",
+                 {"pooling": "max"}, full_runs),
+        BadInput("unknown weight dtype", ("train", "--config", cfg), "weight_dtype must be one of",
+                 {"weight_dtype": "int8"}, full_runs),
+        BadInput("unknown config key", ("train", "--config", cfg), "unknown config key(s) ['epoch']",
+                 {"epoch": 3}, full_runs),
+        BadInput("training data without a label column", ("train", "--config", cfg),
+                 "train.parquet: no column 'label'; sst2 needs columns sentence, label", tiny, smoke_runs,
+                 {"sentence": ["a fine film", "dull"]}),
+        BadInput("training labels outside the task", ("train", "--config", cfg),
+                 "column 'label' has values [7]; allowed for sst2: 0..1", tiny, smoke_runs,
+                 {"sentence": ["a fine film", "dull"], "label": [1, 7]}),
+        BadInput("an empty training text", ("train", "--config", cfg),
+                 "column 'sentence' is empty in 1 labelled row(s)", tiny, smoke_runs,
+                 {"sentence": ["a fine film", "  "], "label": [1, 0]}),
+        BadInput("artifact mining on data without labels", ("artifacts", "--dataset", "sst2", "--out", csv),
+                 "train.parquet: no column 'label'", data={"sentence": ["a fine film", "dull"]}),
     ]
 
 
@@ -174,9 +203,17 @@ def check_cli(root: Path) -> pd.DataFrame:
             config_path.unlink(missing_ok=True)
             if case.config is not None:
                 config_path.write_text(json.dumps(case.config))
+            env = {"HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+            if case.data is not None:
+                folder = out / "data" / "sst2"
+                folder.mkdir(parents=True, exist_ok=True)
+                pd.DataFrame(case.data).to_parquet(folder / "train.parquet")
+                shutil.copy2(data.locate("sst2", "validation")[0], folder / "validation.parquet")
+                env["COMPNB_DATA_DIR"] = str(out / "data")
             watched = [out, *(root / p for p in case.writes)]
             before = _files(watched)
-            done = _python("-m", "compnb.cli", *case.args, env={"HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"})
+            done = _python("-m", "compnb.cli", *case.args, env=env)
+            shutil.rmtree(out / "data", ignore_errors=True)
             after = _files(watched)
             lines = [line for line in done.stderr.splitlines() if line.strip()]
             error = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
