@@ -39,3 +39,17 @@ def test_decoders_put_more_saliency_on_the_last_token_than_a_mean_pooled_encoder
         assert table.loc[decoder, "pooling"] == "last"
         assert table.loc[decoder, "S on the last token"] > 5 * table.loc["ELECTRA", "S on the last token"]
         assert table.loc[decoder, "H top-5 (nats)"] < table.loc["ELECTRA", "H top-5 (nats)"]
+
+
+def test_the_determinism_reading_follows_the_record():
+    record = {"loss": "ce", "modes": [
+        {"deterministic": False, "accuracy": [0.5, 0.6], "probabilities identical": False,
+         "loss curves identical": False, "ms per step": [30.0, 20.0]},
+        {"deterministic": True, "accuracy": [0.5, 0.5], "probabilities identical": True,
+         "loss curves identical": True, "ms per step": [40.0, 30.0]}]}
+    failing = {"loss": "competency", "modes": [{"deterministic": True, "error": "index_add_cuda_ does not have a "
+                                                "deterministic implementation"}]}
+    table = paper_scale.determinism_table([record, failing])
+    text = paper_scale.determinism_sentence(table)
+    assert "the deterministic mode repeated bit for bit (1 of 3 cases)" in text
+    assert "index_add_cuda_" in text and "ce ×1.5" in text

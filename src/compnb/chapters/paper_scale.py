@@ -191,3 +191,40 @@ def checks_from_log(path) -> pd.DataFrame:
     return pd.DataFrame([{"strategy": r["strategy"], "GPUs": r["ranks"], "sharded": r["sharded"],
                           "max |Δ gradient|": r["max_abs_diff"], "relative to the largest": r["relative"]}
                          for r in records])
+
+
+def determinism_table(records: list[dict]) -> pd.DataFrame:
+    """`benchmarks/bench_determinism.py`'s records (one per loss): per loss and mode, the two from-scratch
+    runs' validation accuracies, whether their probabilities and loss curves are bit-identical, and ms per step."""
+    rows = []
+    for record in records:
+        for m in record["modes"]:
+            rows.append({"loss": record["loss"], "COMPNB_DETERMINISTIC": int(m["deterministic"]),
+                         "accuracy, run 1": m.get("accuracy", [None])[0], "accuracy, run 2": m.get("accuracy", [None, None])[1],
+                         "identical probabilities": m.get("probabilities identical"),
+                         "identical loss curves": m.get("loss curves identical"),
+                         "ms / step (run 2)": m.get("ms per step", [None, None])[1], "error": m.get("error", "")})
+    return pd.DataFrame(rows)
+
+
+def determinism_sentence(table: pd.DataFrame) -> str:
+    """What `determinism_table` shows, read from it: which modes repeated bit for bit, whether an operation
+    refused, the switch's cost, and what has not been measured."""
+    ok = table[table["error"] == ""]
+    repeated = ok[ok["identical probabilities"] & ok["identical loss curves"]]
+    modes = {0: "the default", 1: "the deterministic"}
+    which = sorted({modes[m] for m in repeated["COMPNB_DETERMINISTIC"]})
+    failed = table[table["error"] != ""]
+    cost = ok.pivot(index="loss", columns="COMPNB_DETERMINISTIC", values="ms / step (run 2)")
+    ratios = [f"{loss} ×{row[1] / row[0]:.1f}" for loss, row in cost.iterrows() if {0, 1} <= set(row.dropna().index)]
+    parts = [f"At this size {' and '.join(which) or 'neither'} mode{'s' if len(which) > 1 else ''} repeated bit for "
+             f"bit ({len(repeated)} of {len(table)} cases)."]
+    parts.append("An operation without a deterministic implementation stopped a run: "
+                 + "; ".join(failed["error"]) if len(failed) else
+                 "No operation of the double backward lacked a deterministic implementation.")
+    if ratios:
+        parts.append(f"The switch's cost per step: {', '.join(ratios)}.")
+    parts.append("Two from-scratch reruns of chapters 2 to 4 at the full profile, where earlier reruns moved by a "
+                 "few validation examples while several runs shared one GPU, have not been made with the switch "
+                 "on: they need about an hour of GPU time that this book did not have.")
+    return " ".join(parts)
