@@ -35,6 +35,10 @@ VARIANTS = ("differentiable", "detached")
 IG_DEFAULTS = {"lam": 0.1, "alpha": 10.0, "n_steps": 10, "method": "riemann_right", "variant": "differentiable"}
 
 
+class ShardingUnsupported(NotImplementedError):
+    """A loss that cannot run under FSDP sharding (the message says how to run it instead)."""
+
+
 def model_inputs(batch: Batch) -> Batch:
     """The batch without `labels` and `index`: what the model's forward takes."""
     return {k: v for k, v in batch.items() if k not in ("labels", "index")}
@@ -157,7 +161,7 @@ def ig_penalty(model: torch.nn.Module, batch: Batch, params: dict[str, Any]) -> 
     is more than one)."""
     p = check_ig_params(params)
     if is_sharded(model):
-        raise NotImplementedError(
+        raise ShardingUnsupported(
             "the IG-variance loss does not run under FSDP sharding: its path points enter the model as input "
             "embeddings made outside the sharded forward. ELECTRA-small, the paper's backbone, trains on one GPU; "
             "for several, launch without --use_fsdp (data parallel)")

@@ -106,8 +106,9 @@ PAGES = ["intro", *(f"chapters/{c}" for c in chapters())]
 CSS_PX_PER_PT = 96 / 72
 
 
-def _open(browser, name: str, width: int):
-    """A page at `width` px loaded from the build, the URLs it requested outside the site, and a screenshot."""
+def _query(browser, name: str, width: int, selector: str, script: str, arg=None):
+    """Load page `name` at `width` px from the build, save its screenshot, and return what `script` gives for
+    the elements matching `selector`, with the URLs the page requested outside the site."""
     page = browser.new_page(viewport={"width": width, "height": 900})
     remote: list[str] = []
     page.on("request", lambda r: remote.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
@@ -115,32 +116,30 @@ def _open(browser, name: str, width: int):
     page.wait_for_load_state("load")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name.split('/')[-1]}-{width}.png"), full_page=True)
-    return page, remote
+    found = page.eval_on_selector_all(selector, script, arg)
+    page.close()
+    return found, remote
 
 
 @pytest.mark.parametrize("name", PAGES)
 def test_no_table_hides_a_column_at_1400px_and_nothing_loads_from_outside(browser, name):
-    page, remote = _open(browser, name, WIDE)
-    overflowing = page.eval_on_selector_all(".compnb-table-scroll, .compnb-glance", """els => els
+    overflowing, remote = _query(browser, name, WIDE, ".compnb-table-scroll, .compnb-glance", """els => els
         .filter(e => e.querySelector('table').scrollWidth > e.clientWidth + 1)
         .map(e => (e.closest('.compnb-table')?.querySelector('.compnb-table-caption')?.textContent || 'glance')
              .slice(0, 60) + ` (${e.querySelector('table').scrollWidth} px in ${e.clientWidth})`)""")
-    page.close()
     assert not overflowing, f"{name}: tables wider than their box at {WIDE} px: {overflowing}"
     assert not remote, f"{name}: requests outside the site: {remote[:3]}"
 
 
 @pytest.mark.parametrize("name", PAGES)
 def test_key_columns_stay_on_screen_at_390px(browser, name):
-    page, remote = _open(browser, name, NARROW)
-    hidden = page.eval_on_selector_all("[data-key-columns]", """(els, width) => els.flatMap(e => {
+    hidden, remote = _query(browser, name, NARROW, "[data-key-columns]", """(els, width) => els.flatMap(e => {
         const n = +e.dataset.keyColumns, row = e.querySelector('thead tr:last-child') || e.querySelector('tr');
         if (!row) return [];  // an empty table (a smoke run can have no rows to show)
         const cells = [...row.children].slice(0, n);
         return cells.filter(c => c.getBoundingClientRect().right > width + 1 || c.getBoundingClientRect().left < 0)
             .map(c => `${c.textContent.trim().slice(0, 30)} (right edge ${Math.round(c.getBoundingClientRect().right)})`);
     })""", NARROW)
-    page.close()
     assert not hidden, f"{name}: key columns off-screen at {NARROW} px: {hidden}"
     assert not remote, f"{name}: requests outside the site: {remote[:3]}"
 
@@ -151,10 +150,8 @@ def test_figures_have_captions_for_alt_text_and_readable_text(browser, name):
 
     from compnb.plots import MIN_FONT_PT
 
-    page, _ = _open(browser, name, WIDE)
-    images = page.eval_on_selector_all("main .cell_output img", """els => els.map(e => ({
+    images, _ = _query(browser, name, WIDE, "main .cell_output img", """els => els.map(e => ({
         src: e.src, alt: e.alt, natural: e.naturalWidth, shown: e.getBoundingClientRect().width}))""")
-    page.close()
     for img in images:
         file = img["src"].removeprefix("file://")
         assert img["alt"].strip() and not re.search(r"\.(png|jpe?g|svg)$|^[0-9a-f]{16,}", img["alt"]), \
@@ -169,8 +166,8 @@ def test_figures_have_captions_for_alt_text_and_readable_text(browser, name):
 
 @pytest.mark.parametrize("name", [f"chapters/{c}" for c in chapters()])
 def test_one_parameters_cell_with_the_values_that_ran(browser, name):
-    page, _ = _open(browser, name, WIDE)
-    shown = page.eval_on_selector_all(".cell.tag_parameters", "els => els.length")
-    injected = page.eval_on_selector_all(".cell.tag_injected-parameters", "els => els.length")
-    page.close()
+    counts, _ = _query(browser, name, WIDE, ".cell.tag_parameters, .cell.tag_injected-parameters", """els => [
+        els.filter(e => e.classList.contains('tag_parameters')).length,
+        els.filter(e => e.classList.contains('tag_injected-parameters')).length]""")
+    shown, injected = counts
     assert (shown, injected) == (1, 0), f"{name}: {shown} parameters cells and {injected} injected ones"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from compnb.models import DEFAULT_BACKBONE
 from compnb.paths import results_dir
 
 LEDGER_PAGE = "06-claims-ledger.html"
@@ -110,7 +111,7 @@ def context(profile: str) -> dict:
     from compnb.chapters.paper_scale import TRAIN_EXAMPLES
 
     configs = sorted(results_dir(profile, "runs").glob("*/config.json"))
-    model = json.loads(configs[0].read_text())["model"] if configs else "sentence-transformers/all-MiniLM-L6-v2"
+    model = json.loads(configs[0].read_text())["model"] if configs else DEFAULT_BACKBONE
     record = results_dir(profile, "01-artifact-mining") / "run.json"
     sources = json.loads(record.read_text()).get("data_sources") or [] if record.is_file() else []
     snli = next((s["rows"] for s in sources if s["dataset"] == "snli" and s["split"] == "train"), None)

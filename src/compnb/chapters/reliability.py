@@ -198,6 +198,7 @@ def check_cli(root: Path) -> pd.DataFrame:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
+        validation = data.locate("sst2", "validation")[0]  # the real rows beside each bad training file
         for case in bad_inputs(str(out)):
             config_path = out / "config.json"
             config_path.unlink(missing_ok=True)
@@ -208,7 +209,7 @@ def check_cli(root: Path) -> pd.DataFrame:
                 folder = out / "data" / "sst2"
                 folder.mkdir(parents=True, exist_ok=True)
                 pd.DataFrame(case.data).to_parquet(folder / "train.parquet")
-                shutil.copy2(data.locate("sst2", "validation")[0], folder / "validation.parquet")
+                shutil.copy2(validation, folder / "validation.parquet")
                 env["COMPNB_DATA_DIR"] = str(out / "data")
             watched = [out, *(root / p for p in case.writes)]
             before = _files(watched)
