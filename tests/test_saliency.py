@@ -341,6 +341,32 @@ def test_memory_budget_comes_from_the_argument_then_the_environment_then_the_dev
     assert 0 < budget_bytes("cpu") < budget_bytes("cpu", 10**15)
 
 
+def test_deterministic_mode_fixes_the_gpu_chunk_budget_whatever_memory_is_free(monkeypatch):
+    """Without the switch a GPU's chunk budget follows the memory free at that moment (two reruns beside other
+    processes chunk differently, and mask-saliency runs differed in their last bits on an H100); with it the
+    budget is fixed. No GPU is needed: free memory is what the test sets."""
+    from compnb import determinism, saliency
+    monkeypatch.delenv(MEMORY_BUDGET_ENV, raising=False)
+    monkeypatch.delenv(determinism.ENV, raising=False)
+    cuda = torch.device("cuda")
+    budgets = {}
+    for free in (10 * 2**30, 60 * 2**30):
+        monkeypatch.setattr(saliency, "_free_bytes", lambda device, free=free: free)
+        budgets[free] = budget_bytes(cuda)
+        monkeypatch.setenv(determinism.ENV, "1")
+        assert budget_bytes(cuda) == determinism.FIXED_BUDGET
+        assert budget_bytes(cuda, 99) == 99
+        monkeypatch.setenv(MEMORY_BUDGET_ENV, "3GiB")
+        assert budget_bytes(cuda) == 3 * 2**30
+        monkeypatch.setenv(MEMORY_BUDGET_ENV, "40%")
+        with pytest.raises(ValueError, match="40%.*COMPNB_DETERMINISTIC=1 cannot repeat"):
+            budget_bytes(cuda)
+        monkeypatch.delenv(MEMORY_BUDGET_ENV)
+        monkeypatch.setenv(determinism.ENV, "0")
+    assert budgets[10 * 2**30] != budgets[60 * 2**30]
+    assert budget_bytes("cpu") == CPU_BUDGET
+
+
 class RowCounter:
     """Rows of each forward of the model (a forward hook)."""
 

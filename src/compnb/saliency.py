@@ -25,7 +25,9 @@ memory free on the GPU (`torch.cuda.mem_get_info` plus what PyTorch's allocator 
 backward will still allocate (parameter gradients not yet there); on a CPU 8 GiB. When the graph is kept
 (`differentiable=True`) and the rows take more than one chunk, each chunk is recomputed in the backward
 instead of kept (activation checkpointing), so memory stays at about one chunk's. Chunking changes nothing
-but memory and time: scores and parameter gradients agree with the unchunked computation to rounding.
+but memory and time: scores and parameter gradients agree with the unchunked computation to rounding. That
+rounding differs between chunk sizes, so a budget taken from free memory makes GPU reruns differ in the last
+bits; `COMPNB_DETERMINISTIC=1` fixes the budget (`compnb.determinism`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.checkpoint import checkpoint
 
+from . import determinism
 from .models import SequenceClassifier
 
 IG_METHODS = ("riemann_right", "gausslegendre")
@@ -85,7 +88,9 @@ def budget_bytes(device: torch.device | str, budget: int | None = None, reserve:
     """Bytes a method's chunks may take on `device`: `budget` when given; else `COMPNB_MEMORY_BUDGET` (bytes, or
     a percentage of free memory less `reserve`); else `FREE_FRACTION` of the GPU's free memory less `reserve`
     (bytes the caller will still allocate while the chunks live, e.g. parameter gradients), or `CPU_BUDGET`
-    on a CPU. At least 1."""
+    on a CPU. With `COMPNB_DETERMINISTIC` on, a GPU's default is `determinism.FIXED_BUDGET` and a percentage
+    is refused: free memory changes with other processes, and with it the chunks' shapes and rounding.
+    At least 1."""
     device = torch.device(device)
     if budget is not None:
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
@@ -94,8 +99,15 @@ def budget_bytes(device: torch.device | str, budget: int | None = None, reserve:
     setting = os.environ.get(MEMORY_BUDGET_ENV, "").strip()
     if setting:
         value = parse_memory(setting)
-        return value if isinstance(value, int) else max(1, int(value * (_free_bytes(device) - reserve)))
+        if isinstance(value, int):
+            return value
+        if determinism.requested():
+            raise ValueError(f"{MEMORY_BUDGET_ENV}={setting!r} is a share of free memory, which {determinism.ENV}=1 "
+                             "cannot repeat: give bytes ('24GiB') or unset it")
+        return max(1, int(value * (_free_bytes(device) - reserve)))
     if device.type == "cuda":
+        if determinism.requested():
+            return determinism.FIXED_BUDGET
         return max(1, int(FREE_FRACTION * (_free_bytes(device) - reserve)))
     return CPU_BUDGET
 

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoTokenizer, get_linear_schedule_with_warmup
 
-from compnb import atomicio, data, models, profiles, sharding
+from compnb import atomicio, data, determinism, models, profiles, sharding
 from compnb.evaluation import classification_metrics
 from compnb.fingerprints import data_sha256, weights_fingerprint
 from compnb.paths import project_root
@@ -615,21 +615,6 @@ def _device_name(device: torch.device) -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
-DETERMINISTIC_ENV = "COMPNB_DETERMINISTIC"
-
-
-def use_deterministic() -> bool:
-    """With `COMPNB_DETERMINISTIC=1`, make GPU training repeatable where PyTorch allows it: deterministic
-    algorithms only (an op without one raises, naming itself), cuBLAS's fixed workspace, no cuDNN autotuning.
-    Data order is fixed by the seed either way. Returns whether the switch is on; CPU runs repeat without it."""
-    on = os.environ.get(DETERMINISTIC_ENV, "") not in ("", "0")
-    if on:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    return on
-
-
 class StaleRunError(ValueError):
     """A finished run whose data or weights have changed under the same names since it trained."""
 
@@ -684,7 +669,7 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     if config.profile == "paper":  # one message for a missing backbone and missing data, before anything is written
         profiles.require([config.model], [(config.dataset, "train"), (config.dataset, "validation")],
                          f"run {folder.name}")
-    deterministic = use_deterministic()
+    deterministic = determinism.enable()
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     main, procs = accelerator.is_main_process, accelerator.num_processes
