@@ -7,6 +7,7 @@ import math
 import pytest
 
 from compnb.chapters import paper_scale
+from compnb.paths import project_root
 
 
 def test_gradient_checks_are_read_back_from_the_device_log(tmp_path):
@@ -53,3 +54,47 @@ def test_the_determinism_reading_follows_the_record():
     text = paper_scale.determinism_sentence(table)
     assert "the deterministic mode repeated bit for bit (1 of 3 cases)" in text
     assert "index_add_cuda_" in text and "ce ×1.5" in text
+
+
+def _fake_run(tree, run, probs, accuracy, **config):
+    import json
+
+    import numpy as np
+
+    folder = tree / "results" / "full" / "runs" / run
+    folder.mkdir(parents=True)
+    np.save(folder / "val_probs.npy", np.asarray(probs, dtype=np.float32))
+    (folder / "config.json").write_text(json.dumps({"dataset": "sst2", "seed": 0, "extra_train": None} | config))
+    (folder / "metrics.json").write_text(json.dumps({"validation": {"accuracy": accuracy}, "wall_time_s": accuracy}))
+
+
+def test_two_reruns_are_compared_run_by_run_and_read_back(tmp_path):
+    """benchmarks/compare_reruns.py on two small trees: a run whose probabilities differ in the last bit is not
+    identical, timing records are not compared, the CSV is read into the appendix's table and sentence."""
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("compare_reruns", project_root() / "benchmarks" / "compare_reruns.py")
+    compare_reruns = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare_reruns)
+    a, b = tmp_path / "A", tmp_path / "B"
+    nudged = np.nextafter(np.float32(0.25), np.float32(1))
+    for tree, last, acc in ((a, 0.25, 0.75), (b, nudged, 0.5)):
+        _fake_run(tree, "sst2-ce-1", [0.5, 0.5], 0.9)
+        _fake_run(tree, "sst2-competency-2", [0.75, last], acc, loss_params={"method": "mask", "form": "subtract",
+                                                                             "lam": 0.5})
+    frame = compare_reruns.compare(a, b, tmp_path / "none")
+    by_run = frame.set_index("run")
+    assert bool(by_run.loc["sst2-ce-1", "identical probabilities"])
+    assert not by_run.loc["sst2-competency-2", "identical probabilities"]
+    assert 0 < by_run.loc["sst2-competency-2", "max |Δp|"] < 1e-6
+    assert by_run.loc["sst2-ce-1", "files compared"] == 2  # config.json and val_probs.npy, not metrics.json
+    frame.insert(0, "rerun", "pair 1")
+    frame.to_csv(tmp_path / "reruns.csv", index=False)
+    summary = paper_scale.rerun_table(tmp_path / "reruns.csv")
+    assert summary.set_index("saliency")["bit-identical"].to_dict() == {"— (ce)": 1, "mask": 0}
+    text = paper_scale.rerun_sentence(summary, expected_runs=5)
+    assert "1 of 2 runs repeated bit for bit" in text
+    assert "mask-saliency runs (1 of 1, validation accuracy apart by up to 0.2500)" in text
+    assert "covered 2 of the 5 runs" in text

@@ -17,7 +17,8 @@ import pandas as pd
 import seaborn as sns
 
 from compnb import plots
-from compnb.profiles import CHAPTER_SETTINGS
+from compnb.paths import results_dir
+from compnb.profiles import CHAPTER_SETTINGS, settings
 
 TRAIN_EXAMPLES = {"sst2": 67_349, "snli": 550_152}  # the GLUE SST-2 and SNLI training splits (labelled pairs)
 ADVERSARIAL_EXTRA = 15_000  # chapter 4 adds 5,000 attacked pairs per class to SNLI train
@@ -224,7 +225,59 @@ def determinism_sentence(table: pd.DataFrame) -> str:
                  "No operation of the double backward lacked a deterministic implementation.")
     if ratios:
         parts.append(f"The switch's cost per step: {', '.join(ratios)}.")
-    parts.append("Two from-scratch reruns of chapters 2 to 4 at the full profile, where earlier reruns moved by a "
-                 "few validation examples while several runs shared one GPU, have not been made with the switch "
-                 "on: they need about an hour of GPU time that this book did not have.")
+    return " ".join(parts)
+
+
+def rerun_table(path) -> pd.DataFrame:
+    """The CSV `benchmarks/compare_reruns.py` wrote at `path` (one row per run of two from-scratch reruns) summed
+    per rerun, chapter and saliency method: runs, how many had bit-identical validation probabilities, the largest
+    probability and accuracy differences between the reruns, and the largest accuracy difference from the
+    committed run of the same configuration."""
+    reruns = pd.read_csv(path)
+    runs = reruns[reruns["identical probabilities"].notna()].copy()
+    runs["identical"] = runs["identical probabilities"].astype(bool)
+    runs["|Δ acc| reruns"] = (runs["accuracy A"] - runs["accuracy B"]).abs()
+    runs["|Δ acc| committed"] = (runs["accuracy A"] - runs["accuracy committed"]).abs()
+    runs["runs"] = 1
+    return (runs.groupby(["rerun", "chapter", "saliency"], sort=False)
+            .agg(**{"runs": ("runs", "sum"), "bit-identical": ("identical", "sum"), "max |Δp|": ("max |Δp|", "max"),
+                    "max |Δ accuracy|": ("|Δ acc| reruns", "max"),
+                    "max |Δ accuracy| from committed": ("|Δ acc| committed", "max")})
+            .reset_index())
+
+
+def planned_runs(profile: str) -> int:
+    """How many training runs chapters 2 to 4 make at `profile`: chapter 2's baselines, chapter 4's three kinds
+    per seed, and every run chapter 3 recorded (its confirmation runs depend on the selection seed's results)."""
+    from compnb.chapters import adversarial_eval, baseline
+
+    seeds = len(settings(adversarial_eval.CHAPTER, profile)["seeds"])
+    chapter3 = pd.read_csv(results_dir(profile, "03-modified-loss") / "runs.csv")
+    return len(baseline.configs(profile)) + seeds * len(adversarial_eval.KINDS) + len(chapter3)
+
+
+def rerun_sentence(summary: pd.DataFrame, expected_runs: int) -> str:
+    """What `rerun_table` shows, read from it: which runs repeated, which did not, and how much of the
+    `expected_runs` planned runs of chapters 2-4 the first pair of reruns covered."""
+    first, *later = list(dict.fromkeys(summary["rerun"]))
+    rows = summary[summary["rerun"] == first].to_dict("records")
+    same = [r for r in rows if r["bit-identical"] == r["runs"]]
+    moved = [r for r in rows if r["bit-identical"] < r["runs"]]
+    covered = sum(r["runs"] for r in rows)
+    kind = {"— (ce)": "cross-entropy", "gradient": "gradient-saliency", "mask": "mask-saliency"}
+    parts = [f"In the first pair of reruns ({first}), {sum(r['runs'] for r in same)} of {covered} runs repeated bit "
+             "for bit: " + ", ".join(f"chapter {r['chapter']}'s {kind.get(r['saliency'], r['saliency'])} runs"
+                                     for r in same) + "."]
+    if moved:
+        parts.append("Those that did not: " + ", ".join(
+            f"chapter {r['chapter']}'s {kind.get(r['saliency'], r['saliency'])} runs "
+            f"({r['runs'] - r['bit-identical']} of {r['runs']}, validation "
+            f"accuracy apart by up to {r['max |Δ accuracy|']:.4f})" for r in moved) + ".")
+    for label in later:
+        again = summary[summary["rerun"] == label]
+        parts.append(f"Then {label}: {int(again['bit-identical'].sum())} of {int(again['runs'].sum())} runs "
+                     "repeated bit for bit.")
+    if covered < expected_runs:
+        parts.append(f"The first pair covered {covered} of the {expected_runs} runs that chapters 2 to 4 train at the "
+                     "full profile; the rest (chapter 3's confirmation seeds) did not fit this book's GPU time.")
     return " ".join(parts)
