@@ -18,7 +18,7 @@ import pytest
 import torch.nn.functional as F
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from compnb import cli, models, training
+from compnb import cli, data, models, training
 from compnb.training import LengthBucketSampler, PadCollator, TrainConfig, encode, run_dir, train
 
 FILLER = "the a movie film plot actors story scenes it was is very quite rather".split()
@@ -408,3 +408,88 @@ def test_a_cached_run_is_not_reused_when_the_weights_changed_under_the_same_name
     weights.write_bytes(weights.read_bytes() + b" ")  # any change of content
     with pytest.raises(training.StaleRunError, match="now resolves to sha256:"):
         train(cfg, runs_root=tmp_path / "runs")
+
+
+def test_a_cached_run_from_the_hub_is_checked_against_what_the_hub_serves_now(tmp_path, monkeypatch):
+    """A split read from the hub has no file to hash: the run records the rows' hash and is not reused when the
+    hub serves other rows, when the split now resolves to a local copy, or when the hub cannot be reached."""
+    rows = {"sentence": ["a fine film", "a dull film"], "label": [1, 0], "idx": [0, 1]}
+
+    class Served:
+        def __init__(self, frame):
+            self.frame = frame
+
+        def to_pandas(self):
+            return self.frame.copy()
+
+    served = {"frame": pd.DataFrame(rows)}
+    monkeypatch.setattr(data.datasets, "load_dataset", lambda *a, **k: Served(served["frame"]))
+    monkeypatch.setattr(data, "data_search_paths", lambda: [tmp_path / "no-local-copy"])
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("COMPNB_OFFLINE", raising=False)
+    source = data.source_of(data.load("sst2", "train"))
+    assert source["origin"] == "hub" and source["sha256"].startswith("rows:")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"data_sources": [source]}))
+    cfg = TrainConfig(dataset="sst2", profile="smoke")
+
+    def problem():
+        training._hub_rows_now.cache_clear()
+        return training.reuse_problem(folder, cfg)
+
+    assert problem() is None
+    served["frame"] = pd.DataFrame(rows | {"label": [0, 1]})  # the hub changed the labels
+    assert "the hub now serves other rows" in problem()
+    local = tmp_path / "local" / "sst2"
+    local.mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(local / "train.parquet")
+    monkeypatch.setattr(data, "data_search_paths", lambda: [tmp_path / "local"])
+    assert "now resolves to the local" in problem()
+    monkeypatch.setattr(data, "data_search_paths", lambda: [tmp_path / "no-local-copy"])
+    monkeypatch.setenv("COMPNB_OFFLINE", "1")
+    assert "cannot be reached now" in problem()
+
+
+def test_cached_measurements_are_not_reused_once_what_they_read_changed(world, tmp_path, monkeypatch):
+    """AdvGLUE scores are scored again when the set changed since; a measurement recorded with
+    `measurements.record` is stale when its source changed; a changed validation file makes the run itself
+    refuse reuse."""
+    from compnb import advglue, measurements
+
+    copy = _copy_world_data(world, tmp_path / "data")
+    monkeypatch.setenv("COMPNB_DATA_DIR", str(copy))
+    measurements.source_now.cache_clear()
+    cfg = config(world, epochs=1, eval_every=None, checkpoint_every=None, max_train_examples=16, max_eval_examples=16)
+    folder = train(cfg, runs_root=tmp_path / "runs")
+    first = advglue.evaluate_run(folder)[0]
+    assert advglue.evaluated(folder, "sst2") and len(first["source"]["sha256"]) == 64
+    measurements.record(folder, "probe", [data.source_of(training.validation_set(cfg))])
+    assert measurements.stale(folder, "probe") is None
+    measurements.require_reusable(folder, cfg)
+
+    adv = pd.read_parquet(copy / "adv_glue" / "adv_sst2.parquet")
+    adv.assign(label=1 - adv["label"]).to_parquet(copy / "adv_glue" / "adv_sst2.parquet")
+    measurements.source_now.cache_clear()
+    assert not advglue.evaluated(folder, "sst2")
+    again = advglue.evaluate_run(folder)[0]
+    assert again["source"]["sha256"] != first["source"]["sha256"] and advglue.evaluated(folder, "sst2")
+
+    val = pd.read_parquet(copy / "sst2" / "validation.parquet")
+    val.assign(label=1 - val["label"]).to_parquet(copy / "sst2" / "validation.parquet")
+    measurements.source_now.cache_clear()
+    assert "sst2/validation was" in measurements.stale(folder, "probe")
+    with pytest.raises(training.StaleRunError, match="now holds other content"):
+        measurements.require_reusable(folder, cfg)
+
+
+def test_a_measurement_recorded_before_fingerprints_is_compared_by_its_row_count():
+    from compnb import measurements
+
+    old = {"dataset": "adv_sst2", "split": "validation", "location": "/elsewhere/adv_sst2.parquet", "rows": 148}
+    now = {"dataset": "adv_sst2", "split": "validation", "location": "/here/adv_sst2.parquet", "rows": 148,
+           "sha256": "ab" * 32}
+    assert measurements.changed(old, now) is None
+    assert "was /elsewhere/adv_sst2.parquet" in measurements.changed(old | {"rows": 147}, now)
+    assert measurements.changed(now, now) is None
+    assert measurements.changed(now | {"sha256": "cd" * 32}, now) is not None

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from compnb import data, evaluation, training
+from compnb import data, evaluation, measurements, training
 
 SPLIT = "validation"
 
@@ -33,9 +33,21 @@ def eval_path(folder: str | Path, adv_set: str) -> Path:
     return Path(folder) / f"eval-{adv_set}-{SPLIT}.json"
 
 
+def _current(path: Path, adv_set: str) -> bool:
+    """Whether the cached score at `path` exists and was computed on the set `adv_set` resolves to now."""
+    if not path.is_file():
+        return False
+    recorded = json.loads(path.read_text()).get("source", {})
+    if measurements.changed(recorded, measurements.source_now(adv_set, SPLIT)) is None:
+        return True
+    print(f"{path.parent.name}: {adv_set} changed since it was scored; scoring again")
+    return False
+
+
 def evaluated(folder: str | Path, dataset: str) -> bool:
-    """Whether the run in `folder`, trained on `dataset`, has been scored on all of its AdvGLUE sets."""
-    return all(eval_path(folder, name).is_file() for name in sets_for(dataset))
+    """Whether the run in `folder`, trained on `dataset`, has been scored on all of its AdvGLUE sets, each as it
+    is now (a score of a set that changed since is not counted)."""
+    return all(_current(eval_path(folder, name), name) for name in sets_for(dataset))
 
 
 def evaluate_run(folder: str | Path, run: tuple | None = None) -> list[dict]:
@@ -46,7 +58,7 @@ def evaluate_run(folder: str | Path, run: tuple | None = None) -> list[dict]:
     out = []
     for name in sets_for(config.dataset):
         path = eval_path(folder, name)
-        if path.is_file():
+        if _current(path, name):
             out.append(json.loads(path.read_text()))
         else:
             run = run if run is not None else training.load_run(folder)

@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from compnb.fingerprints import data_sha256
+from compnb.fingerprints import data_sha256, rows_sha256
 from compnb.paths import data_search_paths
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
@@ -87,7 +87,8 @@ class DataSource:
     rows: int
     sample: bool = False
     note: str = ""
-    sha256: str = ""  # content of the local file or sample folder (`fingerprints.data_sha256`); '' for the hub
+    sha256: str = ""  # content of the local file or sample folder (`fingerprints.data_sha256`), or of a hub split's
+    # rows as loaded (`fingerprints.rows_sha256`)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -283,7 +284,7 @@ def _hub(s: DatasetSpec, split: str) -> tuple[pd.DataFrame, DataSource]:
                                 "sst2/test.parquet with the original SST test labels in a local data folder")
     where = s.hub_path + (f" ({s.hub_config})" if s.hub_config else "")
     validate(frame, s, f"the hub's {where} {split}")
-    return frame, DataSource(s.name, split, "hub", where, int((frame["label"] >= 0).sum()))
+    return frame, DataSource(s.name, split, "hub", where, int((frame["label"] >= 0).sum()), sha256=rows_sha256(frame))
 
 
 def load(name: str, split: str, *, seed: int = 0, search_paths: list[Path] | None = None,

@@ -1,7 +1,7 @@
-"""Content fingerprints of what a run reads: data files and model weights.
+"""Content fingerprints of what a run reads: data files, data from the hub, and model weights.
 
-A training run records the SHA-256 of every data file it trained or validated on and of its backbone's
-weight files (`compnb.training` writes them into the run's `run.json`); a finished run is reused only while
+A training run records the SHA-256 of every data file it trained or validated on (of the rows themselves
+for a split that came from the hub, `rows_sha256`) and of its backbone's weight files (`compnb.training` writes them into the run's `run.json`); a finished run is reused only while
 the same names still hold the same content. Hashes are cached per process by (path, size, mtime), so
 checking eighty cached runs reads each file once.
 """
@@ -48,6 +48,17 @@ def data_sha256(location: str) -> str:
     if path.is_dir():
         return files_sha256(sorted(path.glob("*.parquet")))
     return ""
+
+
+def rows_sha256(frame) -> str:
+    """'rows:' + the SHA-256 of a table's content (a pandas DataFrame): its column names in sorted order, each
+    with its values as text; for data that has no file of its own (a hub split), equal exactly when every
+    cell is."""
+    digest = hashlib.sha256()
+    for column in sorted(frame.columns):
+        digest.update(f"{column}\x1e".encode())
+        digest.update("\x1f".join(map(str, frame[column].tolist())).encode())
+    return "rows:" + digest.hexdigest()
 
 
 def weights_fingerprint(resolved: str) -> str:

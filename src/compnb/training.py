@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -626,6 +627,11 @@ def reuse_problem(folder: Path, config: TrainConfig) -> str | None:
     of each local file instead."""
     record = json.loads((folder / "run.json").read_text()) if (folder / "run.json").is_file() else {}
     for source in record.get("data_sources", []):
+        if source.get("origin") == "hub":
+            problem = _hub_reuse_problem(folder, config, source)
+            if problem is not None:
+                return problem
+            continue
         if source.get("origin") != "local":
             continue
         if source["split"] == "extra":
@@ -653,6 +659,35 @@ def reuse_problem(folder: Path, config: TrainConfig) -> str | None:
         if current != recorded:
             return (f"run {folder.name} fine-tuned {config.model} with weights {recorded}, but the name now "
                     f"resolves to {current}; retrain with force=True (`compnb train --force`)")
+    return None
+
+
+@lru_cache(maxsize=32)
+def _hub_rows_now(dataset: str, split: str, complete: bool) -> str:
+    """`fingerprints.rows_sha256` of what the hub serves for `split` of `dataset` now (once per process)."""
+    return data.source_of(data.load(dataset, split, complete=complete))["sha256"]
+
+
+def _hub_reuse_problem(folder: Path, config: TrainConfig, source: dict) -> str | None:
+    """Why a run that read `source` from the hub must not be reused now, or None: the same split now resolves
+    to a local copy, the hub cannot be reached to check it, or the hub serves other rows (their
+    `fingerprints.rows_sha256`; runs recorded before that have none and are compared by name only)."""
+    complete = config.profile == "paper"
+    where = f"the hub's {source['location']} {source['split']}"
+    now, _ = data.locate(source["dataset"], source["split"], complete=complete)
+    if now is not None:
+        return (f"run {folder.name} trained on {where}, but {source['dataset']}/{source['split']} now resolves to "
+                f"the local {now}; retrain with force=True (`compnb train --force`), or remove that copy")
+    if not source.get("sha256"):
+        return None
+    try:
+        current = _hub_rows_now(source["dataset"], source["split"], complete)
+    except data.DataNotFoundError as err:
+        return (f"run {folder.name} trained on {where}, which cannot be reached now to check that it is unchanged "
+                f"({err}); reuse it once the hub is back, provide a local copy and retrain with force=True")
+    if current != source["sha256"]:
+        return (f"run {folder.name} trained on {where} (rows {source['sha256'][5:17]}), but the hub now serves "
+                f"other rows ({current[5:17]}); retrain with force=True (`compnb train --force`)")
     return None
 
 

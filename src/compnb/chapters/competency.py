@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 from accelerate.utils import set_seed
 
-from compnb import advglue, atomicio, data, influence, models, parallel, training
+from compnb import advglue, atomicio, data, influence, measurements, models, parallel, training
 from compnb.chapters import baseline
 from compnb.losses import METHODS
 from compnb.paths import project_root, results_dir
@@ -124,7 +124,8 @@ def measure(folder: Path, k: int = 5) -> dict:
     """AdvGLUE metrics (every set sharing the run's labels, `advglue.evaluate_run`; the paper's set kept
     here) and S entropies before/after training of one finished run (cached, needs its weights)."""
     path = Path(folder) / f"competency-k{k}.json"
-    if path.is_file():
+    dataset = training.TrainConfig.from_json(Path(folder) / "config.json").dataset
+    if path.is_file() and advglue.evaluated(folder, dataset):  # its AdvGLUE row is a copy of the current score
         return json.loads(path.read_text())
     model, tokenizer, cfg = training.load_run(folder)
     scored = advglue.evaluate_run(folder, run=(model, tokenizer, cfg))
@@ -137,9 +138,13 @@ def measure(folder: Path, k: int = 5) -> dict:
 
 
 def _measured(folder: Path, k: int, analysed: bool) -> bool:
-    finished = (folder / training.FINISHED).is_file()
-    return (finished and (folder / f"competency-k{k}.json").is_file()
-            and advglue.evaluated(folder, training.TrainConfig.from_json(folder / "config.json").dataset)
+    """Whether the run in `folder` is finished and measured (AdvGLUE scores of the sets as they are now); a
+    finished run whose own data or weights changed raises `training.StaleRunError`."""
+    if not (folder / training.FINISHED).is_file():
+        return False
+    config = training.TrainConfig.from_json(folder / "config.json")
+    measurements.require_reusable(folder, config)
+    return ((folder / f"competency-k{k}.json").is_file() and advglue.evaluated(folder, config.dataset)
             and (not analysed or (folder / f"analysis-k{k}" / "summary.json").is_file()))
 
 

@@ -22,7 +22,7 @@ import datasets
 import numpy as np
 from tqdm.auto import tqdm
 
-from compnb import atomicio, data, ig_variance, invocations, models, parallel, training
+from compnb import atomicio, data, ig_variance, invocations, measurements, models, parallel, training
 from compnb.profiles import settings
 from compnb.saliency import IntegratedGradients
 
@@ -107,7 +107,7 @@ def measure(folder: Path, n_steps: int, method: str, keep_attributions: bool) ->
     """Test-split probabilities and IG measurements of one finished run (cached; needs its weights)."""
     folder = Path(folder)
     path = ig_path(folder, method, n_steps)
-    if (folder / "probs-test.npy").is_file() and path.is_file():
+    if (folder / "probs-test.npy").is_file() and path.is_file() and measurements.stale(folder, path.name) is None:
         return
     model, tokenizer, cfg = training.load_run(folder)
     model.to(models.best_device())
@@ -119,11 +119,20 @@ def measure(folder: Path, n_steps: int, method: str, keep_attributions: bool) ->
         result = {key: result[key] for key in ("variance", "gap")}
     atomicio.atomic_write(folder / "probs-test.npy", lambda f: np.save(f, probs))
     atomicio.atomic_write(path, lambda f: np.savez_compressed(f, **result))
+    measurements.record(folder, path.name, [data.source_of(ds)], complete=cfg.profile == "paper")
 
 
 def _measured(folder: Path, n_steps: int, method: str) -> bool:
-    return ((folder / training.FINISHED).is_file() and (folder / "probs-test.npy").is_file()
-            and ig_path(folder, method, n_steps).is_file())
+    """Whether the run in `folder` is finished and measured on the test split as it is now; a finished run whose
+    own data or weights changed raises `training.StaleRunError`."""
+    path = ig_path(folder, method, n_steps)
+    if not ((folder / training.FINISHED).is_file() and (folder / "probs-test.npy").is_file() and path.is_file()):
+        return False
+    measurements.require_reusable(folder, training.TrainConfig.from_json(folder / "config.json"))
+    why = measurements.stale(folder, path.name)
+    if why is not None:
+        print(f"{why}; measuring again")
+    return why is None
 
 
 def train_and_measure(cfg: training.TrainConfig, n_steps: int, method: str, keep_attributions: bool) -> Path:
