@@ -91,3 +91,8 @@ def test_an_absolute_number_is_judged_only_on_the_papers_backbone_at_the_paper_p
     pd.DataFrame([{"dataset": "sst2", "source": "ours, opt-1.3b", "seeds": "0, 1, 2", "accuracy": 0.90,
                    "accuracy 95% CI": "[0.890, 0.910]"}]).to_csv(tmp_path / "accuracy.csv", index=False)
     assert measure(tmp_path).verdict == "not reproduced"
+
+
+def test_every_earlier_rerun_note_belongs_to_a_claim_of_the_ledger():
+    ids = {c.id for c in claims.CLAIMS}
+    assert set(claims.HISTORY) <= ids, set(claims.HISTORY) - ids

@@ -178,26 +178,41 @@ def fix_comparison(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
                           "95% CI (token-id attack)", "p (paired t) (token-id attack)", "shift"]]
 
 
-def paper_table(means: pd.DataFrame, shares: pd.DataFrame) -> pd.DataFrame:
-    """Paper 2's numbers beside ours: the baseline on clean and attacked pairs, the retrained model on the
-    clean evaluation set (the paper's leaky setting and our leak-free one), and the fixed / introduced /
-    remaining shares of errors per subset. `means` is `seed_means`, `shares` is `error_shares`; the paper's
-    model is ELECTRA-small on all of SNLI, one run; ours are means over seeds."""
+def _as_fraction(paper: int, source: str, row: str, column: str) -> float:
+    """A paper's number as a fraction of 1: a printed percentage divided by 100, any other number as printed."""
+    number = pn.value(paper, source, row, column)
+    return number / 100 if pn.printed(paper, source, row, column).endswith("%") else number
+
+
+def paper_table(means: pd.DataFrame, shares: pd.DataFrame, backbone: str = "MiniLM") -> pd.DataFrame:
+    """Paper 2's numbers beside ours and their difference: the baseline on clean and attacked pairs, the
+    retrained model on the clean evaluation set (the paper's leaky setting and our leak-free one), and the
+    fixed / introduced / remaining shares of errors per subset. `means` is `seed_means`, `shares` is
+    `error_shares`; the paper's model is ELECTRA-small on all of SNLI, one run; ours is `backbone` on the
+    offline SNLI sample, means over seeds. Columns name both."""
+    theirs, mine = "paper (ELECTRA-small, SNLI)", f"ours ({backbone}, offline SNLI)"
     m = means.set_index(["model", "set"])["accuracy"]
-    rows = [("baseline, clean validation", pn.cite(2, "§2", "Baseline", "Accuracy"), m.get(("baseline", "clean"))),
-            ("baseline, attacked pairs", pn.cite(2, "§2.4", "Baseline", "Accuracy"), m.get(("baseline", "attacked"))),
-            ("retrained, evaluation set (paper's setting: leaky)", pn.cite(2, "§5.8", "Accuracy", "Fine-Tuned Model"),
-             m.get(("leaky", "clean"))),
-            ("retrained, evaluation set (leak-free)", "", m.get(("retrained", "clean")))]
-    table = [{"quantity": q, "paper": paper, "ours": f"{v:.3f}" if v is not None else ""} for q, paper, v in rows]
+    cells = [("baseline, clean validation", (2, "§2", "Baseline", "Accuracy"), m.get(("baseline", "clean"))),
+             ("baseline, attacked pairs", (2, "§2.4", "Baseline", "Accuracy"), m.get(("baseline", "attacked"))),
+             ("retrained, evaluation set (paper's setting: leaky)", (2, "§5.8", "Accuracy", "Fine-Tuned Model"),
+              m.get(("leaky", "clean"))),
+             ("retrained, evaluation set (leak-free)", None, m.get(("retrained", "clean")))]
     sections = {"negation": ("§5.3", "Negation"), "ambiguity": ("§5.5", "Ambiguities"), "long": ("§5.7", "Challenging Cases")}
     leaky = shares[shares["model"].str.startswith("leaky")].set_index("subset")
     for subset, (source, row) in sections.items():
         for change in ("fixed", "introduced", "remaining"):
             ours = leaky[f"{change} share"].get(subset, np.nan)
-            table.append({"quantity": f"{subset}: {change} errors (share of errors, leaky)",
-                          "paper": pn.cite(2, source, row, f"{change.capitalize()} errors"),
-                          "ours": "" if np.isnan(ours) else f"{ours:.1%}"})
+            cells.append((f"{subset}: {change} errors (share of errors, leaky)",
+                          (2, source, row, f"{change.capitalize()} errors"), None if np.isnan(ours) else ours))
+    table = []
+    for quantity, where, ours in cells:
+        paper = _as_fraction(*where) if where is not None else np.nan
+        share = "share" in quantity
+        shown = (lambda x: f"{x:.1%}") if share else (lambda x: f"{x:.3f}")
+        table.append({"quantity": quantity, theirs: pn.cite(*where) if where is not None else "",
+                      mine: "" if ours is None else shown(ours),
+                      "ours − paper": "" if ours is None or np.isnan(paper) else
+                      (f"{fmt.signed(100 * (ours - paper), 1)} points" if share else fmt.signed(ours - paper, 3))})
     return pd.DataFrame(table)
 
 

@@ -63,6 +63,11 @@ class Claim:
 HISTORY = {
     "P1-val-gain-snli": "commit df80d11: not reproduced (best +0.006, Holm p = 0.27); commit f5cb1f1: reproduced "
                         "(+0.007, Holm p = 0.049); both reused the selection seed in the test",
+    "P2-clean-gain-leak-free": "commit eda48fc, attack on the text: not reproduced (+0.004 [−0.032, +0.040], "
+                               "p = 0.66); commit 5a34fee, attack on token ids: reproduced. That rerun retrained "
+                               "the baselines too, so GPU rerun noise is part of the change",
+    "P2-negation": "the text attack's runs, scored with today's error shares: not reproduced (5 fixed against 1 "
+                   "introduced, p = 0.22)",
 }
 
 
