@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from compnb.chapters import competency
 from compnb.training import TrainConfig
 
 KILL_AT_STEP = 10
+_TRAIN = ("import sys; from compnb import training; "
+          "training.train(training.TrainConfig.from_json(sys.argv[1]), runs_root=sys.argv[2])")
 # the interrupted process: train with a callback that kills the process itself (SIGKILL, no clean-up) at a step
 _KILLER = """
 import os, signal, sys
@@ -58,21 +61,20 @@ def interrupted_training(workdir: str | Path, config: TrainConfig | None = None,
     path = workdir / "config.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config.to_dict()))
-    # both runs in fresh processes, so neither inherits state (RNG, thread pools) from this one
-    whole = _python("-c", "import sys; from compnb import training; "
-                    "training.train(training.TrainConfig.from_json(sys.argv[1]), runs_root=sys.argv[2])",
-                    str(path), str(workdir / "uninterrupted"))
+    # both runs in fresh processes, so neither inherits state (RNG, thread pools) from this one; they are
+    # independent, so they run at the same time, one CPU thread each
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        whole, killed = pool.map(lambda args: _python(*args, env={"OMP_NUM_THREADS": "1"}), [
+            ("-c", _TRAIN, str(path), str(workdir / "uninterrupted")),
+            ("-c", _KILLER, str(path), str(workdir / "interrupted"), str(kill_at))])
     if whole.returncode != 0:
         raise RuntimeError(f"the uninterrupted run failed:\n{whole.stderr[-2000:]}")
-    killed = _python("-c", _KILLER, str(path), str(workdir / "interrupted"), str(kill_at))
     folder = training.run_dir(config, workdir / "interrupted")
     state = json.loads((folder / training.CHECKPOINT / training.STATE_FILE).read_text())
     after_kill = {"exit signal": -killed.returncode if killed.returncode < 0 else None,
                   "finished marker": (folder / training.FINISHED).is_file(),
                   "checkpoint at step": state["step"]}
-    resumed = _python("-c", "import sys; from compnb import training; "
-                      "training.train(training.TrainConfig.from_json(sys.argv[1]), runs_root=sys.argv[2])",
-                      str(path), str(workdir / "interrupted"))
+    resumed = _python("-c", _TRAIN, str(path), str(workdir / "interrupted"), env={"OMP_NUM_THREADS": "1"})
     if resumed.returncode != 0:
         raise RuntimeError(f"the resumed run failed:\n{resumed.stderr[-2000:]}")
     a, b = (training.run_dir(config, workdir / name) for name in ("uninterrupted", "interrupted"))
@@ -191,37 +193,43 @@ def _files(paths: Sequence[Path]) -> dict[str, int]:
     return found
 
 
-def check_cli(root: Path) -> pd.DataFrame:
-    """Run every `bad_inputs` case through `python -m compnb.cli` (hub off) in the project at `root`; one row
-    per case: exit code, the error line, whether it names the expected text, whether a traceback was printed,
-    and whether any file appeared or changed under the case's output folder or the paths it could write."""
-    rows = []
+def _check_case(root: Path, index: int, out: Path, validation: str) -> dict:
+    """Run bad input number `index` of `bad_inputs(out)` with `out` as its own output folder; its table row."""
+    case = bad_inputs(str(out))[index]
+    out.mkdir(parents=True)
+    if case.config is not None:
+        (out / "config.json").write_text(json.dumps(case.config))
+    env = {"HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    if case.data is not None:
+        folder = out / "data" / "sst2"
+        folder.mkdir(parents=True)
+        pd.DataFrame(case.data).to_parquet(folder / "train.parquet")
+        shutil.copy2(validation, folder / "validation.parquet")
+        env["COMPNB_DATA_DIR"] = str(out / "data")
+    watched = [out, *(root / p for p in case.writes)]
+    before = _files(watched)
+    done = _python("-m", "compnb.cli", *case.args, env=env)
+    shutil.rmtree(out / "data", ignore_errors=True)
+    written = sorted(set(_files(watched).items()) - set(before.items())) != []
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    error = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
+    tmp = str(out)
+    return {"input": case.what, "command": "compnb " + " ".join(a.replace(tmp, "OUT") for a in case.args),
+            "exit code": done.returncode, "message": error.replace(tmp, "OUT"),
+            "names the problem": case.expect.replace(tmp, "OUT") in error.replace(tmp, "OUT"),
+            "traceback": "Traceback" in done.stderr, "files written": written}
+
+
+def check_cli(root: Path, jobs: int = 2) -> pd.DataFrame:
+    """Run every `bad_inputs` case through `python -m compnb.cli` (hub off) in the project at `root`, `jobs` at
+    a time, each with its own output folder; one row per case: exit code, the error line, whether it names the
+    expected text, whether a traceback was printed, and whether any file appeared or changed under the case's
+    output folder or the paths it could write (cases that write nothing cannot blame each other)."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
         validation = data.locate("sst2", "validation")[0]  # the real rows beside each bad training file
-        for case in bad_inputs(str(out)):
-            config_path = out / "config.json"
-            config_path.unlink(missing_ok=True)
-            if case.config is not None:
-                config_path.write_text(json.dumps(case.config))
-            env = {"HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
-            if case.data is not None:
-                folder = out / "data" / "sst2"
-                folder.mkdir(parents=True, exist_ok=True)
-                pd.DataFrame(case.data).to_parquet(folder / "train.parquet")
-                shutil.copy2(validation, folder / "validation.parquet")
-                env["COMPNB_DATA_DIR"] = str(out / "data")
-            watched = [out, *(root / p for p in case.writes)]
-            before = _files(watched)
-            done = _python("-m", "compnb.cli", *case.args, env=env)
-            shutil.rmtree(out / "data", ignore_errors=True)
-            after = _files(watched)
-            lines = [line for line in done.stderr.splitlines() if line.strip()]
-            error = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
-            rows.append({"input": case.what, "command": "compnb " + " ".join(a.replace(tmp, "OUT") for a in case.args),
-                         "exit code": done.returncode, "message": error.replace(tmp, "OUT"),
-                         "names the problem": case.expect.replace(tmp, "OUT") in error.replace(tmp, "OUT"),
-                         "traceback": "Traceback" in done.stderr, "files written": sorted(set(after.items()) - set(before.items())) != []})
+        count = len(bad_inputs(tmp))
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            rows = list(pool.map(lambda i: _check_case(root, i, Path(tmp) / f"case-{i}", validation), range(count)))
     return pd.DataFrame(rows)
 
 
