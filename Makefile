@@ -33,8 +33,23 @@ site:  ## execute every chapter at smoke (papermill stops on any cell error), re
 
 book: chapters html-$(PROFILE)  ## execute every chapter at PROFILE (default full) and render book/_build/html
 
+# Chapters run JOBS at a time, each with an equal share of the CPU threads, longest first, except: chapter 7
+# runs alone (its nothing-written check watches folders the other chapters write to), and the ledger, which
+# reads every other chapter's results, runs last.
+JOBS     ?= 2
+ALONE    := $(filter 07-%,$(CHAPTERS))
+LAST     := $(filter 06-%,$(CHAPTERS))
+LONGEST  := $(foreach n,03 05 04 02,$(filter $(n)-%,$(CHAPTERS)))
+TOGETHER := $(LONGEST) $(filter-out $(LONGEST) $(ALONE) $(LAST),$(CHAPTERS))
+THREADS  := $(shell n=$$(nproc); t=$$((n / $(JOBS))); echo $$((t > 0 ? t : 1)))
+
 chapters:
-	@for ch in $(CHAPTERS); do echo "== $$ch ($(PROFILE))"; $(BIN)/compnb chapter $$ch --profile $(PROFILE) || exit 1; done
+	@$(MAKE) --no-print-directory $(addprefix run-,$(ALONE))
+	@OMP_NUM_THREADS=$(THREADS) $(MAKE) --no-print-directory -j$(JOBS) --output-sync=target $(addprefix run-,$(TOGETHER))
+	@$(MAKE) --no-print-directory $(addprefix run-,$(LAST))
+
+run-%:
+	@echo "== $* ($(PROFILE))"; $(BIN)/compnb chapter $* --profile $(PROFILE)
 
 html-%:
 	$(BIN)/compnb html --profile $*
