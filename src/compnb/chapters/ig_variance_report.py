@@ -283,7 +283,8 @@ def attribution_html(records: list[dict], index: int, seed: int, tokenizer, gold
 
 
 def paper_table(scores: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
-    """Paper 3's Table 1 beside ours: per metric (accuracy, ROC AUC, training cost) the paper's baseline and
+    """Paper 3's Table 1 beside ours, one column per metric (accuracy, ROC AUC, training cost), one row per
+    quantity: the paper's baseline and
     IG-variance values and their difference (runtime: their ratio), then our three variants' means over
     seeds and each variant's difference to our baseline (cost: ms per step and ratio to the baseline step),
     then ours − paper: for the baselines, and for the effect of the paper's method (our detached variant's Δ
@@ -309,7 +310,7 @@ def paper_table(scores: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
                  "ours − paper: baseline": "other units",
                  "ours − paper: Δ (detached)": f"×{steps.loc['detached', '× baseline step'] / (ig / base):.2f} of the paper's"
                  if "detached" in steps.index else ""})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).set_index("metric").T.rename_axis("quantity").reset_index().rename_axis(None, axis=1)
 
 
 def rule_comparison(benchmark: dict, n_steps: int = 10) -> pd.DataFrame:
