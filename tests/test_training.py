@@ -435,7 +435,7 @@ def test_a_cached_run_from_the_hub_is_checked_against_what_the_hub_serves_now(tm
     cfg = TrainConfig(dataset="sst2", profile="smoke")
 
     def problem():
-        training._hub_rows_now.cache_clear()
+        data.current_source.cache_clear()
         return training.reuse_problem(folder, cfg)
 
     assert problem() is None
@@ -459,7 +459,7 @@ def test_cached_measurements_are_not_reused_once_what_they_read_changed(world, t
 
     copy = _copy_world_data(world, tmp_path / "data")
     monkeypatch.setenv("COMPNB_DATA_DIR", str(copy))
-    measurements.source_now.cache_clear()
+    data.current_source.cache_clear()
     cfg = config(world, epochs=1, eval_every=None, checkpoint_every=None, max_train_examples=16, max_eval_examples=16)
     folder = train(cfg, runs_root=tmp_path / "runs")
     first = advglue.evaluate_run(folder)[0]
@@ -470,14 +470,14 @@ def test_cached_measurements_are_not_reused_once_what_they_read_changed(world, t
 
     adv = pd.read_parquet(copy / "adv_glue" / "adv_sst2.parquet")
     adv.assign(label=1 - adv["label"]).to_parquet(copy / "adv_glue" / "adv_sst2.parquet")
-    measurements.source_now.cache_clear()
+    data.current_source.cache_clear()
     assert not advglue.evaluated(folder, "sst2")
     again = advglue.evaluate_run(folder)[0]
     assert again["source"]["sha256"] != first["source"]["sha256"] and advglue.evaluated(folder, "sst2")
 
     val = pd.read_parquet(copy / "sst2" / "validation.parquet")
     val.assign(label=1 - val["label"]).to_parquet(copy / "sst2" / "validation.parquet")
-    measurements.source_now.cache_clear()
+    data.current_source.cache_clear()
     assert "sst2/validation was" in measurements.stale(folder, "probe")
     with pytest.raises(training.StaleRunError, match="now holds other content"):
         measurements.require_reusable(folder, cfg)

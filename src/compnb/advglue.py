@@ -38,7 +38,7 @@ def _current(path: Path, adv_set: str) -> bool:
     if not path.is_file():
         return False
     recorded = json.loads(path.read_text()).get("source", {})
-    if measurements.changed(recorded, measurements.source_now(adv_set, SPLIT)) is None:
+    if measurements.changed(recorded, data.current_source(adv_set, SPLIT)) is None:
         return True
     print(f"{path.parent.name}: {adv_set} changed since it was scored; scoring again")
     return False

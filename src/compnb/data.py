@@ -188,6 +188,13 @@ def source_of(ds: datasets.Dataset) -> dict:
         raise ValueError("this dataset was not produced by compnb.data.load; it records no source") from err
 
 
+@functools.lru_cache(maxsize=64)
+def current_source(name: str, split: str, complete: bool = False) -> dict:
+    """The `DataSource` (a dict, with its SHA-256) that `split` of `name` resolves to now, read once per process:
+    what cached runs and measurements are checked against."""
+    return source_of(load(name, split, complete=complete))
+
+
 def _snli_sample_splits(folder: Path, seed: int) -> dict[str, pd.DataFrame]:
     """Leak-free train/validation/test frames from the offline SNLI sample (see module docstring)."""
     train = pd.read_parquet(folder / "train_sample.parquet")

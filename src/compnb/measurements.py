@@ -12,18 +12,11 @@ changed is stale (`stale` says why) and is measured again.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from pathlib import Path
 
 from compnb import atomicio, data, training
 
 RECORD = "measured.json"
-
-
-@lru_cache(maxsize=64)
-def source_now(dataset: str, split: str, complete: bool = False) -> dict:
-    """The `DataSource` (a dict, with its SHA-256) that `split` of `dataset` resolves to now; once per process."""
-    return data.source_of(data.load(dataset, split, complete=complete))
 
 
 def record(folder: str | Path, name: str, sources: list[dict], complete: bool = False) -> None:
@@ -52,7 +45,7 @@ def stale(folder: str | Path, name: str) -> str | None:
     records were kept, which is checked through its run only)."""
     path = Path(folder) / RECORD
     for source in (json.loads(path.read_text()) if path.is_file() else {}).get(name, []):
-        why = changed(source, source_now(source["dataset"], source["split"], source.get("complete", False)))
+        why = changed(source, data.current_source(source["dataset"], source["split"], source.get("complete", False)))
         if why is not None:
             return f"{Path(folder).name}'s {name}: {why}"
     return None

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -662,12 +661,6 @@ def reuse_problem(folder: Path, config: TrainConfig) -> str | None:
     return None
 
 
-@lru_cache(maxsize=32)
-def _hub_rows_now(dataset: str, split: str, complete: bool) -> str:
-    """`fingerprints.rows_sha256` of what the hub serves for `split` of `dataset` now (once per process)."""
-    return data.source_of(data.load(dataset, split, complete=complete))["sha256"]
-
-
 def _hub_reuse_problem(folder: Path, config: TrainConfig, source: dict) -> str | None:
     """Why a run that read `source` from the hub must not be reused now, or None: the same split now resolves
     to a local copy, the hub cannot be reached to check it, or the hub serves other rows (their
@@ -681,7 +674,7 @@ def _hub_reuse_problem(folder: Path, config: TrainConfig, source: dict) -> str |
     if not source.get("sha256"):
         return None
     try:
-        current = _hub_rows_now(source["dataset"], source["split"], complete)
+        current = data.current_source(source["dataset"], source["split"], complete)["sha256"]
     except data.DataNotFoundError as err:
         return (f"run {folder.name} trained on {where}, which cannot be reached now to check that it is unchanged "
                 f"({err}); reuse it once the hub is back, provide a local copy and retrain with force=True")
