@@ -466,7 +466,7 @@ def test_cached_measurements_are_not_reused_once_what_they_read_changed(world, t
     assert advglue.evaluated(folder, "sst2") and len(first["source"]["sha256"]) == 64
     measurements.record(folder, "probe", [data.source_of(training.validation_set(cfg))])
     assert measurements.stale(folder, "probe") is None
-    measurements.require_reusable(folder, cfg)
+    training.require_reusable(folder, cfg)
 
     adv = pd.read_parquet(copy / "adv_glue" / "adv_sst2.parquet")
     adv.assign(label=1 - adv["label"]).to_parquet(copy / "adv_glue" / "adv_sst2.parquet")
@@ -480,16 +480,16 @@ def test_cached_measurements_are_not_reused_once_what_they_read_changed(world, t
     data.current_source.cache_clear()
     assert "sst2/validation was" in measurements.stale(folder, "probe")
     with pytest.raises(training.StaleRunError, match="now holds other content"):
-        measurements.require_reusable(folder, cfg)
+        training.require_reusable(folder, cfg)
 
 
 def test_a_measurement_recorded_before_fingerprints_is_compared_by_its_row_count():
     from compnb import measurements
 
-    old = {"dataset": "adv_sst2", "split": "validation", "location": "/elsewhere/adv_sst2.parquet", "rows": 148}
-    now = {"dataset": "adv_sst2", "split": "validation", "location": "/here/adv_sst2.parquet", "rows": 148,
+    old = {"dataset": "adv_sst2", "split": "validation", "location": "old-copy/adv_sst2.parquet", "rows": 148}
+    now = {"dataset": "adv_sst2", "split": "validation", "location": "data/adv_glue/adv_sst2.parquet", "rows": 148,
            "sha256": "ab" * 32}
     assert measurements.changed(old, now) is None
-    assert "was /elsewhere/adv_sst2.parquet" in measurements.changed(old | {"rows": 147}, now)
+    assert "was old-copy/adv_sst2.parquet" in measurements.changed(old | {"rows": 147}, now)
     assert measurements.changed(now, now) is None
     assert measurements.changed(now | {"sha256": "cd" * 32}, now) is not None

@@ -2,8 +2,8 @@
 
 Chapters measure finished runs and cache the results in the run's folder (`training.MEASUREMENTS`: AdvGLUE
 scores, test-split probabilities, IG attributions, S entropies, analyses). A cached measurement is reused only
-when (1) the run itself could be reused (`require_reusable`: the data it trained and validated on and its
-weights are unchanged, `training.reuse_problem`; else `training.StaleRunError`), and (2) every data source it
+when (1) the run itself could be reused (`training.require_reusable`: the data it trained and validated on and
+its weights are unchanged; else `training.StaleRunError`), and (2) every data source it
 read beyond those still has the SHA-256 recorded when it was measured: `record` keeps them in the run's
 `measured.json` (an AdvGLUE score keeps its own in the score file's `source`). A measurement whose source
 changed is stale (`stale` says why) and is measured again.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from compnb import atomicio, data, training
+from compnb import atomicio, data
 
 RECORD = "measured.json"
 
@@ -49,10 +49,3 @@ def stale(folder: str | Path, name: str) -> str | None:
         if why is not None:
             return f"{Path(folder).name}'s {name}: {why}"
     return None
-
-
-def require_reusable(folder: str | Path, config: training.TrainConfig) -> None:
-    """Raise `training.StaleRunError` when the finished run in `folder` may not be reused for `config`."""
-    problem = training.reuse_problem(Path(folder), config)
-    if problem is not None:
-        raise training.StaleRunError(problem)

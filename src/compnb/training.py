@@ -661,6 +661,13 @@ def reuse_problem(folder: Path, config: TrainConfig) -> str | None:
     return None
 
 
+def require_reusable(folder: Path, config: TrainConfig) -> None:
+    """Raise `StaleRunError` (`reuse_problem`'s reason) when the finished run in `folder` may not be reused."""
+    problem = reuse_problem(folder, config)
+    if problem is not None:
+        raise StaleRunError(problem)
+
+
 def _hub_reuse_problem(folder: Path, config: TrainConfig, source: dict) -> str | None:
     """Why a run that read `source` from the hub must not be reused now, or None: the same split now resolves
     to a local copy, the hub cannot be reached to check it, or the hub serves other rows (their
@@ -690,9 +697,7 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     `force`, which retrains from scratch. `callback(state)` runs after every optimizer step."""
     folder = run_dir(config, runs_root)
     if (folder / FINISHED).is_file() and not force:
-        problem = reuse_problem(folder, config)
-        if problem is not None:
-            raise StaleRunError(problem)
+        require_reusable(folder, config)
         return folder
     if config.profile == "paper":  # one message for a missing backbone and missing data, before anything is written
         profiles.require([config.model], [(config.dataset, "train"), (config.dataset, "validation")],

@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 from accelerate.utils import set_seed
 
-from compnb import advglue, atomicio, data, influence, measurements, models, parallel, training
+from compnb import advglue, atomicio, data, influence, models, parallel, training
 from compnb.chapters import baseline
 from compnb.losses import METHODS
 from compnb.paths import project_root, results_dir
@@ -143,7 +143,7 @@ def _measured(folder: Path, k: int, analysed: bool) -> bool:
     if not (folder / training.FINISHED).is_file():
         return False
     config = training.TrainConfig.from_json(folder / "config.json")
-    measurements.require_reusable(folder, config)
+    training.require_reusable(folder, config)
     return ((folder / f"competency-k{k}.json").is_file() and advglue.evaluated(folder, config.dataset)
             and (not analysed or (folder / f"analysis-k{k}" / "summary.json").is_file()))
 

@@ -128,7 +128,7 @@ def _measured(folder: Path, n_steps: int, method: str) -> bool:
     path = ig_path(folder, method, n_steps)
     if not ((folder / training.FINISHED).is_file() and (folder / "probs-test.npy").is_file() and path.is_file()):
         return False
-    measurements.require_reusable(folder, training.TrainConfig.from_json(folder / "config.json"))
+    training.require_reusable(folder, training.TrainConfig.from_json(folder / "config.json"))
     why = measurements.stale(folder, path.name)
     if why is not None:
         print(f"{why}; measuring again")
