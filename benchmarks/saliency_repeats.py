@@ -1,0 +1,74 @@
+"""Does a trained run's measured saliency entropy repeat bit for bit on a GPU with `COMPNB_DETERMINISTIC=1`?
+
+    COMPNB_DETERMINISTIC=1 python benchmarks/saliency_repeats.py snli:mask:inverse:1.0:2 --repeats 8 --json OUT.json
+
+Trains (or reuses) chapter 3's run named by DATASET:METHOD:FORM:LAM:SEED at the full profile, then measures the
+per-row entropy of its validation rows' gradient saliency S (`influence.saliency_entropy`, as chapter 3's
+`competency-k5.json` does) `--repeats` times in this one process under each attention backend: PyTorch's choice
+(what chapter 3 measured with), memory-efficient attention alone (on a GPU), and the math kernel alone. Per backend: how many repeats gave per-row entropies bit-identical to the first, how many rows ever moved,
+their token counts, the largest move, and the distinct values of the mean (the number `competency-k5.json` keeps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from compnb import atomicio, determinism, influence, training
+from compnb.chapters import baseline, competency
+
+BACKENDS = {"chosen by PyTorch": None, "memory-efficient only": [SDPBackend.EFFICIENT_ATTENTION],
+            "math only": [SDPBackend.MATH]}
+
+
+def repeats(model, tokenizer, cfg: training.TrainConfig, backends: list[SDPBackend] | None, n: int) -> dict:
+    """Per-row gradient-saliency entropies (rows,) of `n` measurements under `backends` (None: PyTorch's
+    choice), compared with the first."""
+    texts, pairs, labels = baseline.validation_texts(cfg)
+    tables = []
+    for _ in range(n):
+        with sdpa_kernel(backends) if backends else nullcontext():
+            tables.append(influence.saliency_entropy(model, tokenizer, texts, labels, pairs=pairs, method="gradient",
+                                                     k=5, max_length=cfg.max_length, batch_size=2 * cfg.batch_size))
+    first = tables[0]["entropy"].to_numpy()
+    moved = np.zeros(len(first), dtype=bool)
+    for table in tables[1:]:
+        moved |= table["entropy"].to_numpy() != first
+    return {"repeats": n, "bit-identical repeats": sum(bool(np.array_equal(t["entropy"].to_numpy(), first))
+                                                       for t in tables),
+            "rows": len(first), "rows that moved": int(moved.sum()),
+            "their token counts": sorted(int(x) for x in tables[0]["tokens"].to_numpy()[moved])[:40],
+            "max |Δ entropy|": float(max(np.abs(t["entropy"].to_numpy() - first).max() for t in tables)),
+            "distinct means": sorted({float(t["entropy"].mean()) for t in tables}),
+            "longest row (tokens)": int(tables[0]["tokens"].max())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="DATASET:METHOD:FORM:LAM:SEED of a chapter-3 run, e.g. snli:mask:inverse:1.0:2")
+    parser.add_argument("--repeats", type=int, default=8)
+    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--profile", default="full", help="profile of the run (default full; smoke to try it on a CPU)")
+    args = parser.parse_args()
+    dataset, method, form, lam, seed = args.run.split(":")
+    cfg = competency.config(args.profile, dataset, int(seed), {"method": method, "form": form, "lam": float(lam)})
+    folder = training.train_with_weights(cfg)
+    determinism.enable()
+    model, tokenizer, cfg = training.load_run(folder)
+    out = {"run": folder.name, "deterministic": torch.are_deterministic_algorithms_enabled(),
+           "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__,
+           "measurements": [{"backend": name, **repeats(model, tokenizer, cfg, backends, args.repeats)}
+                            for name, backends in BACKENDS.items()
+                            if torch.cuda.is_available() or name != "memory-efficient only"]}  # a GPU kernel
+    atomicio.write_json(args.json, out)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
