@@ -5,8 +5,10 @@
 Trains (or reuses) chapter 3's run named by DATASET:METHOD:FORM:LAM:SEED at the full profile, then measures the
 per-row entropy of its validation rows' gradient saliency S (`influence.saliency_entropy`, as chapter 3's
 `competency-k5.json` does) `--repeats` times in this one process under each attention backend: PyTorch's choice
-(what chapter 3 measured with), memory-efficient attention alone (on a GPU), and the math kernel alone. Per backend: how many repeats gave per-row entropies bit-identical to the first, how many rows ever moved,
-their token counts, the largest move, and the distinct values of the mean (the number `competency-k5.json` keeps).
+(what chapter 3 measured with), then each kernel alone (flash, memory-efficient, cuDNN, math). Per backend: the
+error if it refuses the inputs, else how many repeats gave per-row entropies bit-identical to the first, how many
+rows ever moved, their token counts, the largest move, and the distinct values of the mean (the number
+`competency-k5.json` keeps).
 """
 
 from __future__ import annotations
@@ -23,19 +25,24 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from compnb import atomicio, determinism, influence, training
 from compnb.chapters import baseline, competency
 
-BACKENDS = {"chosen by PyTorch": None, "memory-efficient only": [SDPBackend.EFFICIENT_ATTENTION],
+BACKENDS = {"chosen by PyTorch": None, "flash only": [SDPBackend.FLASH_ATTENTION],
+            "memory-efficient only": [SDPBackend.EFFICIENT_ATTENTION], "cuDNN only": [SDPBackend.CUDNN_ATTENTION],
             "math only": [SDPBackend.MATH]}
 
 
 def repeats(model, tokenizer, cfg: training.TrainConfig, backends: list[SDPBackend] | None, n: int) -> dict:
     """Per-row gradient-saliency entropies (rows,) of `n` measurements under `backends` (None: PyTorch's
-    choice), compared with the first."""
+    choice), compared with the first; {"error": ...} if no kernel of `backends` takes these inputs."""
     texts, pairs, labels = baseline.validation_texts(cfg)
     tables = []
     for _ in range(n):
-        with sdpa_kernel(backends) if backends else nullcontext():
-            tables.append(influence.saliency_entropy(model, tokenizer, texts, labels, pairs=pairs, method="gradient",
-                                                     k=5, max_length=cfg.max_length, batch_size=2 * cfg.batch_size))
+        try:
+            with sdpa_kernel(backends) if backends else nullcontext():
+                tables.append(influence.saliency_entropy(model, tokenizer, texts, labels, pairs=pairs,
+                                                         method="gradient", k=5, max_length=cfg.max_length,
+                                                         batch_size=2 * cfg.batch_size))
+        except RuntimeError as error:  # the kernel refuses these inputs (dtype, mask) or deterministic mode
+            return {"error": str(error).splitlines()[0]}
     first = tables[0]["entropy"].to_numpy()
     moved = np.zeros(len(first), dtype=bool)
     for table in tables[1:]:
@@ -64,8 +71,7 @@ def main() -> None:
     out = {"run": folder.name, "deterministic": torch.are_deterministic_algorithms_enabled(),
            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__,
            "measurements": [{"backend": name, **repeats(model, tokenizer, cfg, backends, args.repeats)}
-                            for name, backends in BACKENDS.items()
-                            if torch.cuda.is_available() or name != "memory-efficient only"]}  # a GPU kernel
+                            for name, backends in BACKENDS.items()]}
     atomicio.write_json(args.json, out)
     print(json.dumps(out, indent=1))
 
