@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -56,6 +57,20 @@ def repeats(model, tokenizer, cfg: training.TrainConfig, backends: list[SDPBacke
             "longest row (tokens)": int(tables[0]["tokens"].max())}
 
 
+def as_chapter_3_measures(folder: Path) -> dict[str, float]:
+    """The gradient-saliency entropy after training that `competency.measure` records for the run in `folder`,
+    measured twice as chapter 3 measures it (weights loaded, AdvGLUE scored, entropy before training, entropy
+    after): first with the untrained model's entropy computed in this process, then read from its cache."""
+    cfg = training.TrainConfig.from_json(folder / "config.json")
+    out = {}
+    for case in ("untrained model's entropy computed first", "untrained model's entropy read from its cache"):
+        if case.endswith("first"):
+            shutil.rmtree(competency.initial_entropies_path(cfg, 5).parent, ignore_errors=True)
+        (folder / "competency-k5.json").unlink(missing_ok=True)
+        out[case] = competency.measure(folder)["entropy_after"]["gradient"]["H"]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="DATASET:METHOD:FORM:LAM:SEED of a chapter-3 run, e.g. snli:mask:inverse:1.0:2")
@@ -71,6 +86,7 @@ def main() -> None:
     model.to(models.best_device())  # where chapter 3 measures it (its AdvGLUE scoring moves it there first)
     out = {"run": folder.name, "deterministic": torch.are_deterministic_algorithms_enabled(),
            "device": str(next(model.parameters()).device), "torch": torch.__version__,
+           "as chapter 3 measures": as_chapter_3_measures(folder),
            "measurements": [{"backend": name, **repeats(model, tokenizer, cfg, backends, args.repeats)}
                             for name, backends in BACKENDS.items()]}
     atomicio.write_json(args.json, out)

@@ -103,13 +103,22 @@ def entropies(model: models.SequenceClassifier, tokenizer, cfg: training.TrainCo
     return out
 
 
+def _initial_key(cfg: training.TrainConfig, k: int) -> dict:
+    """What the untrained model's entropies depend on: backbone, dataset, seed, pooling, evaluation setting, k."""
+    return {"model": cfg.model, "dataset": cfg.dataset, "seed": cfg.seed, "pooling": cfg.pooling,
+            "max_length": cfg.max_length, "max_eval_examples": cfg.max_eval_examples, "k": k}
+
+
+def initial_entropies_path(cfg: training.TrainConfig, k: int) -> Path:
+    """Where `initial_entropies` caches its result: `<runs>/<dataset>-init-<hash of its key>/entropy.json`."""
+    digest = hashlib.sha256(json.dumps(_initial_key(cfg, k), sort_keys=True).encode()).hexdigest()[:12]
+    return training.run_dir(cfg).parent / f"{cfg.dataset}-init-{digest}" / "entropy.json"
+
+
 def initial_entropies(cfg: training.TrainConfig, k: int) -> dict:
     """`entropies` of the untrained model of the run's seed (pretrained backbone, the head `train` draws),
     shared by every run of that dataset, seed and evaluation setting; cached beside the runs."""
-    key = {"model": cfg.model, "dataset": cfg.dataset, "seed": cfg.seed, "pooling": cfg.pooling,
-           "max_length": cfg.max_length, "max_eval_examples": cfg.max_eval_examples, "k": k}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    path = training.run_dir(cfg).parent / f"{cfg.dataset}-init-{digest}" / "entropy.json"
+    key, path = _initial_key(cfg, k), initial_entropies_path(cfg, k)
     if path.is_file():
         return json.loads(path.read_text())["entropy"]
     set_seed(cfg.seed)
