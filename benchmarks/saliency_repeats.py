@@ -57,17 +57,20 @@ def repeats(model, tokenizer, cfg: training.TrainConfig, backends: list[SDPBacke
             "longest row (tokens)": int(tables[0]["tokens"].max())}
 
 
-def as_chapter_3_measures(folder: Path) -> dict[str, float]:
+CASES = {"computed": "untrained model's entropy computed first", "cached": "untrained model's entropy read from its cache"}
+
+
+def as_chapter_3_measures(folder: Path, cases: list[str]) -> dict[str, float]:
     """The gradient-saliency entropy after training that `competency.measure` records for the run in `folder`,
-    measured twice as chapter 3 measures it (weights loaded, AdvGLUE scored, entropy before training, entropy
-    after): first with the untrained model's entropy computed in this process, then read from its cache."""
+    measured as chapter 3 measures it (weights loaded, AdvGLUE scored, entropy before training, entropy after),
+    once per case in this process: "computed" deletes the untrained model's cached entropies first."""
     cfg = training.TrainConfig.from_json(folder / "config.json")
     out = {}
-    for case in ("untrained model's entropy computed first", "untrained model's entropy read from its cache"):
-        if case.endswith("first"):
+    for case in cases:
+        if case == "computed":
             shutil.rmtree(competency.initial_entropies_path(cfg, 5).parent, ignore_errors=True)
         (folder / "competency-k5.json").unlink(missing_ok=True)
-        out[case] = competency.measure(folder)["entropy_after"]["gradient"]["H"]
+        out[CASES[case]] = competency.measure(folder)["entropy_after"]["gradient"]["H"]
     return out
 
 
@@ -77,16 +80,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--profile", default="full", help="profile of the run (default full; smoke to try it on a CPU)")
+    parser.add_argument("--once", choices=[*CASES, "untrained"],
+                        help="only measure once as chapter 3 does (CASES), or only compute the untrained model's entropies")
+    parser.add_argument("--retrain", action="store_true", help="train the run again from scratch first")
     args = parser.parse_args()
     dataset, method, form, lam, seed = args.run.split(":")
     cfg = competency.config(args.profile, dataset, int(seed), {"method": method, "form": form, "lam": float(lam)})
-    folder = training.train_with_weights(cfg)
     determinism.enable()
+    if args.once == "untrained":
+        atomicio.write_json(args.json, competency.initial_entropies(cfg, 5))
+        return
+    folder = training.train(cfg, force=True) if args.retrain else training.train_with_weights(cfg)
+    if args.once:
+        out = {"run": folder.name, "retrained": args.retrain, **as_chapter_3_measures(folder, [args.once])}
+        atomicio.write_json(args.json, out)
+        print(json.dumps(out))
+        return
     model, tokenizer, cfg = training.load_run(folder)
     model.to(models.best_device())  # where chapter 3 measures it (its AdvGLUE scoring moves it there first)
     out = {"run": folder.name, "deterministic": torch.are_deterministic_algorithms_enabled(),
            "device": str(next(model.parameters()).device), "torch": torch.__version__,
-           "as chapter 3 measures": as_chapter_3_measures(folder),
+           "as chapter 3 measures": as_chapter_3_measures(folder, ["computed", "cached"]),
            "measurements": [{"backend": name, **repeats(model, tokenizer, cfg, backends, args.repeats)}
                             for name, backends in BACKENDS.items()]}
     atomicio.write_json(args.json, out)
