@@ -3,13 +3,14 @@
     python benchmarks/compare_reruns.py build/rerun-A build/rerun-B --label "chapters 2-4" \
         --csv results/full/paper-scale/reruns.csv
 
-Each argument is a project tree (its `results/full`) that `benchmarks/rerun_chapters_twice.sh` or
-`benchmarks/rerun_mask_runs_twice.sh` filled. One row per run present in both with validation probabilities:
-its chapter, dataset, loss (saliency method, form, λ), seed, whether the validation probabilities are
-bit-identical, the largest probability difference, both validation accuracies, the accuracy of the committed
-run of the same id (trained without the switch, for scale), and how many of its result files (AdvGLUE
-scores, analyses; not the timing records `metrics.json` and `run.json`) are byte-identical. One more row per
-chapter folder counts its files (attacked sets, tables). Rows of `--label` in the CSV are replaced.
+Each argument is a project tree (its `results/full`) that `benchmarks/rerun_chapters_twice.sh`,
+`rerun_mask_runs_twice.sh` or `rerun_confirmations_twice.sh` filled. One row per run present in both with
+validation probabilities: its chapter, dataset, loss (saliency method, form, λ), seed, whether the validation
+probabilities are bit-identical, the largest probability difference, both validation accuracies, the accuracy
+of the committed run of the same id (trained without the switch, for scale), and how many of its result files
+(AdvGLUE scores, entropies, analyses; not the timing records `metrics.json` and `run.json`) are byte-identical,
+and which are not. One more row per chapter folder counts its files (attacked sets, tables). Rows of `--label`
+in the CSV are replaced.
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ def chapter_of_runs() -> dict[str, str]:
     return out
 
 
-def same_files(a: Path, b: Path) -> tuple[int, int]:
-    """(byte-identical, compared) over the files under `a` that `b` also has, timing records left out."""
+def same_files(a: Path, b: Path) -> tuple[int, int, str]:
+    """(byte-identical, compared, the others' paths joined by spaces) over the files under `a` that `b` also
+    has, timing records left out."""
     files = [p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.name not in TIMING_FILES
              and "runs" not in p.relative_to(a).parts[:1]]
     shared = [f for f in files if (b / f).is_file()]
-    return sum((a / f).read_bytes() == (b / f).read_bytes() for f in shared), len(shared)
+    differ = [str(f) for f in sorted(shared) if (a / f).read_bytes() != (b / f).read_bytes()]
+    return len(shared) - len(differ), len(shared), " ".join(differ)
 
 
 def compare(tree_a: Path, tree_b: Path, committed: Path) -> pd.DataFrame:
@@ -58,7 +61,7 @@ def compare(tree_a: Path, tree_b: Path, committed: Path) -> pd.DataFrame:
         pa, pb = np.load(folder / "val_probs.npy"), np.load(other / "val_probs.npy")
         acc = [json.loads((f / "metrics.json").read_text())["validation"]["accuracy"] for f in (folder, other)]
         kept = committed / folder.name / "metrics.json"
-        same, shared = same_files(folder, other)
+        same, shared, differ = same_files(folder, other)
         rows.append({"run": folder.name, "chapter": "4" if cfg.get("extra_train") else chapters.get(folder.name, "?"),
                      "dataset": cfg["dataset"], "saliency": params.get("method", "— (ce)"),
                      "form": params.get("form", ""), "lam": params.get("lam"), "seed": cfg["seed"],
@@ -66,12 +69,12 @@ def compare(tree_a: Path, tree_b: Path, committed: Path) -> pd.DataFrame:
                      "max |Δp|": float(np.abs(pa - pb).max()), "accuracy A": acc[0], "accuracy B": acc[1],
                      "accuracy committed": json.loads(kept.read_text())["validation"]["accuracy"]
                      if kept.is_file() else None,
-                     "files identical": same, "files compared": shared})
+                     "files identical": same, "files compared": shared, "files that differ": differ})
     for chapter in sorted(p.name for p in (tree_a / "results" / "full").iterdir() if p.name != "runs"):
-        same, shared = same_files(tree_a / "results" / "full" / chapter, tree_b / "results" / "full" / chapter)
+        same, shared, differ = same_files(tree_a / "results" / "full" / chapter, tree_b / "results" / "full" / chapter)
         if shared:
-                rows.append({"run": f"{chapter}/", "chapter": chapter[:2].lstrip("0"), "files identical": same,
-                         "files compared": shared})
+            rows.append({"run": f"{chapter}/", "chapter": chapter[:2].lstrip("0"), "files identical": same,
+                         "files compared": shared, "files that differ": differ})
     return pd.DataFrame(rows)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 
 from compnb.chapters import paper_scale
@@ -94,7 +95,43 @@ def test_two_reruns_are_compared_run_by_run_and_read_back(tmp_path):
     frame.to_csv(tmp_path / "reruns.csv", index=False)
     summary = paper_scale.rerun_table(tmp_path / "reruns.csv")
     assert summary.set_index("saliency")["bit-identical"].to_dict() == {"— (ce)": 1, "mask": 0}
-    text = paper_scale.rerun_sentence(summary, expected_runs=5)
+    assert summary.set_index("saliency")["result files compared"].to_dict() == {"— (ce)": 2, "mask": 2}
+    text = paper_scale.rerun_sentence(summary, 5, paper_scale.latest_reruns(tmp_path / "reruns.csv"))
     assert "1 of 2 runs repeated bit for bit" in text
     assert "mask-saliency runs (1 of 1, validation accuracy apart by up to 0.2500)" in text
-    assert "covered 2 of the 5 runs" in text
+    assert "1 of 2 runs repeated bit for bit, and the pairs cover 2 of the 5 runs" in text
+    assert "did not fit" in text
+    # a later pair that repeats the mask run replaces the first pair's verdict on it
+    a2, b2 = tmp_path / "A2", tmp_path / "B2"
+    for tree, entropy in ((a2, "{}"), (b2, "{ }")):
+        _fake_run(tree, "sst2-ce-1", [0.5, 0.5], 0.9)
+        _fake_run(tree, "sst2-competency-2", [0.75, 0.25], 0.75, loss_params={"method": "mask", "form": "subtract",
+                                                                              "lam": 0.5})
+        (tree / "results" / "full" / "runs" / "sst2-competency-2" / "competency-k5.json").write_text(entropy)
+    later = compare_reruns.compare(a2, b2, tmp_path / "none")
+    later.insert(0, "rerun", "pair 2")
+    pd.concat([frame, later]).to_csv(tmp_path / "reruns.csv", index=False)
+    latest = paper_scale.latest_reruns(tmp_path / "reruns.csv")
+    assert latest.set_index("run")["rerun"].to_dict() == {"sst2-ce-1": "pair 2", "sst2-competency-2": "pair 2"}
+    text = paper_scale.rerun_sentence(paper_scale.rerun_table(tmp_path / "reruns.csv"), 2, latest)
+    assert "Then pair 2: 2 of 2 runs repeated bit for bit" in text and "did not fit" not in text
+    assert paper_scale.differing_files(tmp_path / "reruns.csv").to_dict("records") == [
+        {"rerun": "pair 2", "run": "sst2-competency-2", "files that differ": "competency-k5.json"}]
+
+
+def test_measurement_repeats_are_read_per_run_and_way_of_measuring(tmp_path):
+    """The saliency_repeats records become one row per way of measuring, a refusing kernel marked, in-process
+    ways before the fresh-process record, values at float32 precision."""
+    import json
+
+    (tmp_path / "snli_x.json").write_text(json.dumps({
+        "run": "snli-competency-1", "as chapter 3 measures": {"untrained model's entropy computed first": 2.5,
+                                                              "untrained model's entropy read from its cache": 2.25},
+        "measurements": [{"backend": "math only", "repeats": 3, "bit-identical repeats": 3, "distinct means": [2.5]},
+                         {"backend": "flash only", "error": "No available kernel."}]}))
+    (tmp_path / "fresh-snli_x-1-train.json").write_text(json.dumps({
+        "run": "snli-competency-1", "retrained": True, "untrained model's entropy read from its cache": 2.25}))
+    table = paper_scale.measurement_repeats(tmp_path)
+    assert list(table["values"]) == ["2.500000000", "—", "2.500000000", "2.250000000", "2.250000000"]
+    assert table["measured"].iloc[-1].startswith("new process")
+    assert pd.isna(table["identical"].iloc[1]) and "refused (No available kernel.)" in table["measured"].iloc[1]

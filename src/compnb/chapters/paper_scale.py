@@ -231,8 +231,8 @@ def determinism_sentence(table: pd.DataFrame) -> str:
 def rerun_table(path) -> pd.DataFrame:
     """The CSV `benchmarks/compare_reruns.py` wrote at `path` (one row per run of two from-scratch reruns) summed
     per rerun, chapter and saliency method: runs, how many had bit-identical validation probabilities, the largest
-    probability and accuracy differences between the reruns, and the largest accuracy difference from the
-    committed run of the same configuration."""
+    probability and accuracy differences between the reruns, the largest accuracy difference from the
+    committed run of the same configuration, and how many of the runs' result files were byte-identical."""
     reruns = pd.read_csv(path)
     runs = reruns[reruns["identical probabilities"].notna()].copy()
     runs["identical"] = runs["identical probabilities"].astype(bool)
@@ -242,8 +242,25 @@ def rerun_table(path) -> pd.DataFrame:
     return (runs.groupby(["rerun", "chapter", "saliency"], sort=False)
             .agg(**{"runs": ("runs", "sum"), "bit-identical": ("identical", "sum"), "max |Δp|": ("max |Δp|", "max"),
                     "max |Δ accuracy|": ("|Δ acc| reruns", "max"),
-                    "max |Δ accuracy| from committed": ("|Δ acc| committed", "max")})
+                    "max |Δ accuracy| from committed": ("|Δ acc| committed", "max"),
+                    "result files identical": ("files identical", "sum"),
+                    "result files compared": ("files compared", "sum")})
             .reset_index())
+
+
+def latest_reruns(path) -> pd.DataFrame:
+    """One row per run of the CSV at `path`: the run's latest pair of reruns (a later pair's row replaces an
+    earlier pair's, as the mask runs' fixed-budget pair replaces the first pair's)."""
+    runs = pd.read_csv(path)
+    return runs[runs["identical probabilities"].notna()].drop_duplicates("run", keep="last").reset_index(drop=True)
+
+
+def differing_files(path) -> pd.DataFrame:
+    """The runs of the CSV at `path` whose probabilities repeated but some result file did not: rerun, run and
+    the files that differ."""
+    runs = pd.read_csv(path)
+    odd = runs[runs["identical probabilities"].fillna(False).astype(bool) & (runs["files identical"] < runs["files compared"])]
+    return odd[["rerun", "run", "files that differ"]].reset_index(drop=True)
 
 
 def planned_runs(profile: str) -> int:
@@ -256,9 +273,10 @@ def planned_runs(profile: str) -> int:
     return len(baseline.configs(profile)) + seeds * len(adversarial_eval.KINDS) + len(chapter3)
 
 
-def rerun_sentence(summary: pd.DataFrame, expected_runs: int) -> str:
-    """What `rerun_table` shows, read from it: which runs repeated, which did not, and how much of the
-    `expected_runs` planned runs of chapters 2-4 the first pair of reruns covered."""
+def rerun_sentence(summary: pd.DataFrame, expected_runs: int, latest: pd.DataFrame) -> str:
+    """What `rerun_table` shows, read from it: which runs repeated in the first pair of reruns and which did not,
+    how each later pair went, and (from `latest_reruns`) how many of the `expected_runs` planned runs of
+    chapters 2-4 repeated in their latest pair."""
     first, *later = list(dict.fromkeys(summary["rerun"]))
     rows = summary[summary["rerun"] == first].to_dict("records")
     same = [r for r in rows if r["bit-identical"] == r["runs"]]
@@ -277,7 +295,39 @@ def rerun_sentence(summary: pd.DataFrame, expected_runs: int) -> str:
         again = summary[summary["rerun"] == label]
         parts.append(f"Then {label}: {int(again['bit-identical'].sum())} of {int(again['runs'].sum())} runs "
                      "repeated bit for bit.")
-    if covered < expected_runs:
-        parts.append(f"The first pair covered {covered} of the {expected_runs} runs that chapters 2 to 4 train at the "
-                     "full profile; the rest (chapter 3's confirmation seeds) did not fit this book's GPU time.")
+    repeated = int(latest["identical probabilities"].astype(bool).sum())
+    parts.append(f"Taking each run's latest pair, {repeated} of {len(latest)} runs repeated bit for bit, and the pairs "
+                 f"cover {len(latest)} of the {expected_runs} runs that chapters 2 to 4 train at the full profile.")
+    if len(latest) < expected_runs:
+        parts.append("The rest did not fit this book's GPU time.")
     return " ".join(parts)
+
+
+def measurement_repeats(folder) -> pd.DataFrame:
+    """Records of `benchmarks/saliency_repeats.py` (and, named `fresh-*`, of `measure_in_fresh_processes.sh`)
+    in `folder`: per run and way of measuring, how often it was measured, how many of those gave bit-identical
+    per-row entropies (NA where the kernel refused the inputs), and the distinct values of the mean
+    after-training gradient-saliency entropy that chapter 3 records (nats, float32)."""
+    import json
+    from pathlib import Path
+
+    rows = []
+    for path in sorted(Path(folder).glob("*.json"), key=lambda p: (p.name.startswith("fresh-"), p.name)):
+        record = json.loads(path.read_text())
+        if path.name.startswith("fresh-"):
+            rows += [{"run": record["run"], "measured": f"new process: trained, then measured as chapter 3 does ({key})",
+                      "times": 1, "identical": 1, "values": [value]}
+                     for key, value in record.items() if key.startswith("untrained model")]
+            continue
+        for m in record["measurements"]:
+            if "error" in m:
+                rows.append({"run": record["run"], "measured": f"attention kernel {m['backend']}: refused ({m['error']})",
+                             "times": 0, "identical": pd.NA, "values": []})
+            else:
+                rows.append({"run": record["run"], "measured": f"attention kernel {m['backend']}, repeated in one process",
+                             "times": m["repeats"], "identical": m["bit-identical repeats"], "values": m["distinct means"]})
+        rows += [{"run": record["run"], "measured": f"as chapter 3 measures, one process, in turn: {key}", "times": 1,
+                  "identical": 1, "values": [value]} for key, value in record["as chapter 3 measures"].items()]
+    frame = pd.DataFrame(rows)
+    frame["values"] = frame["values"].map(lambda values: " / ".join(f"{v:.9f}" for v in values) or "—")
+    return frame.sort_values("run", kind="stable").reset_index(drop=True)
