@@ -490,6 +490,7 @@ def test_a_measurement_recorded_before_fingerprints_is_compared_by_its_row_count
     now = {"dataset": "adv_sst2", "split": "validation", "location": "data/adv_glue/adv_sst2.parquet", "rows": 148,
            "sha256": "ab" * 32}
     assert measurements.changed(old, now) is None
-    assert "was old-copy/adv_sst2.parquet" in measurements.changed(old | {"rows": 147}, now)
+    assert "was old-copy/adv_sst2.parquet (sha256 unknown)" in measurements.changed(old | {"rows": 147}, now)
+    assert "(sha256 unknown)" in measurements.changed(old | {"rows": 147, "sha256": None}, now)  # a record written later
     assert measurements.changed(now, now) is None
     assert measurements.changed(now | {"sha256": "cd" * 32}, now) is not None

@@ -37,7 +37,7 @@ def changed(recorded: dict, now: dict) -> str | None:
     if not recorded.get("sha256") and recorded.get("rows") in (None, now.get("rows")):
         return None
     return (f"{now['dataset']}/{now['split']} was {recorded.get('location', 'unknown')} (sha256 "
-            f"{str(recorded.get('sha256'))[:12] or 'unknown'}) and is now {now['location']} (sha256 {now['sha256'][:12]})")
+            f"{(recorded.get('sha256') or 'unknown')[:12]}) and is now {now['location']} (sha256 {now['sha256'][:12]})")
 
 
 def stale(folder: str | Path, name: str) -> str | None:
