@@ -1,14 +1,19 @@
 """Does a trained run's measured saliency entropy repeat bit for bit on a GPU with `COMPNB_DETERMINISTIC=1`?
 
-    COMPNB_DETERMINISTIC=1 python benchmarks/saliency_repeats.py snli:mask:inverse:1.0:2 --repeats 8 --json OUT.json
+    COMPNB_DETERMINISTIC=1 python benchmarks/saliency_repeats.py snli:mask:inverse:1.0:2 --repeats 3 --json OUT.json
 
-Trains (or reuses) chapter 3's run named by DATASET:METHOD:FORM:LAM:SEED at the full profile, then measures the
-per-row entropy of its validation rows' gradient saliency S (`influence.saliency_entropy`, as chapter 3's
-`competency-k5.json` does) `--repeats` times in this one process under each attention backend: PyTorch's choice
-(what chapter 3 measured with), then each kernel alone (flash, memory-efficient, cuDNN, math). Per backend: the
-error if it refuses the inputs, else how many repeats gave per-row entropies bit-identical to the first, how many
-rows ever moved, their token counts, the largest move, and the distinct values of the mean (the number
-`competency-k5.json` keeps).
+Trains (or reuses) chapter 3's run named by DATASET:METHOD:FORM:LAM:SEED (full profile unless `--profile`), then:
+(1) measures its after-training gradient-saliency entropy as chapter 3's `competency.measure` does, twice in this
+process: first computing the untrained model's entropies, then reading them from their cache; (2) measures the
+per-row entropy of its validation rows' gradient saliency S (`influence.saliency_entropy`) `--repeats` times under
+each attention backend: PyTorch's choice (what chapter 3 measures with), then each kernel alone (flash,
+memory-efficient, cuDNN, math). Per backend: the error if it refuses the inputs, else how many repeats gave per-row
+entropies bit-identical to the first, how many rows ever moved, their token counts, the largest move, and the
+distinct values of the mean (the number `competency-k5.json` keeps).
+
+`--once CASE` measures once as chapter 3 does (`cached` or `computed`; `--retrain` trains from scratch first), or
+only computes the untrained model's entropies (`untrained`): `benchmarks/measure_in_fresh_processes.sh` runs these
+in new processes.
 """
 
 from __future__ import annotations
