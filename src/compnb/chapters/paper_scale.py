@@ -10,7 +10,10 @@ only shorten the runs.
 
 from __future__ import annotations
 
+import ast
+import json
 import math
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -185,9 +188,6 @@ def last_token_concentration(rows: int = 16, tokens: int = 32, seed: int = 0) ->
 def checks_from_log(path) -> pd.DataFrame:
     """The gradient checks `benchmarks/bench_sharded.py --check` printed, one per line of the log `path` ('# note:
     {record}'): strategy, GPUs, whether sharded, and the largest gradient difference, absolute and relative."""
-    import ast
-    from pathlib import Path
-
     records = [ast.literal_eval(line.split(": ", 1)[1]) for line in Path(path).read_text().splitlines() if line.strip()]
     return pd.DataFrame([{"strategy": r["strategy"], "GPUs": r["ranks"], "sharded": r["sharded"],
                           "max |Δ gradient|": r["max_abs_diff"], "relative to the largest": r["relative"]}
@@ -308,9 +308,6 @@ def measurement_repeats(folder) -> pd.DataFrame:
     in `folder`: per run and way of measuring, how often it was measured, how many of those gave bit-identical
     per-row entropies (NA where the kernel refused the inputs), and the distinct values of the mean
     after-training gradient-saliency entropy that chapter 3 records (nats, float32)."""
-    import json
-    from pathlib import Path
-
     rows = []
     for path in sorted(Path(folder).glob("*.json"), key=lambda p: (p.name.startswith("fresh-"), p.name)):
         record = json.loads(path.read_text())
