@@ -233,8 +233,7 @@ def rerun_table(path) -> pd.DataFrame:
     per rerun, chapter and saliency method: runs, how many had bit-identical validation probabilities, the largest
     probability and accuracy differences between the reruns, the largest accuracy difference from the
     committed run of the same configuration, and how many of the runs' result files were byte-identical."""
-    reruns = pd.read_csv(path)
-    runs = reruns[reruns["identical probabilities"].notna()].copy()
+    runs = _compared_runs(path).copy()
     runs["identical"] = runs["identical probabilities"].astype(bool)
     runs["|Δ acc| reruns"] = (runs["accuracy A"] - runs["accuracy B"]).abs()
     runs["|Δ acc| committed"] = (runs["accuracy A"] - runs["accuracy committed"]).abs()
@@ -248,18 +247,23 @@ def rerun_table(path) -> pd.DataFrame:
             .reset_index())
 
 
+def _compared_runs(path) -> pd.DataFrame:
+    """The rows of `benchmarks/compare_reruns.py`'s CSV at `path` that compare a run (not a chapter folder)."""
+    reruns = pd.read_csv(path)
+    return reruns[reruns["identical probabilities"].notna()]
+
+
 def latest_reruns(path) -> pd.DataFrame:
     """One row per run of the CSV at `path`: the run's latest pair of reruns (a later pair's row replaces an
     earlier pair's, as the mask runs' fixed-budget pair replaces the first pair's)."""
-    runs = pd.read_csv(path)
-    return runs[runs["identical probabilities"].notna()].drop_duplicates("run", keep="last").reset_index(drop=True)
+    return _compared_runs(path).drop_duplicates("run", keep="last").reset_index(drop=True)
 
 
 def differing_files(path) -> pd.DataFrame:
     """The runs of the CSV at `path` whose probabilities repeated but some result file did not: rerun, run and
     the files that differ."""
-    runs = pd.read_csv(path)
-    odd = runs[runs["identical probabilities"].fillna(False).astype(bool) & (runs["files identical"] < runs["files compared"])]
+    runs = _compared_runs(path)
+    odd = runs[runs["identical probabilities"].astype(bool) & (runs["files identical"] < runs["files compared"])]
     return odd[["rerun", "run", "files that differ"]].reset_index(drop=True)
 
 
