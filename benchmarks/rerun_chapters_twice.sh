@@ -11,9 +11,9 @@
 # Data and backbone resolve as usual (COMPNB_DATA_DIR, COMPNB_MODELS_DIR).
 set -uo pipefail
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD/src PYTHONUNBUFFERED=1 TQDM_DISABLE=1 COMPNB_DETERMINISTIC=1
-root=$PWD
+source benchmarks/rerun_trees.sh
 for t in A B; do
-  d=build/rerun-$t; mkdir -p $d; [ -e $d/src ] || ln -s $root/src $d/src; cp _config.yml $d/
+  d=build/rerun-$t; new_tree $d
   ( cd $d
     for job in "adversarial_eval --workers 3" "baseline --workers 2" "competency --workers 7"; do
       name=${job%% *}
@@ -23,6 +23,5 @@ done
 wait
 for t in A B; do
   tail -n 3 build/$t-*.log
-  [ -n "${OUT:-}" ] && (cd build && { find rerun-$t/results -type f ! -name '*.safetensors' ! -path '*checkpoint*' \
-      ! -path '*/backbone/*' ! -name 'word_saliency.csv'; ls $t-*.log; } | tar czf $OUT/$t.tgz -T -)
+  [ -n "${OUT:-}" ] && (cd build && { results_files rerun-$t; ls $t-*.log; } | tar czf $OUT/$t.tgz -T -)
 done

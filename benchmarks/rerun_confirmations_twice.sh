@@ -12,13 +12,13 @@
 # checkpoints left out, the copied selection runs too) come back as $OUT/CA.tgz and $OUT/CB.tgz.
 set -uo pipefail
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD/src PYTHONUNBUFFERED=1 TQDM_DISABLE=1 COMPNB_DETERMINISTIC=1
-root=$PWD
+source benchmarks/rerun_trees.sh
 mkdir -p build
 python3 -c "
 from compnb.chapters import competency; from compnb import training
 print('\n'.join(training.run_dir(c).name for c in competency.plan('full')[0]))" > build/selection-runs.txt || exit 1
 for t in CA CB; do
-  d=build/rerun-$t; mkdir -p $d/results/full/runs; [ -e $d/src ] || ln -s $root/src $d/src; cp _config.yml $d/
+  d=build/rerun-$t; new_tree $d; mkdir -p $d/results/full/runs
   while read -r run; do [ -e $d/results/full/runs/$run ] || cp -r results/full/runs/$run $d/results/full/runs/; done \
       < build/selection-runs.txt
   ( cd $d; timeout $1 python -m compnb.chapters.competency --workers 8 --profile full > ../$t.log 2>&1
@@ -27,7 +27,6 @@ done
 wait
 for t in CA CB; do
   tail -n 3 build/$t.log
-  [ -n "${OUT:-}" ] && (cd build && { find rerun-$t/results -type f ! -name '*.safetensors' ! -path '*checkpoint*' \
-      ! -path '*/backbone/*' ! -name 'word_saliency.csv' | grep -v -F -f selection-runs.txt; ls $t.log; } \
+  [ -n "${OUT:-}" ] && (cd build && { results_files rerun-$t | grep -v -F -f selection-runs.txt; ls $t.log; } \
       | tar czf $OUT/$t.tgz -T -)
 done

@@ -9,13 +9,13 @@
 # once. With $OUT set, the runs' records come back as $OUT/verify.tgz.
 set -uo pipefail
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD/src PYTHONUNBUFFERED=1 TQDM_DISABLE=1 COMPNB_DETERMINISTIC=1 OMP_NUM_THREADS=2
-root=$PWD
+source benchmarks/rerun_trees.sh
 specs=("$@"); [ ${#specs[@]} -gt 0 ] || specs=(sst2:subtract:0.5 sst2:subtract:1.0 snli:subtract:0.5 snli:exp_subtract:0.5)
 python3 -c "import torch,time; x=torch.empty(${HOG_GIB:-24}*2**30, dtype=torch.uint8, device='cuda'); time.sleep(3600)" &
 hog=$!
 sleep 5
 for t in VA VB; do
-  d=build/$t; mkdir -p $d; [ -e $d/src ] || ln -s $root/src $d/src; cp _config.yml $d/
+  d=build/$t; new_tree $d
   for spec in ${specs[@]}; do
     IFS=: read -r ds form lam <<< "$spec"
     ( cd $d; timeout 540 python -c "
