@@ -11,9 +11,12 @@ error analysis of a retrained model.
   ("sand ##box" → "[MASK]box" → "[MASK] box"; `text_roundtrip_changes` counts such pairs). Tokenizers without
   a mask token (GPT-style decoders) are refused unless the caller names a substitute (`mask_substitute`).
 - `premise_split`, `balanced`: premise-disjoint partitions and class-balanced draws, so the examples an
-  adversarial set is built and trained from never share a premise with those it is evaluated on.
+  adversarial set is built and trained from never share a premise with those it is evaluated on;
+  `balanced_total`: a draw of an exact size, as even across labels as the rows allow (the leaky set cut to the
+  leak-free set's size).
 - `subsets`, `error_changes`: the paper's negation / ambiguity / long subsets and the fixed / introduced /
-  remaining errors between two models.
+  remaining errors between two models; `sign_test_pairs`: the exact sign test over distinct pairs, seeds
+  summed per pair.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy import stats
 from tqdm.auto import tqdm
 
 from compnb import data
@@ -191,6 +195,54 @@ def balanced(labels: Sequence[int], per_class: int, seed: int) -> tuple[np.ndarr
         chosen.append(take)
         counts[int(label)] = len(take)
     return np.sort(np.concatenate(chosen)), counts
+
+
+def balanced_total(labels: Sequence[int], total: int, seed: int) -> tuple[np.ndarray, dict[int, int]]:
+    """Row indices of a draw of exactly `total` rows, as even across labels as the rows allow (each label gets
+    `total // k` or one more; a label with fewer rows gives all it has and the others share the rest; leftover
+    single rows go to the labels in ascending order), and the count drawn per label. Deterministic in `seed`."""
+    labels = np.asarray(labels)
+    if not 0 <= total <= len(labels):
+        raise ValueError(f"total must be between 0 and the {len(labels)} rows, got {total!r}")
+    classes = sorted(set(labels.tolist()))
+    available = {c: int((labels == c).sum()) for c in classes}
+    take, left = {c: 0 for c in classes}, total
+    while left:
+        open_ = [c for c in classes if take[c] < available[c]]
+        share = left // len(open_)
+        if share == 0:  # fewer rows left than labels with room: one more each, in label order
+            for c in open_[:left]:
+                take[c] += 1
+            break
+        for c in open_:
+            extra = min(share, available[c] - take[c])
+            take[c] += extra
+            left -= extra
+    rng = np.random.default_rng(seed)
+    chosen = [rng.choice(np.flatnonzero(labels == c), size=take[c], replace=False) for c in classes]
+    return np.sort(np.concatenate(chosen)) if chosen else np.array([], int), {int(c): take[c] for c in classes}
+
+
+def sign_test_pairs(fixed: np.ndarray, introduced: np.ndarray) -> dict:
+    """The per-pair sign test of a retrained model against its baseline. `fixed` and `introduced` are boolean
+    (seeds, pairs) arrays over the same distinct evaluation pairs (fixed: baseline wrong and retrained right at
+    that seed; introduced: baseline right and retrained wrong). Seeds are replicates, so each pair counts once:
+    its sign is that of its sum over seeds of fixed − introduced; pairs summing to 0 (ties, among them pairs
+    never changed) are dropped and counted. Exact binomial sign test of the positive against the negative pairs:
+    one-sided (more pairs net fixed than net introduced) and two-sided."""
+    fixed, introduced = np.atleast_2d(np.asarray(fixed, bool)), np.atleast_2d(np.asarray(introduced, bool))
+    if fixed.shape != introduced.shape:
+        raise ValueError(f"fixed and introduced must have one shape, got {fixed.shape} and {introduced.shape}")
+    if (fixed & introduced).any():
+        raise ValueError("a pair cannot be both fixed and introduced at one seed")
+    net = fixed.sum(0).astype(int) - introduced.sum(0).astype(int)
+    pos, neg = int((net > 0).sum()), int((net < 0).sum())
+    n = pos + neg
+    return {"pairs": int(net.size), "pairs net fixed": pos, "pairs net introduced": neg,
+            "pairs tied": int((net == 0).sum()),
+            "p (sign, one-sided)": stats.binomtest(pos, n, 0.5, alternative="greater").pvalue if n else np.nan,
+            "p (sign, two-sided)": stats.binomtest(pos, n, 0.5).pvalue if n else np.nan,
+            "seeds": int(fixed.shape[0])}
 
 
 def _words(text: str) -> list[str]:

@@ -5,7 +5,10 @@ Per seed: train (or reuse) a baseline on SNLI train (checkpoints chosen on SNLI 
 pair of the SNLI test split with it; split those pairs by premise into a *build* half and an *evaluation*
 half; retrain on SNLI train plus a class-balanced draw of up to `per_class` attacked build pairs per label
 (leak-free), and once more on a draw from both halves (the paper's setting, which trains on pairs it then
-evaluates on: leaky). The paper built its set from validation; here validation selects checkpoints, so
+evaluates on: leaky), and once more on the leaky rows cut to exactly as many rows as the leak-free set holds
+(`leaky (matched size)`: a draw as even across labels as the rows allow, seeded by the seed), so that the
+leak is also measured at equal size: the leaky set holds every attacked pair of both halves, about twice the
+leak-free set. The paper built its set from validation; here validation selects checkpoints, so
 the test split, used for nothing else, is the pool, and its evaluation half is the clean test set. Every
 model is scored, right after training, on the evaluation half clean and attacked, and on AdvGLUE adv-MNLI
 and adv-MNLI-mismatched; probabilities are cached as `<run>/probs-<set>.npy` (with the set's sha256 in
@@ -41,7 +44,9 @@ from compnb.profiles import settings
 CHAPTER = "04-adversarial-eval"
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "max_length", "max_train_examples", "max_eval_examples")
 ADVGLUE = ("adv_mnli", "adv_mnli_mismatched")
-KINDS = ("baseline", "retrained", "leaky")
+MATCHED = "leaky (matched size)"
+KINDS = ("baseline", "retrained", "leaky", MATCHED)
+TRAIN_FILES = {"retrained": "retrained", "leaky": "leaky", MATCHED: "leaky-matched"}  # kind → train-<name>-s<seed>
 ATTACK_FORMAT = 2  # 1: attacked hypotheses as text, tokenized again downstream; 2: attacked pairs as token ids
 META_KEY = b"compnb"
 TRAIN_COLUMNS = ("premise", "original", "hypothesis_display", "label", *data.PRETOKENIZED, data.TOKENIZER_COLUMN)
@@ -144,14 +149,16 @@ def _sha256(path: Path) -> str:
 
 def training_sets(profile: str, seed: int, attacked_file: Path) -> dict[str, Path]:
     """Parquet files of the class-balanced adversarial training rows (`TRAIN_COLUMNS`, token ids as attacked):
-    `retrained` draws from the build half only, `leaky` from both halves (cached while made from this very
-    attacked file; the counts per label are in `<file>.json`)."""
+    `retrained` draws from the build half only, `leaky` from both halves, `leaky (matched size)` cuts the leaky
+    rows to exactly the leak-free set's row count (`adversarial.balanced_total`, seeded by `seed`); each is
+    cached while made from this very attacked file (and the matched one from these very two sets); the counts
+    per label are in `<file>.json`."""
     per_class, frame = settings(CHAPTER, profile)["per_class"], pd.read_parquet(attacked_file)
     source = {"format": ATTACK_FORMAT, "attacked": attacked_file.name, "attacked_sha256": _sha256(attacked_file),
               "per_class": per_class}
     out = {}
     for kind, halves in (("retrained", ("build",)), ("leaky", ("build", "evaluation"))):
-        path, key = adv_folder(profile) / f"train-{kind}-s{seed}.parquet", source | {"halves": list(halves)}
+        path, key = adv_folder(profile) / f"train-{TRAIN_FILES[kind]}-s{seed}.parquet", source | {"halves": list(halves)}
         if not _current(path, key):
             rows = frame[frame["half"].isin(halves)].reset_index(drop=True)
             chosen, counts = adversarial.balanced(rows["label"].to_numpy(), per_class, seed)
@@ -159,7 +166,25 @@ def training_sets(profile: str, seed: int, attacked_file: Path) -> dict[str, Pat
                                                             "halves": list(halves)})
             write_with_meta(path, rows.iloc[chosen][[c for c in TRAIN_COLUMNS if c in rows.columns]], key)
         out[kind] = path
+    out[MATCHED] = matched_set(profile, seed, out["leaky"], out["retrained"])
     return out
+
+
+def matched_set(profile: str, seed: int, leaky: Path, leak_free: Path) -> Path:
+    """Parquet of the leaky training rows cut to exactly as many rows as the leak-free set `leak_free` holds,
+    as even across labels as the rows allow (`adversarial.balanced_total`, seeded by `seed`); cached while made
+    from these very two files."""
+    path = adv_folder(profile) / f"train-{TRAIN_FILES[MATCHED]}-s{seed}.parquet"
+    size = pq.read_metadata(leak_free).num_rows
+    key = {"format": ATTACK_FORMAT, "leaky": leaky.name, "leaky_sha256": _sha256(leaky),
+           "matched_to": leak_free.name, "matched_to_sha256": _sha256(leak_free), "rows": size, "seed": seed}
+    if not _current(path, key):
+        rows = pd.read_parquet(leaky)
+        chosen, counts = adversarial.balanced_total(rows["label"].to_numpy(), size, seed)
+        atomicio.write_json(path.with_suffix(".json"), {"per_class": None, "drawn": counts, "rows": size,
+                                                        "matched_to": leak_free.name, "halves": ["build", "evaluation"]})
+        write_with_meta(path, rows.iloc[chosen].reset_index(drop=True), key)
+    return path
 
 
 def evaluation_sets(profile: str, seed: int) -> dict[str, pd.DataFrame]:
@@ -224,7 +249,7 @@ def _train_scored(cfg: training.TrainConfig, sets: dict[str, pd.DataFrame] | Non
 
 
 def run_seed(profile: str, seed: int, model: str = models.DEFAULT_BACKBONE, substitute: str = "mask") -> dict:
-    """Baseline, attack, retrained and leaky runs of one seed (cached); their folders."""
+    """Baseline, attack, retrained, leaky and size-matched leaky runs of one seed (cached); their folders."""
     base_cfg = config(profile, seed, model)
     base_dir = training.run_dir(base_cfg)
     if not _current(attacked_path(profile, seed), attack_key(profile, base_dir, substitute)):
@@ -261,6 +286,24 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, workers: int = 1
     return records
 
 
+def pending(profile: str, model: str = models.DEFAULT_BACKBONE) -> list[dict]:
+    """What `run_all` would train or score now, without doing it (the attacked sets must exist): per seed and
+    kind whose run is not finished and scored, its run folder and whether it is finished. Making the training
+    sets it needs (CPU, seconds) is the only thing it writes."""
+    todo = []
+    for seed in settings(CHAPTER, profile)["seeds"]:
+        sets = evaluation_sets(profile, seed)
+        paths = training_sets(profile, seed, attacked_path(profile, seed))
+        cfgs = {"baseline": config(profile, seed, model),
+                **{k: config(profile, seed, model, _relative(p)) for k, p in paths.items()}}
+        for kind, cfg in cfgs.items():
+            folder = training.run_dir(cfg)
+            if not _ready(folder, sets):
+                todo.append({"seed": seed, "kind": kind, "run": folder.name,
+                             "finished": (folder / training.FINISHED).is_file()})
+    return todo
+
+
 def roundtrip_changes(profile: str, model: str = models.DEFAULT_BACKBONE) -> pd.DataFrame:
     """Per seed of the profile: `adversarial.text_roundtrip_changes` of its attacked set, i.e. how many pairs
     the former text-based attack (format 1) would have fed the models with other ids, or another length."""
@@ -278,10 +321,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", default="full")
     parser.add_argument("--model", default=models.DEFAULT_BACKBONE)
     parser.add_argument("--workers", type=int, default=1, help="parallel processes, one seed each (default 1)")
+    parser.add_argument("--pending", action="store_true",
+                        help="list the runs that would be trained or scored, and stop (nothing is trained)")
     parser.add_argument("--substitute", default="mask",
                         help="token replacing the attacked one: mask (default), unk, pad or a vocabulary token; "
                              "decoders, which have no mask token, need one of the others")
     args = parser.parse_args(argv)
+    if args.pending:
+        todo = pending(args.profile, args.model)
+        print(json.dumps(todo, indent=1) if todo else "nothing to train or score")
+        return
     before, start = invocations.finished_runs(args.profile), time.perf_counter()
     records = run_all(args.profile, args.model, args.workers, args.substitute)
     invocations.record(args.profile, CHAPTER, f"python -m compnb.chapters.adversarial_eval --profile {args.profile} --workers "
