@@ -119,3 +119,92 @@ def test_training_settings_are_parameters_too():
         ig_variance_eval.train_settings("full", momentum=0.9)
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
         ig_variance_eval.config("full", "baseline", 0, train={"batch_size": 0})
+
+
+def _random_records(n: int = 90, seeds: int = 3, seed: int = 0) -> tuple[list[dict], np.ndarray]:
+    """Made-up runs with random probabilities (every class predicted and present), three variants."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    records = [{"variant": v, "seed": s, "probs": rng.dirichlet(np.ones(3), n)}
+               for v in ig_variance_eval.VARIANTS for s in range(seeds)]
+    return records, labels
+
+
+def test_per_class_scores_match_sklearn_and_have_the_ledger_columns():
+    from sklearn.metrics import f1_score, precision_score, recall_score
+    records, labels = _random_records()
+    table = ig_variance_report.per_class(records, labels)
+    assert list(table.columns) == ["variant", "seed", "class", "accuracy", "recall", "precision", "f1", "support"]
+    assert len(table) == len(records) * 3
+    for r in records:
+        pred = r["probs"].argmax(1)
+        rows = table[(table["variant"] == r["variant"]) & (table["seed"] == r["seed"])].set_index("class")
+        rows = rows.loc[list(ig_variance_report.LABELS)]
+        np.testing.assert_allclose(rows["recall"], recall_score(labels, pred, labels=[0, 1, 2], average=None))
+        np.testing.assert_allclose(rows["precision"], precision_score(labels, pred, labels=[0, 1, 2], average=None))
+        np.testing.assert_allclose(rows["f1"], f1_score(labels, pred, labels=[0, 1, 2], average=None))
+        np.testing.assert_array_equal(rows["accuracy"], rows["recall"])  # per-class accuracy is the recall
+        assert rows["support"].tolist() == [int((labels == k).sum()) for k in range(3)]
+
+
+def test_per_class_leaves_precision_undefined_for_a_class_never_predicted():
+    labels = np.array([0, 1, 2, 0])
+    probs = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.8, 0.1, 0.1]])
+    table = ig_variance_report.per_class([{"variant": "baseline", "seed": 0, "probs": probs}], labels).set_index("class")
+    assert table.loc["contradiction", "recall"] == 0 and np.isnan(table.loc["contradiction", "precision"])
+    assert table.loc["entailment", "precision"] == pytest.approx(2 / 3) and table.loc["entailment", "recall"] == 1
+
+
+def test_length_buckets_assign_every_pair_once_and_per_seed_rates_average_to_the_summary():
+    records, labels = _random_records(n=101)
+    lengths = np.random.default_rng(1).integers(5, 40, len(labels))
+    names, order = ig_variance_report.length_bins(lengths)
+    assert len(names) == len(labels) and set(names) <= set(order)
+    for name in order:  # a bin's name covers exactly the lengths inside it, and bins do not overlap
+        low, high = map(int, name.split("–"))
+        assert ((lengths >= low) & (lengths <= high)).sum() == (names == name).sum()
+    seeds = ig_variance_report.error_by_length_seeds(records, labels, lengths)
+    assert list(seeds.columns) == ["variant", "seed", "words", "pairs", "error rate"]
+    assert seeds.groupby(["variant", "seed"])["pairs"].sum().eq(len(labels)).all()
+    r = records[4]
+    one = seeds[(seeds["variant"] == r["variant"]) & (seeds["seed"] == r["seed"])].set_index("words")
+    for name in order:
+        inside = names == name
+        assert one.loc[name, "error rate"] == pytest.approx((r["probs"][inside].argmax(1) != labels[inside]).mean())
+    summary = ig_variance_report.error_by_length(records, labels, lengths)
+    means = seeds.groupby(["variant", "words"])["error rate"].mean()
+    for _, row in summary.iterrows():
+        assert row["error rate"] == pytest.approx(means.loc[(row["variant"], row["words"])])
+
+
+def test_length_interval_is_over_seeds_not_over_pooled_pairs():
+    # two seeds with identical predictions: no spread over seeds, so the interval collapses to the mean, however
+    # few pairs a bin holds (a pooled binomial interval would not)
+    records, labels = _random_records(n=30, seeds=1)
+    records += [dict(r, seed=1) for r in records]
+    table = ig_variance_report.error_by_length(records, labels, np.arange(30), n_bins=3)
+    np.testing.assert_allclose(table["low"], table["error rate"])
+    np.testing.assert_allclose(table["high"], table["error rate"])
+
+
+def test_length_trend_reads_slope_and_roughness_off_each_run():
+    seeds = pd.DataFrame({"variant": ["baseline"] * 4 + ["detached"] * 4, "seed": [0] * 8,
+                          "words": list("abcd") * 2, "pairs": [1] * 8,
+                          "error rate": [0.1, 0.2, 0.3, 0.4, 0.1, 0.3, 0.1, 0.3]})
+    trend = ig_variance_report.length_trend(seeds).set_index("variant")
+    assert trend.loc["baseline", "slope"] == pytest.approx(0.1) and trend.loc["baseline", "roughness"] == pytest.approx(0)
+    assert trend.loc["detached", "roughness"] > 0.05
+
+
+def test_seed_comparison_pairs_by_seed_and_holms_over_the_whole_table():
+    records, labels = _random_records(n=200)
+    classes = ig_variance_report.per_class(records, labels)
+    table = ig_variance_report.seed_comparison(classes, ("recall",), by="class")
+    tested = table[table["variant"] != "baseline"]
+    assert len(tested) == 6
+    for _, row in tested.iterrows():
+        own = classes[(classes["variant"] == row["variant"]) & (classes["class"] == row["class"])].sort_values("seed")
+        base = classes[(classes["variant"] == "baseline") & (classes["class"] == row["class"])].sort_values("seed")
+        assert row["p (paired t, raw)"] == pytest.approx(stats.ttest_rel(own["recall"], base["recall"]).pvalue)
+    from statsmodels.stats.multitest import multipletests
+    np.testing.assert_allclose(tested["p (Holm, table)"], multipletests(tested["p (paired t, raw)"], method="holm")[1])

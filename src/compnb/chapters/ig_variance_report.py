@@ -38,6 +38,8 @@ BOUNDS = {"accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "roc_auc": (0.0, 1.0),
 RUN_METRICS = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "macro_f1": "macro F1", "ece": "ECE",
                "calibration_r2": "calibration R²", "variance": "mean Var(IG)", "gap": "mean completeness gap",
                "ms_per_step": "ms / step"}
+PER_CLASS_COLUMNS = ("variant", "seed", "class", "accuracy", "recall", "precision", "f1", "support")
+LENGTH_SEED_COLUMNS = ("variant", "seed", "words", "pairs", "error rate")
 
 
 def per_run(records: list[dict], labels: np.ndarray) -> pd.DataFrame:
@@ -61,7 +63,9 @@ def per_run(records: list[dict], labels: np.ndarray) -> pd.DataFrame:
 def comparison(runs: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", "roc_auc", "ece", "variance")
                ) -> pd.DataFrame:
     """Per variant and metric: the mean over seeds with its Student-t 95% interval, and the difference to the
-    baseline paired by seed with its interval, paired-t p and Holm-adjusted p (family: the variants)."""
+    baseline paired by seed with its interval, the raw paired-t p (`p`) and `p (Holm)`, Holm-adjusted over this
+    metric's family only: the two penalty variants against the baseline. Chapter 6 corrects the paper's claims
+    again, over one family per chapter holding every confirmatory test."""
     base = runs[runs["variant"] == "baseline"].set_index("seed")
     rows = []
     for metric in metrics:
@@ -98,8 +102,9 @@ def comparison_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:
             lines.append(f"- **{row['variant']}, {row['metric']}**: {fmt.signed_sig(row['Δ vs baseline'])} at every seed "
                          f"(not testable: no spread across seeds).")
             continue
-        verdict = ("significant after Holm's correction" if row["p (Holm)"] < alpha
-                   else "significant alone, not after Holm's correction" if row["p"] < alpha else "not significant")
+        verdict = ("significant after Holm's correction over the two variants" if row["p (Holm)"] < alpha
+                   else "significant alone, not after Holm's correction over the two variants" if row["p"] < alpha
+                   else "not significant, raw p")
         lines.append(f"- **{row['variant']}, {row['metric']}**: {fmt.signed_sig(row['Δ vs baseline'])} {row['Δ 95% CI']} "
                      f"({fmt.p_text(row['p'])}, {verdict}).")
     return "\n".join(lines)
@@ -144,22 +149,240 @@ def pair_lengths(premises: list[str], hypotheses: list[str]) -> np.ndarray:
     return np.array([len(p.split()) + len(h.split()) for p, h in zip(premises, hypotheses)])
 
 
-def error_by_length(records: list[dict], labels: np.ndarray, lengths: np.ndarray, n_bins: int = 5) -> pd.DataFrame:
-    """Per variant and length bin (quantile bins of the pair length in words): the error rate's mean over
-    seeds with its Student-t 95% interval (clipped to [0, 1]), and the bin's pairs."""
-    bins = pd.qcut(lengths, n_bins, duplicates="drop")
+def length_bins(lengths: np.ndarray, n_bins: int = 5) -> tuple[np.ndarray, list[str]]:
+    """Quantile bins of the pair lengths (n,) (`pd.qcut`, duplicate edges dropped): each pair's bin name
+    ('8–15': words, both ends included) (n,) and the names from short to long. Every pair falls in one bin."""
+    bins = pd.qcut(np.asarray(lengths), n_bins, duplicates="drop")
     names = np.asarray([f"{int(b.left) + 1}–{int(b.right)}" for b in bins])
-    order = [f"{int(b.left) + 1}–{int(b.right)}" for b in bins.categories]
+    return names, [f"{int(b.left) + 1}–{int(b.right)}" for b in bins.categories]
+
+
+def error_by_length_seeds(records: list[dict], labels: np.ndarray, lengths: np.ndarray, n_bins: int = 5
+                          ) -> pd.DataFrame:
+    """One row per run and length bin (`length_bins`): variant, seed, words (the bin), pairs (in the bin) and
+    the run's test error rate on the bin's pairs. Seeds are the replicates: every run sees the same pairs."""
+    names, order = length_bins(lengths, n_bins)
     rows = []
     for variant in VARIANTS:
-        runs = [r for r in records if r["variant"] == variant]
-        for name in order:
-            inside = names == name
-            errors = [float((r["probs"][inside].argmax(1) != labels[inside]).mean()) for r in runs]
-            s = seed_summary(errors)
-            rows.append({"variant": variant, "words": name, "pairs": int(inside.sum()), "error rate": s["mean"],
-                         "low": max(s["low"], 0.0), "high": min(s["high"], 1.0)})
+        for r in sorted((r for r in records if r["variant"] == variant), key=lambda r: r["seed"]):
+            wrong = r["probs"].argmax(1) != labels
+            for name in order:
+                inside = names == name
+                rows.append({"variant": variant, "seed": r["seed"], "words": name, "pairs": int(inside.sum()),
+                             "error rate": float(wrong[inside].mean())})
+    return pd.DataFrame(rows, columns=list(LENGTH_SEED_COLUMNS))
+
+
+def error_by_length(records: list[dict], labels: np.ndarray, lengths: np.ndarray, n_bins: int = 5) -> pd.DataFrame:
+    """Per variant and length bin (`length_bins`): the mean over seeds of the runs' error rates
+    (`error_by_length_seeds`) with its Student-t 95% interval over seeds (clipped to [0, 1]), and the bin's
+    pairs. The seeds are the unit: the interval is that of three (or however many) per-seed error rates on the
+    same pairs, not a binomial interval over the pooled predictions, and it leaves out the sampling of the
+    test pairs themselves."""
+    seeds = error_by_length_seeds(records, labels, lengths, n_bins)
+    rows = []
+    for (variant, name), part in seeds.groupby(["variant", "words"], sort=False):
+        s = seed_summary(part["error rate"].tolist())
+        rows.append({"variant": variant, "words": name, "pairs": int(part["pairs"].iloc[0]), "error rate": s["mean"],
+                     "low": max(s["low"], 0.0), "high": min(s["high"], 1.0)})
     return pd.DataFrame(rows)
+
+
+def length_trend(seeds: pd.DataFrame) -> pd.DataFrame:
+    """Per run, from `error_by_length_seeds`: `slope`, the least-squares change in error rate per length bin
+    (bins numbered 0, 1, ... from short to long; > 0: errors rise with length), and `roughness`, the RMS
+    distance of the run's bin error rates from that straight line (0: a straight curve; the paper's
+    "smoother")."""
+    rows = []
+    for (variant, seed), part in seeds.groupby(["variant", "seed"], sort=False):
+        y = part["error rate"].to_numpy()
+        x = np.arange(len(y), dtype=float)
+        slope, intercept = np.polyfit(x, y, 1) if len(y) > 1 else (np.nan, y.mean())
+        residual = y - (slope * x + intercept) if len(y) > 1 else np.zeros_like(y)
+        rows.append({"variant": variant, "seed": seed, "bins": len(y), "slope": float(slope),
+                     "roughness": float(np.sqrt(np.mean(residual ** 2)))})
+    return pd.DataFrame(rows)
+
+
+def seed_comparison(table: pd.DataFrame, metrics: tuple[str, ...], by: str | None = None) -> pd.DataFrame:
+    """For per-run rows (`variant`, `seed`, the `metrics` and optionally a grouping column `by`, e.g. class):
+    per group, metric and variant, the mean over seeds with its Student-t 95% interval; for the penalty
+    variants the difference to the baseline paired by seed, its interval, how many seeds it is > 0 at, the raw
+    paired-t p and `p (Holm, table)`: Holm over every test of this table (stated in the caption). Chapter 6
+    corrects the paper's claims over its chapter family."""
+    groups = [(None, table)] if by is None else list(table.groupby(by, sort=False))
+    rows, family = [], []
+    for key, part in groups:
+        base = part[part["variant"] == "baseline"].set_index("seed")
+        for metric in metrics:
+            for variant in VARIANTS:
+                own = part[part["variant"] == variant].set_index("seed").sort_index()
+                if own.empty:
+                    continue
+                s = seed_summary(own[metric].tolist())
+                row = ({by: key} if by else {}) | {"metric": metric, "variant": variant, "seeds": len(own),
+                                                   "mean": s["mean"], "95% CI": _interval(s)}
+                if variant != "baseline":
+                    common = own.index.intersection(base.index)
+                    delta = (own.loc[common, metric] - base.loc[common, metric]).to_numpy()
+                    d = seed_summary(delta.tolist())
+                    row |= {"Δ vs baseline": d["mean"], "Δ 95% CI": _interval(d, signed=True),
+                            "seeds with Δ > 0": f"{int((delta > 0).sum())} of {len(delta)}",
+                            "p (paired t, raw)": paired_t_p(delta.tolist())}
+                    family.append(len(rows))
+                rows.append(row)
+    adjusted = holm([rows[i]["p (paired t, raw)"] for i in family]) if family else []
+    for i, value in zip(family, adjusted):
+        rows[i]["p (Holm, table)"] = value
+    return pd.DataFrame(rows)
+
+
+def _interval(s: dict, signed: bool = False) -> str:
+    if np.isnan(s["low"]):
+        return "one seed: none"
+    return fmt.interval(s["low"], s["high"], 4, with_sign=signed)
+
+
+def per_class(records: list[dict], labels: np.ndarray) -> pd.DataFrame:
+    """One row per run and gold class (`LABELS`): the class's accuracy, i.e. the share of its gold pairs the run
+    predicts right, which is its recall (the two columns hold the same number: the per-class accuracy a
+    confusion matrix's diagonal shows), its precision and F1 (NaN where undefined: no pair predicted as, or of,
+    the class) and its support (gold pairs). Predictions are the argmax of the test probabilities."""
+    rows = []
+    for r in sorted(records, key=lambda r: (VARIANTS.index(r["variant"]), r["seed"])):
+        predicted = np.asarray(r["probs"]).argmax(1)
+        for k, name in enumerate(LABELS):
+            gold, chosen = labels == k, predicted == k
+            hits = int((gold & chosen).sum())
+            recall = hits / gold.sum() if gold.any() else math.nan
+            precision = hits / chosen.sum() if chosen.any() else math.nan
+            f1 = (math.nan if math.isnan(recall) or math.isnan(precision)
+                  else 0.0 if recall + precision == 0 else 2 * precision * recall / (precision + recall))
+            rows.append({"variant": r["variant"], "seed": r["seed"], "class": name, "accuracy": recall,
+                         "recall": recall, "precision": precision, "f1": f1, "support": int(gold.sum())})
+    return pd.DataFrame(rows, columns=list(PER_CLASS_COLUMNS))
+
+
+def plot_per_class(table: pd.DataFrame) -> plt.Figure:
+    """Left: each class's recall (per-class accuracy) per variant, one dot per seed and the mean over seeds as
+    a bar; right: each penalty variant's recall less the same seed's baseline, one dot per seed, with a line at
+    zero (dots above it: that seed's variant does better on the class)."""
+    fig, axes = plots.book_figure(3.4, 1, 2)
+    left, right = axes[0]
+    sns.barplot(table, x="class", y="recall", hue="variant", hue_order=list(VARIANTS), palette=COLOURS,
+                errorbar=None, alpha=0.45, ax=left, order=list(LABELS))
+    sns.stripplot(table, x="class", y="recall", hue="variant", hue_order=list(VARIANTS), palette=COLOURS,
+                  dodge=True, jitter=False, size=4, ax=left, order=list(LABELS), legend=False)
+    low = max(0.0, float(table["recall"].min()) - 0.05)
+    left.set(xlabel="gold class", ylabel="recall (per-class accuracy)", ylim=(low, min(1.0, float(table["recall"].max()) + 0.03)))
+    base = table[table["variant"] == "baseline"].set_index(["seed", "class"])["recall"]
+    delta = table[table["variant"] != "baseline"].copy()
+    delta["Δ recall"] = delta["recall"].to_numpy() - base.reindex(list(zip(delta["seed"], delta["class"]))).to_numpy()
+    sns.stripplot(delta, x="class", y="Δ recall", hue="variant", hue_order=list(VARIANTS[1:]),
+                  palette={v: COLOURS[v] for v in VARIANTS[1:]}, dodge=True, jitter=False, size=5, ax=right,
+                  order=list(LABELS), legend=False)
+    right.axhline(0, color=plots.GREY, lw=1, ls="--")
+    right.set(xlabel="gold class", ylabel="recall − same seed's baseline")
+    if left.get_legend() is not None:
+        left.get_legend().remove()
+    handles = [plt.Line2D([], [], marker="o", ls="", color=COLOURS[v], label=v) for v in VARIANTS]
+    plots.legend_above(fig, handles)
+    return fig
+
+
+def plot_error_by_length_seeds(seeds: pd.DataFrame) -> plt.Figure:
+    """One panel per variant: each seed's test error rate against the length bin (thin lines), with the
+    baseline's mean over seeds (dashed grey) in every panel for reference."""
+    order = list(dict.fromkeys(seeds["words"]))
+    fig, axes = plots.book_figure(3.0, 1, len(VARIANTS), sharey=True)
+    reference = seeds[seeds["variant"] == "baseline"].groupby("words", sort=False)["error rate"].mean().loc[order]
+    for ax, variant in zip(axes[0], VARIANTS):
+        for seed, part in seeds[seeds["variant"] == variant].groupby("seed"):
+            ax.plot(np.arange(len(order)), part.set_index("words").loc[order, "error rate"], "o-", ms=3, lw=1.2,
+                    color=COLOURS[variant], alpha=0.8)
+        ax.plot(np.arange(len(order)), reference, ls="--", color=plots.GREY, lw=1.2)
+        ax.set_xticks(np.arange(len(order)), order, rotation=45)
+        ax.set(title=variant, xlabel="words (pair)", ylabel="test error rate" if ax is axes[0, 0] else "")
+    return fig
+
+
+def per_class_sentence(summary: pd.DataFrame) -> str:
+    """How to read the per-class comparison (`seed_comparison` of `per_class` by class on recall): per penalty
+    variant, the classes whose mean recall is above the baseline's, at how many seeds, and whether every class
+    rises at every seed (paper 3's Figure 9 says the IG-variance model improves on every class)."""
+    rows = summary[(summary["variant"] != "baseline") & (summary["metric"] == "recall")]
+    parts = []
+    for variant, part in rows.groupby("variant", sort=False):
+        cells = "; ".join(f"{row['class']} {fmt.signed(row['Δ vs baseline'] * 100, 1)} points "
+                          f"(higher at {row['seeds with Δ > 0']} seeds, {fmt.p_text(row['p (paired t, raw)'])})"
+                          for _, row in part.iterrows())
+        up = (part["Δ vs baseline"] > 0).sum()
+        every = all(row["seeds with Δ > 0"].split(" of ")[0] == row["seeds with Δ > 0"].split(" of ")[1]
+                    for _, row in part.iterrows())
+        parts.append(f"- **{variant}**: {cells}. Mean recall is higher on {up} of {len(part)} classes"
+                     + ("; every class rises at every seed." if every else "; not every class rises at every seed."))
+    return "\n".join(parts)
+
+
+def length_sentence(trend: pd.DataFrame) -> str:
+    """How to read the length figures (`length_trend` per run): per variant, the mean slope (error-rate points
+    per bin) with how many seeds rise, and the mean roughness; and whether the penalty variants' curves are
+    smoother than the same seed's baseline (paper 3's Figure 8)."""
+    parts = []
+    base = trend[trend["variant"] == "baseline"].set_index("seed")["roughness"]
+    for variant, part in trend.groupby("variant", sort=False):
+        text = (f"{variant}: slope {fmt.signed(part['slope'].mean() * 100, 2)} points per bin (rising at "
+                f"{int((part['slope'] > 0).sum())} of {len(part)} seeds), roughness {part['roughness'].mean() * 100:.2f} points")
+        if variant != "baseline":
+            own = part.set_index("seed")["roughness"]
+            common = own.index.intersection(base.index)
+            smoother = int((own.loc[common] < base.loc[common]).sum())
+            text += f", smoother than the same seed's baseline at {smoother} of {len(common)} seeds"
+        parts.append(text)
+    return "Per seed, over the length bins: " + "; ".join(parts) + "."
+
+
+def calibration_sentence(runs: pd.DataFrame, records: list[dict], labels: np.ndarray) -> str:
+    """How unstable calibration R² is over seeds: each variant's per-seed values and their range, the width
+    of the Student-t interval against R²'s possible values, and the fewest pairs in a filled confidence bin
+    (each filled bin counts once in the R², however few pairs it holds)."""
+    parts, widths = [], []
+    for variant in VARIANTS:
+        values = runs[runs["variant"] == variant].sort_values("seed")["calibration_r2"].to_numpy()
+        if np.isnan(values).any():
+            return "Calibration R² is undefined for some run at this profile (too few filled confidence bins)."
+        parts.append(f"{variant} " + ", ".join(f"{v:.2f}" for v in values))
+        if len(values) > 1:
+            s = seed_summary(values.tolist())
+            widths.append((variant, s["low"], s["high"]))
+    smallest = min(int(reliability_table(labels, r["probs"], CALIBRATION_BINS)["count"].replace(0, np.nan).min())
+                   for r in records)
+    spread = runs.groupby("variant")["calibration_r2"].agg(lambda v: v.max() - v.min())
+    ece_spread = runs.groupby("variant")["ece"].agg(lambda v: v.max() - v.min())
+    means = runs.groupby("variant")["calibration_r2"].mean()
+    gap = means.max() - means.min()
+    text = (f"**Calibration R² over seeds.** Per seed it reads {'; '.join(parts)}: one variant's seeds span up to "
+            f"{spread.max():.2f}, {'more' if spread.max() > gap else 'less'} than the largest difference between the "
+            f"variants' means ({gap:.2f})"
+            + (", so at these seeds the measure cannot order the variants. " if spread.max() > gap else ". "))
+    if widths:
+        variant, low, high = max(widths, key=lambda w: w[2] - w[1])
+        text += (f"The Student-t 95% interval over {len(runs[runs['variant'] == variant])} seeds is widest for "
+                 f"{variant}, {low:.2f} to {high:.2f} before clipping at R²'s maximum of 1: an interval like "
+                 f"[{low:.3f}, 1.000] in the table says only that the measure cannot tell. ")
+    text += (f"The reason is the measure: every filled confidence bin counts once in the R², however few pairs "
+             f"it holds. The emptiest filled bin of any run holds {smallest} pair{'s' if smallest != 1 else ''}; "
+             f"its accuracy is then a coarse fraction far from its confidence, and it weighs as much as the bin "
+             f"of the most confident pairs, so one sparse low-confidence bin can take R² below zero. ECE, "
+             f"which weights bins by their pairs, moves by at most {ece_spread.max():.3f} between one variant's "
+             f"seeds (the ECE rows of the table above).")
+    return text
+
+
+def per_seed_table(runs: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", "macro_f1", "roc_auc", "ece",
+                                                                   "calibration_r2")) -> pd.DataFrame:
+    """The runs' test metrics one row per variant and seed (as in runs.csv), named for reading."""
+    return runs[["variant", "seed", *metrics]].rename(columns={m: RUN_METRICS[m] for m in metrics})
 
 
 def plot_error_by_length(table: pd.DataFrame) -> plt.Axes:
