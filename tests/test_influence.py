@@ -171,3 +171,28 @@ def test_unit_summary_matches_a_hand_computation():
     assert summary["special_share"] == pytest.approx((1 / 2 + 0) / 2)
     assert (summary["slots"], summary["observed"]) == (3, 2)
     assert summary["expected"] == pytest.approx(2 * 1 / 3 + 1)  # the special dilutes example 0's share
+
+
+def test_topk_per_sentence_counts_each_sentences_slots_and_artifacts(model, tokenizer):
+    texts = ["the dog runs in the park today", "a cat", "", "dog dog bites the man in the yard"]
+    table = influence.word_saliency(model, tokenizer, texts, [0, 1, 2, 0], {"dog", "park"}, k=3)
+    per = influence.topk_per_sentence(table)
+    assert list(per.columns) == ["sentence", "slots", "artifacts_in_topk"]
+    assert per["sentence"].tolist() == [0, 1, 3]  # validation row indices; the empty text has no ranked word
+    words = table.groupby("example")["n_words"].first()
+    assert per["slots"].tolist() == [min(3, words[i]) for i in (0, 1, 3)]
+    top = table[table["in_topk"]]
+    for _, row in per.iterrows():  # by hand: the artifact words among each sentence's top-3
+        mine = top[top["example"] == row["sentence"]]
+        assert row["artifacts_in_topk"] == sum(w in {"dog", "park"} for w in mine["word"])
+    assert per.loc[per["sentence"] == 1, "artifacts_in_topk"].item() == 0
+    level = influence.dataset_level(table, k=3)
+    assert (per["slots"].sum(), per["artifacts_in_topk"].sum()) == (level["slots"], level["observed"])
+
+
+def test_topk_per_sentence_of_a_hand_table_and_of_nothing():
+    table = pd.DataFrame({"example": [4, 4, 4, 9, 9], "in_topk": [True, True, False, True, True],
+                          "artifact": [True, False, True, False, True]})
+    per = influence.topk_per_sentence(table)
+    assert per.to_dict("list") == {"sentence": [4, 9], "slots": [2, 2], "artifacts_in_topk": [1, 1]}
+    assert list(influence.topk_per_sentence(table.iloc[:0]).columns) == ["sentence", "slots", "artifacts_in_topk"]

@@ -167,6 +167,22 @@ def sentence_level(table: pd.DataFrame, k: int = 5) -> dict:
             "p_topk": float(long["in_topk"].mean()) if len(long) else float("nan")}
 
 
+TOPK_COLUMNS = ["sentence", "slots", "artifacts_in_topk"]
+
+
+def topk_per_sentence(table: pd.DataFrame) -> pd.DataFrame:
+    """Per analysed sentence, for a test paired by sentence (two runs ranking the same validation rows):
+    `sentence` (the validation row index, `word_saliency`'s example), `slots` (its top-k slots, min(k, words))
+    and `artifacts_in_topk` (how many of them artifacts hold). `table`: a word or unit table (columns example,
+    in_topk, artifact). Summed over sentences, slots and artifacts_in_topk are `dataset_level`'s slots and
+    observed."""
+    if not len(table):
+        return pd.DataFrame({c: pd.Series(dtype=int) for c in TOPK_COLUMNS})
+    per = (table.assign(hit=table["artifact"].astype(bool) & table["in_topk"].astype(bool))
+           .groupby("example", sort=True).agg(slots=("in_topk", "sum"), artifacts_in_topk=("hit", "sum")))
+    return (per.astype(int).rename_axis("sentence").reset_index()[TOPK_COLUMNS])
+
+
 def dataset_level(table: pd.DataFrame, k: int = 5, confidence: float = 0.95) -> dict:
     """Observed vs expected artifacts among the top-k words (or units), with a one-sided binomial test.
 

@@ -29,7 +29,7 @@ import pandas as pd
 from accelerate.utils import set_seed
 
 from compnb import advglue, atomicio, data, influence, models, parallel, training
-from compnb.chapters import baseline
+from compnb.chapters import baseline, competency_report
 from compnb.losses import METHODS
 from compnb.paths import project_root, results_dir
 from compnb.profiles import settings
@@ -157,9 +157,37 @@ def _measured(folder: Path, k: int, analysed: bool) -> bool:
             and (not analysed or (folder / f"analysis-k{k}" / "summary.json").is_file()))
 
 
+TOPK_FILE = "topk_per_sentence.csv"
+
+
+def topk_per_sentence(folder: Path, k: int = 5) -> Path | None:
+    """Write `<run>/analysis-k<k>/topk_per_sentence.csv` (`influence.topk_per_sentence`: per validation sentence,
+    its top-k slots and the artifacts among them), so that two runs' artifact shares can be compared paired by
+    sentence. From the analysis' word table (`word_saliency.csv`, left beside it by `baseline.analyse`) when it
+    is there, else from a fresh gradient pass on the run's weights; None, writing nothing, when neither is at
+    hand (a committed run without weights: it is never retrained for this). Cached."""
+    analysis = Path(folder) / f"analysis-k{k}"
+    path = analysis / TOPK_FILE
+    if path.is_file():
+        return path
+    if (analysis / "word_saliency.csv").is_file():
+        table = pd.read_csv(analysis / "word_saliency.csv")
+    elif (Path(folder) / "model.safetensors").is_file():
+        model, tokenizer, cfg = training.load_run(folder)
+        ranked, pairs, labels = baseline.validation_texts(cfg)
+        table = influence.word_saliency(model.to(models.best_device()).eval(), tokenizer, ranked, labels,
+                                        baseline.artifact_words(cfg.dataset), k=k, pairs=pairs,
+                                        max_length=cfg.max_length)
+    else:
+        return None
+    atomicio.write_csv(path, influence.topk_per_sentence(table))
+    return path
+
+
 def train_and_measure(cfg: training.TrainConfig, k: int = 5, analysed: bool = False) -> Path:
-    """Train (or reuse) one run, then `measure` it and, if `analysed`, run chapter 2's analysis on it. A run
-    finished elsewhere whose weights were not kept and whose measurements are missing is retrained."""
+    """Train (or reuse) one run, then `measure` it and, if `analysed`, run chapter 2's analysis on it and keep
+    its per-sentence top-k counts (`topk_per_sentence`). A run finished elsewhere whose weights were not kept
+    and whose measurements are missing is retrained."""
     folder = training.run_dir(cfg)
     if _measured(folder, k, analysed):
         return folder
@@ -167,6 +195,7 @@ def train_and_measure(cfg: training.TrainConfig, k: int = 5, analysed: bool = Fa
     measure(folder, k)
     if analysed:
         baseline.analyse(folder, k)
+        topk_per_sentence(folder, k)
     return folder
 
 
@@ -255,6 +284,8 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, lam: float | Non
     parallel.check_workers(workers)  # before any training
     stage1, seeds = plan(profile, model, lam, seeds, datasets, **overrides)
     _run(stage1, k, seeds[0], workers, "grid, selection seed")
+    for c in stage1:  # per-sentence top-k counts where the word table or the weights are at hand (never retrains)
+        topk_per_sentence(training.run_dir(c), k)
     records = [_record(c, k, read_analyses) for c in stage1]
     stage2 = confirmation_configs(profile, records, seeds, model, **overrides)
     _run(stage2, k, seeds[0], workers, "best λ, confirmation seeds")
@@ -264,19 +295,32 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, lam: float | Non
 # --------------------------------------------------------------------------- tables
 
 
+def binary_f1s(run_dir: Path, validation: dict, adv_set: str) -> tuple[float, float]:
+    """(validation, AdvGLUE) positive-class F1 of one run, from the confusion matrices it stores: its validation
+    metrics (`metrics.json`, the same rows and predictions as `val_probs.npy`) and `eval-<adv_set>-validation.json`;
+    NaN for a task without a positive class (NLI)."""
+    adv = json.loads(advglue.eval_path(run_dir, adv_set).read_text())
+    return (competency_report.binary_f1(validation["confusion_matrix"], validation["label_names"]),
+            competency_report.binary_f1(adv["confusion_matrix"], adv["label_names"]))
+
+
 def runs_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per run: its configuration, validation and AdvGLUE scores, entropies of its own S (the
-    baseline's: gradient S) before and after training, and its training step time."""
+    """One row per run: its configuration, validation and AdvGLUE scores (accuracy, macro F1 and the positive
+    class's binary F1, NaN for NLI), entropies of its own S (the baseline's: gradient S) before and after
+    training, and its training step time."""
     rows = []
     for r in records:
         c, m, meas = r["config"], r["metrics"], r["measures"]
         p = c.loss_kwargs
         method = p.get("method", "gradient")
+        f1_binary, adv_f1_binary = binary_f1s(r["run_dir"], m["validation"], meas["adversarial"]["dataset"])
         rows.append({"dataset": c.dataset, "config": label(c), "run": r["run_dir"].name, "model": c.model, "method": p.get("method", "—"),
                      "form": p.get("form", "—"), "lam": p.get("lam", 0.0), "seed": c.seed,
                      "accuracy": m["validation"]["accuracy"], "macro_f1": m["validation"]["macro_f1"],
+                     "f1_binary": f1_binary,
                      "adv_dataset": meas["adversarial"]["dataset"], "adv_n": meas["adversarial"]["n"],
                      "adv_accuracy": meas["adversarial"]["accuracy"], "adv_macro_f1": meas["adversarial"]["macro_f1"],
+                     "adv_f1_binary": adv_f1_binary,
                      "S": method, "H_topk_before": meas["entropy_before"][method]["H_topk"],
                      "H_topk_after": meas["entropy_after"][method]["H_topk"],
                      "H_before": meas["entropy_before"][method]["H"], "H_after": meas["entropy_after"][method]["H"],

@@ -1,11 +1,22 @@
-"""Chapter 3's tables and figures, from `competency.runs_frame` (one row per run)."""
+"""Chapter 3's tables and figures, from `competency.runs_frame` (one row per run).
+
+F1 here comes in two definitions, named in every column: *binary F1* is the F1 of the positive class
+(SST-2's and adv-SST2's label "positive", index 1), the F1 of a two-class task in scikit-learn's default
+`average="binary"`; *macro F1* is the unweighted mean of the per-class F1s. Binary F1 does not exist for
+the three NLI classes (NaN there). Paper 1's SST-2 F1s are binary F1s (`f1_consistency` checks which
+definitions can produce the paper's printed accuracy/F1 pairs).
+"""
 
 from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
+from scipy import stats
 
 from compnb import formatting as fmt
 from compnb import paper_numbers as pn
@@ -13,7 +24,105 @@ from compnb import plots
 from compnb.evaluation import holm, paired_t_p, seed_summary
 from compnb.tables import captioned, styled
 
-METRICS = {"accuracy": "acc", "macro_f1": "F1", "adv_accuracy": "adv acc", "adv_macro_f1": "adv F1"}
+METRICS = {"accuracy": "acc", "macro_f1": "macro F1", "f1_binary": "binary F1", "adv_accuracy": "adv acc",
+           "adv_macro_f1": "adv macro F1", "adv_f1_binary": "adv binary F1"}
+COMPARED = ("accuracy", "adv_accuracy", "f1_binary", "macro_f1", "adv_f1_binary", "adv_macro_f1")  # seed_comparison's
+POSITIVE = "positive"  # the class whose F1 is the binary F1 (SST-2 and adv-SST2 label it so)
+AVERAGES = ("binary", "macro", "weighted")
+
+
+# --------------------------------------------------------------------------- F1 definitions
+
+
+def positive_index(label_names: Sequence[str]) -> int | None:
+    """The index of the class named "positive" in a two-class task's `label_names`; None otherwise (no binary F1)."""
+    names = [str(n).lower() for n in label_names]
+    return names.index(POSITIVE) if len(names) == 2 and POSITIVE in names else None
+
+
+def per_class_f1(matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(F1, support, predicted) per class of a confusion matrix (rows true, columns predicted, as
+    `compnb.evaluation.classification_metrics` stores it); a class never true nor predicted scores F1 0."""
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 2 or (m < 0).any():
+        raise ValueError(f"a confusion matrix must be square, at least 2 × 2 and non-negative, got {matrix!r}")
+    support, predicted = m.sum(1), m.sum(0)
+    denom = support + predicted
+    return np.where(denom > 0, 2 * np.diag(m) / np.where(denom > 0, denom, 1), 0.0), support, predicted
+
+
+def f1_from_confusion(matrix, average: str = "binary", positive: int = 1) -> float:
+    """F1 of a confusion matrix (rows true, columns predicted), as `sklearn.metrics.f1_score(y, pred,
+    average=average, pos_label=positive, zero_division=0)` gives it on the labels the matrix counts:
+    "binary" the F1 of class `positive` (two classes only), "macro" the mean of per-class F1 over the classes
+    true or predicted at least once, "weighted" the per-class F1 weighted by support."""
+    f1, support, predicted = per_class_f1(matrix)
+    if average == "binary":
+        if len(f1) != 2:
+            raise ValueError(f"binary F1 needs two classes, got {len(f1)}; use average='macro'")
+        return float(f1[positive])
+    if average == "macro":
+        return float(f1[(support + predicted) > 0].mean())
+    if average == "weighted":
+        return float((f1 * support).sum() / support.sum()) if support.sum() else 0.0
+    raise ValueError(f"unknown average {average!r}; allowed: {', '.join(AVERAGES)}")
+
+
+def binary_f1(matrix, label_names: Sequence[str]) -> float:
+    """The positive class's F1 of a two-class confusion matrix with `label_names`; NaN without a positive class."""
+    positive = positive_index(label_names)
+    return np.nan if positive is None else f1_from_confusion(matrix, "binary", positive)
+
+
+def _confusions(supports: Sequence[int], correct: int):
+    """Every confusion matrix with row sums `supports` (2 or 3 classes) and `correct` on the diagonal, in chunks
+    (M, c, c), one per diagonal."""
+    c = len(supports)
+    if c not in (2, 3):
+        raise ValueError(f"f1_consistency enumerates 2 or 3 classes, got {c}")
+    for diag in itertools.product(*(range(s + 1) for s in supports[:-1])):
+        last = correct - sum(diag)
+        if not 0 <= last <= supports[-1]:
+            continue
+        diag = (*diag, last)
+        splits = [np.arange(s - d + 1) for s, d in zip(supports, diag)]  # to the next class; the rest to the other
+        grid = np.stack(np.meshgrid(*splits, indexing="ij"), -1).reshape(-1, c) if c == 3 else np.zeros((1, 2), int)
+        m = np.zeros((len(grid), c, c), dtype=np.float64)
+        for i in range(c):
+            m[:, i, i] = diag[i]
+            if c == 3:
+                m[:, i, (i + 1) % c] = grid[:, i]
+                m[:, i, (i + 2) % c] = supports[i] - diag[i] - grid[:, i]
+            else:
+                m[:, i, 1 - i] = supports[i] - diag[i]
+        yield m
+
+
+def f1_consistency(accuracy: float, f1: float, supports: Sequence[int], decimals: int = 3) -> dict[str, bool]:
+    """Which F1 definitions can give a printed (accuracy, F1) pair on a set with class sizes `supports` (2 or 3
+    classes, in label order): per definition ("binary" the last class's F1 and "binary (class 0)" the first's,
+    two classes only; "macro"; "weighted"; "micro", which equals accuracy), whether some confusion matrix with
+    those row sums rounds to both printed numbers at `decimals`. Exhaustive over matrices, so keep n small
+    (AdvGLUE's sets, SST-2's validation)."""
+    n, tol = int(sum(supports)), 0.5 * 10.0 ** -decimals + 1e-9
+    out = {name: False for name in (("binary", "binary (class 0)") if len(supports) == 2 else ()) + ("macro", "weighted", "micro")}
+    for correct in range(n + 1):
+        if abs(correct / n - accuracy) > tol:
+            continue
+        out["micro"] |= abs(correct / n - f1) <= tol
+        for m in _confusions(supports, correct):
+            support, predicted = m.sum(2), m.sum(1)
+            diag = np.diagonal(m, axis1=1, axis2=2)
+            per = np.where(support + predicted > 0, 2 * diag / np.maximum(support + predicted, 1), 0.0)
+            present = (support + predicted) > 0
+            values = {"macro": (per * present).sum(1) / present.sum(1), "weighted": (per * support).sum(1) / n}
+            if len(supports) == 2:
+                values |= {"binary": per[:, 1], "binary (class 0)": per[:, 0]}
+            for name, v in values.items():
+                out[name] |= bool((np.abs(v - f1) <= tol).any())
+            if all(out.values()):
+                return out
+    return out
 
 
 def first_seed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -39,34 +148,50 @@ LLAMA = "meta-llama/Llama-2-7b-hf"  # a run of this backbone fills the Llama-2-7
 PAPER_TABLES = {"validation": ("Table 1", "Table 2"), "adversarial": ("Table 3", "Table 4")}
 
 
-def side_by_side(frame: pd.DataFrame, evaluation: str = "validation", metric: str = "accuracy") -> pd.DataFrame:
+PAPER_METRICS = {"accuracy": "acc", "f1": "F1"}
+OURS = {("validation", "accuracy"): ("accuracy", "accuracy"), ("validation", "f1"): ("f1_binary", "macro_f1"),
+        ("adversarial", "accuracy"): ("adv_accuracy", "adv_accuracy"),
+        ("adversarial", "f1"): ("adv_f1_binary", "adv_macro_f1")}  # (two-class, three-class) column of ours
+
+
+def f1_definition(dataset: str) -> str:
+    """The F1 set beside the paper's for one training set: "binary" (positive class) for SST-2, "macro" for NLI."""
+    return "binary" if dataset == "sst2" else "macro"
+
+
+def side_by_side(frame: pd.DataFrame, evaluation: str = "validation",
+                 metrics: Sequence[str] = ("accuracy", "f1")) -> pd.DataFrame:
     """The paper's Tables 1–2 (`evaluation` "validation") or 3–4 ("adversarial") beside ours, one row per
-    configuration in the paper's order: per backbone and training set, the paper's `metric` ("accuracy" or
-    "f1"), ours at the selection seed and ours − paper. The paper's empty cells stay empty (NaN); ours stay
-    empty for the backbone this run is not set beside (Llama-2-7B's columns until a run of `LLAMA` fills them;
-    any other backbone is set beside OPT-1.3B, the paper's smaller model, and labelled with its own name)."""
-    column = {("validation", "accuracy"): "accuracy", ("validation", "f1"): "macro_f1",
-              ("adversarial", "accuracy"): "adv_accuracy", ("adversarial", "f1"): "adv_macro_f1"}[(evaluation, metric)]
+    configuration in the paper's order: per backbone and training set, and per metric of `metrics` ("accuracy",
+    "f1"), the paper's value, ours at the selection seed and ours − paper. F1 is the paper's definition, binary
+    (the positive class's) for SST-2 and adv-SST2 models (`f1_consistency`), and macro for SNLI models, where
+    binary F1 does not exist (`f1_definition`). The paper's empty cells stay empty (NaN); ours stay empty for
+    the backbone this run is not set beside (Llama-2-7B's columns until a run of `LLAMA` fills them; any other
+    backbone is set beside OPT-1.3B, the paper's smaller model, and labelled with its own name)."""
     rows = first_seed(frame)
-    ours = {(r["dataset"], r["method"] if r["config"] != "baseline" else "baseline",
-             r["form"] if r["config"] != "baseline" else "baseline", r["lam"] if r["config"] != "baseline" else np.nan):
-            r[column] for _, r in rows.iterrows()}
     model_name = str(rows["model"].iloc[0])
     backbone, filled = model_name.split("/")[-1], "Llama-2-7B" if model_name == LLAMA else "OPT-1.3B"
     paper = pd.concat([pn.loss_table(1, source) for source in PAPER_TABLES[evaluation]])
-    paper = paper[paper["metric"] == metric]
-    table = pd.DataFrame(index=pd.Index(list(dict.fromkeys(
-        _config_label(m, f, lam) for m, f, lam in zip(paper["method"], paper["form"], paper["lam"]))), name="config"))
+    labels_all = list(dict.fromkeys(_config_label(m, f, lam) for m, f, lam in zip(paper["method"], paper["form"], paper["lam"])))
+    table = pd.DataFrame(index=pd.Index(labels_all, name="config"))
     for (model, trained_on, shown), part in paper.groupby(["backbone", "trained_on", "dataset"], sort=False):
-        labels = [_config_label(m, f, lam) for m, f, lam in zip(part["method"], part["form"], part["lam"])]
-        theirs = pd.Series(part["value"].to_numpy(), index=labels)
-        mine = pd.Series([ours.get((trained_on, m, f, lam if m != "baseline" else np.nan), np.nan)
-                          if model == filled else np.nan for m, f, lam in zip(part["method"], part["form"],
-                                                                                   part["lam"])], index=labels)
-        mine = mine.astype(float)
-        table[(f"{shown}, {model}", "paper")] = theirs
-        table[(f"{shown}, {model}", f"ours ({backbone})")] = mine
-        table[(f"{shown}, {model}", "ours − paper")] = mine - theirs
+        for metric in metrics:
+            binary_column, macro_column = OURS[(evaluation, metric)]
+            column = binary_column if f1_definition(trained_on) == "binary" else macro_column
+            ours = {(r["method"] if r["config"] != "baseline" else "baseline",
+                     r["form"] if r["config"] != "baseline" else "baseline",
+                     r["lam"] if r["config"] != "baseline" else np.nan): r[column]
+                    for _, r in rows[rows["dataset"] == trained_on].iterrows()} if column in rows else {}
+            cells = part[part["metric"] == metric]
+            labels = [_config_label(m, f, lam) for m, f, lam in zip(cells["method"], cells["form"], cells["lam"])]
+            theirs = pd.Series(cells["value"].to_numpy(), index=labels, dtype=float)
+            mine = pd.Series([ours.get((m, f, lam if m != "baseline" else np.nan), np.nan) if model == filled else np.nan
+                              for m, f, lam in zip(cells["method"], cells["form"], cells["lam"])], index=labels, dtype=float)
+            name = PAPER_METRICS[metric] if metric == "accuracy" else f"{f1_definition(trained_on)} F1"
+            group = f"{shown}, {model}"
+            table[(group, name, "paper")] = theirs
+            table[(group, name, f"ours ({backbone})")] = mine
+            table[(group, name, "ours − paper")] = mine - theirs
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     return table
 
@@ -84,24 +209,27 @@ def style_grid(table: pd.DataFrame, caption: str):
 
 def style_side_by_side(table: pd.DataFrame, caption: str):
     """`side_by_side` for the book: 3 decimals, signed differences, blank cells left blank, caption above."""
-    diffs = [c for c in table.columns if c[1] == "ours − paper"]
+    diffs = [c for c in table.columns if c[-1] == "ours − paper"]
     style = table.style.format("{:.3f}", na_rep="").format("{:+.3f}", subset=diffs, na_rep="")
     return captioned(style, caption, hide_index=False)
 
 
-def style_comparison(table: pd.DataFrame, caption: str):
-    """The seed comparison for the book (`seed_comparison`'s columns): per configuration the paired differences
-    with their intervals in one cell and their Holm-corrected p first, then the means and the raw p; the seeds,
-    the same for every row, go into the caption."""
+def style_comparison(table: pd.DataFrame, caption: str, metrics: Sequence[str] = ("acc", "adv acc"),
+                     corrected: bool = True):
+    """The seed comparison for the book (`seed_comparison`'s columns), for the `metrics` given by their short
+    names (`METRICS`' values): per metric the paired difference with its interval in one cell, its raw p and,
+    with `corrected`, its Holm-corrected p; then the means with their intervals. A metric a dataset lacks
+    (binary F1 of NLI) is left blank; the seeds, the same for every row, go into the caption."""
     shown = pd.DataFrame({"dataset": table["dataset"], "config": table["config"]})
-    for metric in ("acc", "adv acc"):
+    for metric in metrics:
         shown[f"Δ {metric} [95% CI]"] = [f"{fmt.signed(d)} {ci}" if isinstance(ci, str) and ci else ""
                                          for d, ci in zip(table[f"Δ {metric}"], table[f"Δ {metric} 95% CI"])]
-        shown[f"p ({metric}, Holm)"] = table[f"p ({metric}, Holm)"].map(fmt.pvalue)
-    for metric in ("acc", "adv acc"):
-        shown[f"{metric} [95% CI]"] = [f"{m:.3f} {ci}" for m, ci in zip(table[metric], table[f"{metric} 95% CI"])]
-    for metric in ("acc", "adv acc"):
         shown[f"p ({metric})"] = table[f"p ({metric})"].map(fmt.pvalue)
+        if corrected:
+            shown[f"p ({metric}, Holm)"] = table[f"p ({metric}, Holm)"].map(fmt.pvalue)
+    for metric in metrics:
+        shown[f"{metric} [95% CI]"] = [f"{m:.3f} {ci}" if isinstance(ci, str) and ci else ""
+                                       for m, ci in zip(table[metric], table[f"{metric} 95% CI"])]
     seeds = table["seeds"].unique()
     note = f" Seeds {seeds[0]} for every row." if len(seeds) == 1 else ""
     return styled(shown, caption=caption + note, key=["config"], source="compnb.chapters.competency_report.seed_comparison")
@@ -115,33 +243,80 @@ def _interval(values: list[float]) -> tuple[float, float, float]:
 def seed_comparison(frame: pd.DataFrame, selection_seed: int | None = None) -> pd.DataFrame:
     """Per dataset: the baseline and every configuration confirmed at other seeds (each form's chosen λ),
     over the confirmation seeds only (every seed but `selection_seed`, default the smallest, which chose λ):
-    mean and Student-t 95% interval over seeds of validation and AdvGLUE accuracy, and the difference to the
-    baseline paired by seed (same seed, same validation rows): mean, interval and two-sided paired-t p.
-    Holm's correction runs over each dataset's confirmed configurations, per metric."""
+    for each of `COMPARED` in `frame` (validation and AdvGLUE accuracy, binary and macro F1), the mean and
+    Student-t 95% interval over seeds, and the difference to the baseline paired by seed (same seed, same
+    validation rows): mean, interval and two-sided paired-t p (raw). A metric a dataset lacks (binary F1 of
+    NLI) is NaN with empty intervals. Holm's correction ("p (<metric>, Holm)") runs over each dataset's
+    confirmed configurations, per metric; chapter 6 judges the paper's claims with its own family."""
     selection_seed = frame["seed"].min() if selection_seed is None else selection_seed
+    metrics = [m for m in COMPARED if m in frame]
     rows = []
     for dataset, part in frame[frame["seed"] != selection_seed].groupby("dataset", sort=False):
         plain = part[part["config"] == "baseline"].set_index("seed")
         for name, runs in part.groupby("config", sort=False):
             runs = runs.set_index("seed").sort_index()
             row = {"dataset": dataset, "config": name, "seeds": ", ".join(map(str, runs.index))}
-            for metric in ("accuracy", "adv_accuracy"):
+            for metric in metrics:
+                short = METRICS[metric]
+                if runs[metric].isna().any():  # not defined for this dataset
+                    row |= {short: np.nan, f"{short} 95% CI": "", f"Δ {short}": np.nan, f"Δ {short} 95% CI": "",
+                            f"p ({short})": np.nan}
+                    continue
                 mean, low, high = _interval(runs[metric].tolist())
-                row |= {METRICS[metric]: mean, f"{METRICS[metric]} 95% CI": f"[{low:.3f}, {high:.3f}]"}
+                row |= {short: mean, f"{short} 95% CI": f"[{low:.3f}, {high:.3f}]"}
                 if name == "baseline":
-                    row |= {f"Δ {METRICS[metric]}": 0.0, f"Δ {METRICS[metric]} 95% CI": "", f"p ({METRICS[metric]})": np.nan}
+                    row |= {f"Δ {short}": 0.0, f"Δ {short} 95% CI": "", f"p ({short})": np.nan}
                     continue
                 common = runs.index.intersection(plain.index)
                 delta = (runs.loc[common, metric] - plain.loc[common, metric]).tolist()
                 mean, low, high = _interval(delta)
-                p = paired_t_p(delta)
-                row |= {f"Δ {METRICS[metric]}": mean, f"Δ {METRICS[metric]} 95% CI": fmt.interval(low, high, with_sign=True),
-                        f"p ({METRICS[metric]})": p}
+                row |= {f"Δ {short}": mean, f"Δ {short} 95% CI": fmt.interval(low, high, with_sign=True),
+                        f"p ({short})": paired_t_p(delta)}
             rows.append(row)
     table = pd.DataFrame(rows)
-    for metric in ("acc", "adv acc"):  # one family per dataset and metric: its configurations against the baseline
-        table[f"p ({metric}, Holm)"] = table.groupby("dataset", sort=False)[f"p ({metric})"].transform(holm)
+    for metric in metrics:  # one family per dataset and metric: its configurations against the baseline
+        short = METRICS[metric]
+        table[f"p ({short}, Holm)"] = table.groupby("dataset", sort=False)[f"p ({short})"].transform(holm)
     return table
+
+
+def confirmation_seeds(comparison: pd.DataFrame) -> str:
+    """The confirmation seeds of `seed_comparison`'s rows, as "1, 2, 3" (or each dataset's when they differ)."""
+    seeds = comparison.groupby("dataset", sort=False)["seeds"].first()
+    return seeds.iloc[0] if seeds.nunique() == 1 else "; ".join(f"{d}: {s}" for d, s in seeds.items())
+
+
+def gradient_vs_mask(frame: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "adv_accuracy", "f1_binary",
+                                                                     "macro_f1", "adv_f1_binary", "adv_macro_f1")
+                     ) -> pd.DataFrame:
+    """Selection seed, per dataset and metric: the (form, λ) cells run with both saliency methods, and in how
+    many gradient saliency scores higher (wins), lower (losses) or exactly the same (ties), with the mean
+    difference gradient − mask and a two-sided sign test that drops the ties
+    (`scipy.stats.binomtest(wins, wins + losses)`; NaN when every cell ties). Metrics a dataset lacks are left out."""
+    rows = []
+    tuned = first_seed(frame)
+    tuned = tuned[tuned["config"] != "baseline"]
+    for dataset, part in tuned.groupby("dataset", sort=False):
+        for metric in (m for m in metrics if m in part):
+            cells = part.pivot_table(index=["form", "lam"], columns="method", values=metric).dropna()
+            if not {"gradient", "mask"} <= set(cells.columns) or not len(cells):
+                continue
+            wins, losses, ties = sign_counts(cells["gradient"] - cells["mask"])
+            rows.append({"dataset": dataset, "metric": METRICS[metric], "cells": len(cells), "gradient wins": wins,
+                         "mask wins": losses, "ties": ties, "mean Δ (gradient − mask)": float((cells["gradient"] - cells["mask"]).mean()),
+                         "p (sign test, ties dropped)": sign_test_p(wins, losses)})
+    return pd.DataFrame(rows)
+
+
+def sign_counts(differences) -> tuple[int, int, int]:
+    """(wins, losses, ties): differences above, below and exactly at 0."""
+    d = np.asarray(differences, dtype=np.float64)
+    return int((d > 0).sum()), int((d < 0).sum()), int((d == 0).sum())
+
+
+def sign_test_p(wins: int, losses: int) -> float:
+    """Two-sided sign test of `wins` out of wins + losses (ties already dropped); NaN without a non-tied pair."""
+    return float(stats.binomtest(wins, wins + losses).pvalue) if wins + losses else np.nan
 
 
 def lambda_sensitivity(records: list[dict]) -> pd.DataFrame:
