@@ -102,11 +102,11 @@ def comparison_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:
             lines.append(f"- **{row['variant']}, {row['metric']}**: {fmt.signed_sig(row['Δ vs baseline'])} at every seed "
                          f"(not testable: no spread across seeds).")
             continue
-        verdict = ("significant after Holm's correction over the two variants" if row["p (Holm)"] < alpha
-                   else "significant alone, not after Holm's correction over the two variants" if row["p"] < alpha
-                   else "not significant, raw p")
+        verdict = ("significant after Holm over the two variants" if row["p (Holm)"] < alpha
+                   else "significant alone, not after Holm over the two variants" if row["p"] < alpha
+                   else "not significant")
         lines.append(f"- **{row['variant']}, {row['metric']}**: {fmt.signed_sig(row['Δ vs baseline'])} {row['Δ 95% CI']} "
-                     f"({fmt.p_text(row['p'])}, {verdict}).")
+                     f"(raw {fmt.p_text(row['p'])}, {verdict}).")
     return "\n".join(lines)
 
 
@@ -265,21 +265,23 @@ def per_class(records: list[dict], labels: np.ndarray) -> pd.DataFrame:
 
 def plot_per_class(table: pd.DataFrame) -> plt.Figure:
     """Left: each class's recall (per-class accuracy) per variant, one dot per seed and the mean over seeds as
-    a bar; right: each penalty variant's recall less the same seed's baseline, one dot per seed, with a line at
+    a dash; right: each penalty variant's recall less the same seed's baseline, one dot per seed (jittered
+    sideways so that equal values stay apart), with a line at
     zero (dots above it: that seed's variant does better on the class)."""
     fig, axes = plots.book_figure(3.4, 1, 2)
     left, right = axes[0]
-    sns.barplot(table, x="class", y="recall", hue="variant", hue_order=list(VARIANTS), palette=COLOURS,
-                errorbar=None, alpha=0.45, ax=left, order=list(LABELS))
+    sns.pointplot(table, x="class", y="recall", hue="variant", hue_order=list(VARIANTS), palette=COLOURS,
+                  errorbar=None, dodge=0.53, linestyle="none", marker="_", markersize=18, markeredgewidth=2,
+                  ax=left, order=list(LABELS))
     sns.stripplot(table, x="class", y="recall", hue="variant", hue_order=list(VARIANTS), palette=COLOURS,
-                  dodge=True, jitter=False, size=4, ax=left, order=list(LABELS), legend=False)
+                  dodge=True, jitter=False, size=4, alpha=0.8, ax=left, order=list(LABELS), legend=False)
     low = max(0.0, float(table["recall"].min()) - 0.05)
     left.set(xlabel="gold class", ylabel="recall (per-class accuracy)", ylim=(low, min(1.0, float(table["recall"].max()) + 0.03)))
     base = table[table["variant"] == "baseline"].set_index(["seed", "class"])["recall"]
     delta = table[table["variant"] != "baseline"].copy()
     delta["Δ recall"] = delta["recall"].to_numpy() - base.reindex(list(zip(delta["seed"], delta["class"]))).to_numpy()
     sns.stripplot(delta, x="class", y="Δ recall", hue="variant", hue_order=list(VARIANTS[1:]),
-                  palette={v: COLOURS[v] for v in VARIANTS[1:]}, dodge=True, jitter=False, size=5, ax=right,
+                  palette={v: COLOURS[v] for v in VARIANTS[1:]}, dodge=True, jitter=0.08, size=5, ax=right,
                   order=list(LABELS), legend=False)
     right.axhline(0, color=plots.GREY, lw=1, ls="--")
     right.set(xlabel="gold class", ylabel="recall − same seed's baseline")
@@ -314,7 +316,7 @@ def per_class_sentence(summary: pd.DataFrame) -> str:
     parts = []
     for variant, part in rows.groupby("variant", sort=False):
         cells = "; ".join(f"{row['class']} {fmt.signed(row['Δ vs baseline'] * 100, 1)} points "
-                          f"(higher at {row['seeds with Δ > 0']} seeds, {fmt.p_text(row['p (paired t, raw)'])})"
+                          f"(higher at {row['seeds with Δ > 0']} seeds, raw {fmt.p_text(row['p (paired t, raw)'])})"
                           for _, row in part.iterrows())
         up = (part["Δ vs baseline"] > 0).sum()
         every = all(row["seeds with Δ > 0"].split(" of ")[0] == row["seeds with Δ > 0"].split(" of ")[1]
