@@ -1,6 +1,8 @@
 """Results at a glance: the claims ledger (chapter 6's `ledger.csv`) condensed for the landing page and for the
-top of each chapter. For every claim: what the paper says with its number, what we measured, the verdict
-linked to its ledger row (borderline ones flagged), and, when a number cannot be compared, why.
+top of each chapter. The landing page opens with each paper's bottom line (at most three sentences, counted
+from the ledger); then, for every claim: what the paper says with its number, the scope of our measurement,
+what we measured, the verdict linked to its ledger row (borderline ones flagged), and why when it is not
+reproduced. Sanity checks of a method's own aim are listed apart and not counted with the claims.
 
 `compnb html` writes one Markdown file per page into `<book>/_generated/` (`write_all`) before Jupyter Book
 runs; the landing page and the chapters include them, so the glance always shows the ledger of the profile
@@ -23,8 +25,9 @@ LEDGER_PAGE = "06-claims-ledger.html"
 PAPER_VALUE = "paper's value"
 PAPERS = {1: "Competency bias / entropy maximization", 2: "Gradient-based adversarial training for NLI",
           3: "Integrated-gradients variance regularization"}
-MARK = {"reproduced": "✓ reproduced", "not reproduced": "✗ not reproduced", "not testable here": "– not testable here",
-        "not run": "· not run"}
+MARK = {"reproduced": "✓ reproduced", "contradicted": "✗ contradicted", "inconclusive": "? inconclusive",
+        "not testable here": "– not testable here", "not run": "· not run"}
+SANITY = "sanity check"
 
 
 def read_ledger(profile: str) -> pd.DataFrame | None:
@@ -39,24 +42,68 @@ def _verdict_cell(row: pd.Series, ledger_href: str) -> str:
 
 
 def claims_table(rows: pd.DataFrame, ledger_href: str) -> str:
-    """An HTML table of `rows`: the claim with the paper's number, the verdict (linked), ours, and why when a
-    claim was not reproduced or cannot be compared."""
+    """An HTML table of `rows`: the claim with the paper's number, the verdict (linked), ours with the scope
+    it rests on, and why when a claim is not reproduced."""
     body = []
     for _, r in rows.iterrows():
         why = html.escape(r["why"]) if r["verdict"] != "reproduced" else ""
         body.append(f"<tr><td>{html.escape(r['claim'])}<br><small>{html.escape(r[PAPER_VALUE])}</small></td>"
-                    f"<td>{_verdict_cell(r, ledger_href)}</td><td>{html.escape(r['ours'])}</td><td>{why}</td></tr>")
+                    f"<td>{_verdict_cell(r, ledger_href)}</td><td>{html.escape(r['ours'])}"
+                    f"<br><small>{html.escape(r['scope'])}</small></td><td>{why}</td></tr>")
     return ('<div class="compnb-glance" data-key-columns="2"><table><thead><tr><th>the paper claims</th><th>verdict</th>'
-            '<th>we found</th><th>why (when not reproduced or not comparable)</th></tr></thead><tbody>'
+            '<th>we found (scope)</th><th>why (when not reproduced)</th></tr></thead><tbody>'
             + "".join(body) + "</tbody></table></div>")
 
 
+def _claims(rows: pd.DataFrame) -> pd.DataFrame:
+    """The papers' claims and the book's tests beyond them (shown, never counted), without sanity checks."""
+    return rows[rows["group"] != SANITY]
+
+
+def _papers_own(rows: pd.DataFrame) -> pd.DataFrame:
+    """Only the claims the papers make: what the counts and bottom lines count."""
+    return rows[rows["group"] == "claim"]
+
+
 def counts_line(rows: pd.DataFrame) -> str:
-    """'8 reproduced, 9 not reproduced, 5 not testable here (2 borderline)'."""
+    """'3 reproduced, 2 contradicted, 9 inconclusive, 5 not testable here (2 borderline)': the papers' own
+    claims only (sanity checks and the book's tests beyond the papers left out)."""
+    rows = _papers_own(rows)
     counts = rows["verdict"].value_counts()
     parts = [f"{counts[v]} {v}" for v in MARK if v in counts]
     borderline = int((rows["borderline"] != "").sum())
     return ", ".join(parts) + (f" ({borderline} borderline)" if borderline else "")
+
+
+def _listed(rows: pd.DataFrame, most: int = 3) -> str:
+    names = [r["claim"].rstrip(".") for _, r in rows.iterrows()]
+    shown = "; ".join(names[:most])
+    return shown + (f"; and {len(names) - most} more" if len(names) > most else "")
+
+
+def bottom_line(ledger: pd.DataFrame, paper: int) -> str:
+    """Paper `paper`'s bottom line, at most three sentences counted from the ledger: the verdicts of its
+    claims, what reproduced, what was contradicted."""
+    rows = _papers_own(ledger[ledger["paper"].astype(int) == paper])
+    counts = rows["verdict"].value_counts()
+    tested = int(counts.get("reproduced", 0) + counts.get("contradicted", 0) + counts.get("inconclusive", 0))
+    first = (f"Of {len(rows)} claims, {tested} could be tested here: {int(counts.get('reproduced', 0))} reproduced, "
+             f"{int(counts.get('contradicted', 0))} contradicted, {int(counts.get('inconclusive', 0))} inconclusive "
+             f"with this design" + (f" ({int(counts.get('not run', 0))} not run at this profile)"
+                                    if counts.get("not run", 0) else "") + ".")
+    sentences = [first]
+    for verdict, word in (("reproduced", "Reproduced"), ("contradicted", "Contradicted")):
+        chosen = rows[rows["verdict"] == verdict]
+        if len(chosen):
+            sentences.append(f"{word}: {_listed(chosen)}.")
+    return " ".join(sentences)
+
+
+def bottom_lines(ledger: pd.DataFrame) -> str:
+    """The landing page's first screen: one short paragraph per paper."""
+    items = "".join(f"<li><strong>Paper {p}, {html.escape(t.lower())}.</strong> {html.escape(bottom_line(ledger, p))}"
+                    "</li>" for p, t in PAPERS.items())
+    return "```{raw} html\n" + f'<ul class="compnb-bottom-line">{items}</ul>' + "\n```\n"
 
 
 def landing(ledger: pd.DataFrame, context: dict) -> str:
@@ -66,27 +113,32 @@ def landing(ledger: pd.DataFrame, context: dict) -> str:
     parts = []
     for paper, title in PAPERS.items():
         rows = ledger[ledger["paper"].astype(int) == paper]
-        tested = rows[rows["verdict"].isin(["reproduced", "not reproduced"])]
+        tested = _claims(rows)[_claims(rows)["verdict"].isin(["reproduced", "contradicted", "inconclusive"])]
         parts.append(f"<h3>Paper {paper}: {html.escape(title)}</h3><p>{counts_line(rows)}; "
                      f'every claim in <a href="{href}">the claims ledger</a>.</p>' + claims_table(tested, href))
     size = f" ({context['parameters'] / 1e6:.0f} M parameters)" if context["parameters"] else ""
     snli = (f"; offline, SNLI is a sample of {context['snli_rows']:,} training pairs, about "
             f"{context['snli_share']:.0%} of the corpus" if context["snli_rows"] else "")
-    why = (f"<p>Why some numbers are not comparable: the book's backbone is {html.escape(context['backbone'])}"
+    why = (f"<p>Scope: the book's backbone is {html.escape(context['backbone'])}"
            f"{size}, where the papers fine-tuned OPT-1.3B and Llama-2-7B (paper 1) and ELECTRA-small (papers 2 "
            f"and 3){snli}. Absolute numbers of other backbones and corpora are marked <em>not testable here</em>; "
            "effects (differences against the paper's own kind of baseline) are judged as each paper states "
-           "them.</p>")
+           "them, and <em>inconclusive</em> means this design (its seeds, its evaluation pairs) cannot tell: "
+           "the ledger gives the effect it could have detected and the seeds that would be needed.</p>")
     return "```{raw} html\n" + why + "".join(parts) + "\n```\n"
 
 
 def chapter(ledger: pd.DataFrame, name: str) -> str:
-    """The block at the top of chapter `name`: its claims, or a line saying it has none."""
+    """The block at the top of chapter `name`: its claims, then its sanity checks apart; or nothing."""
     rows = ledger[ledger["chapter"] == name]
     if rows.empty:
         return ""
+    claims, sanity = _claims(rows), rows[rows["group"] == SANITY]
     block = (f'<p class="compnb-glance-title"><strong>Results at a glance</strong>: {counts_line(rows)}.</p>'
-             + claims_table(rows, LEDGER_PAGE))
+             + (claims_table(claims, LEDGER_PAGE) if len(claims) else ""))
+    if len(sanity):
+        block += ('<p class="compnb-glance-title">Sanity checks of the method\'s own aim (not counted with the '
+                  "claims):</p>" + claims_table(sanity, LEDGER_PAGE))
     return "```{raw} html\n" + block + "\n```\n"
 
 
@@ -120,14 +172,16 @@ def context(profile: str) -> dict:
 
 
 def write_all(book: Path, profile: str, chapters: list[str]) -> None:
-    """`<book>/_generated/glance-intro.md` and one `glance-<chapter>.md` per chapter (empty without a ledger)."""
+    """`<book>/_generated/glance-intro.md`, `glance-bottom-line.md` and one `glance-<chapter>.md` per chapter
+    (a note or nothing without a ledger)."""
     out = book / "_generated"
     out.mkdir(parents=True, exist_ok=True)
     ledger = read_ledger(profile)
     if ledger is None:
         note = "*Results at a glance appear once chapter 6 (the claims ledger) has run at this profile.*\n"
-        pages = {"intro": note, **{c: "" for c in chapters}}
+        pages = {"intro": note, "bottom-line": note, **{c: "" for c in chapters}}
     else:
-        pages = {"intro": landing(ledger, context(profile)), **{c: chapter(ledger, c) for c in chapters}}
+        pages = {"intro": landing(ledger, context(profile)), "bottom-line": bottom_lines(ledger),
+                 **{c: chapter(ledger, c) for c in chapters}}
     for name, text in pages.items():
         (out / f"glance-{name}.md").write_text(text or "\n")
