@@ -478,3 +478,31 @@ def sweep_sentence(summary: dict[str, dict], frame: pd.DataFrame) -> str:
     else:
         text += " These invocations reused cached runs, so they do not time the whole sweep."
     return text
+
+
+PAPER_SETS = {"SST-2": ("sst2", "validation"), "adv-SST2": ("adv_sst2", "validation"),
+              "adv-MNLI": ("adv_mnli", "validation")}  # the paper's evaluation sets small enough to enumerate
+
+
+def paper_f1_fits(sizes: dict[str, Sequence[int]]) -> pd.DataFrame:
+    """Which F1 definition paper 1's Tables 1–4 use: per table, backbone and evaluation set whose class sizes
+    `sizes` gives (paper set name → class sizes in label order, e.g. from the data), the number of printed
+    (accuracy, F1) rows and how many of them each definition can produce (`f1_consistency`). The paper's SNLI
+    validation (9,842 pairs) is too large to enumerate and is left out."""
+    rows = []
+    for source in ("Table 1", "Table 2", "Table 3", "Table 4"):
+        cells = pn.loss_table(1, source).assign(lam=lambda t: t["lam"].fillna(0.0))
+        wide = cells.pivot_table(index=["backbone", "dataset", "method", "form", "lam"], columns="metric",
+                                 values="value").dropna().reset_index()
+        for (backbone, shown), part in wide.groupby(["backbone", "dataset"], sort=False):
+            if shown not in sizes:
+                continue
+            fits = [f1_consistency(a, f, sizes[shown]) for a, f in zip(part["accuracy"], part["f1"])]
+            row = {"table": source, "backbone": backbone, "set": shown, "classes": " / ".join(map(str, sizes[shown])),
+                   "rows": len(part)}
+            for name in ("binary", "binary (class 0)", "macro", "weighted", "micro"):
+                row[f"fit {name}" if name != "binary" else "fit binary (positive)"] = (
+                    sum(f[name] for f in fits) if name in fits[0] else np.nan)
+            row["fit none"] = sum(not any(f.values()) for f in fits)
+            rows.append(row)
+    return pd.DataFrame(rows)
