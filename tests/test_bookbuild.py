@@ -58,18 +58,30 @@ def test_buttons_follow_the_one_repository_setting(tmp_path, monkeypatch):
 
 LEDGER = pd.DataFrame([
     {"id": "P1-a", "paper": 1, "claim": "A rises", "paper's value": "0.5 (Table 1)", "ours": "0.6 [0.5, 0.7]",
-     "verdict": "reproduced", "why": "inside", "borderline": "", "chapter": "03-modified-loss"},
-    {"id": "P1-b", "paper": 1, "claim": "B <falls>", "paper's value": "0.4", "ours": "0.41",
-     "verdict": "not reproduced", "why": "p = 0.04", "borderline": "p near α", "chapter": "03-modified-loss"},
-    {"id": "P2-a", "paper": 2, "claim": "C", "paper's value": "89%", "ours": "78%", "verdict": "not testable here",
-     "why": "other backbone", "borderline": "", "chapter": "04-adversarial-eval"}])
+     "scope": "tiny · 1 epoch · seeds 1–3", "verdict": "reproduced", "why": "inside", "borderline": "",
+     "chapter": "03-modified-loss", "group": "claim"},
+    {"id": "P1-b", "paper": 1, "claim": "B <falls>", "paper's value": "0.4", "ours": "0.41", "scope": "tiny",
+     "verdict": "inconclusive", "why": "neither test rejects", "borderline": "p near α", "chapter": "03-modified-loss",
+     "group": "claim"},
+    {"id": "P1-c", "paper": 1, "claim": "The loss does its job", "paper's value": "its aim", "ours": "9 of 9",
+     "scope": "tiny · selection seed alone", "verdict": "reproduced", "why": "", "borderline": "",
+     "chapter": "03-modified-loss", "group": "sanity check"},
+    {"id": "P1-d", "paper": 1, "claim": "D without the leak", "paper's value": "—", "ours": "+0.01", "scope": "tiny",
+     "verdict": "contradicted", "why": "the opposite test rejects", "borderline": "", "chapter": "03-modified-loss",
+     "group": "beyond the paper"},
+    {"id": "P2-a", "paper": 2, "claim": "C", "paper's value": "89%", "ours": "78%", "scope": "tiny",
+     "verdict": "not testable here", "why": "other backbone", "borderline": "", "chapter": "04-adversarial-eval",
+     "group": "claim"}])
 
 
 def test_a_chapter_glance_links_each_verdict_to_its_ledger_row_and_flags_borderline_ones():
     block = glance.chapter(LEDGER, "03-modified-loss")
-    assert block.startswith("```{raw} html") and "1 reproduced, 1 not reproduced (1 borderline)" in block
+    assert block.startswith("```{raw} html") and "1 reproduced, 1 inconclusive (1 borderline)" in block
     assert 'href="06-claims-ledger.html#claim-P1-b"' in block and "⚑ borderline" in block
-    assert "B &lt;falls&gt;" in block and "P2-a" not in block
+    assert "B &lt;falls&gt;" in block and "P2-a" not in block and "seeds 1–3" in block  # the scope beside ours
+    claims_part, sanity_part = block.split("Sanity checks")
+    assert "P1-c" in sanity_part and "P1-c" not in claims_part  # the method's own aim, shown apart
+    assert "P1-d" in claims_part  # beyond the paper: shown, not counted
     assert glance.chapter(LEDGER, "01-artifact-mining") == ""
 
 
@@ -78,3 +90,11 @@ def test_the_landing_glance_shows_tested_claims_per_paper_and_why_the_rest_are_n
                                     "snli_share": 15_000 / 550_152})
     assert "chapters/06-claims-ledger.html#claim-P1-a" in block and "claim-P2-a" not in block  # untestable: counted
     assert "1 not testable here" in block and "22 M parameters" in block and "about 3% of the corpus" in block
+
+
+def test_the_bottom_line_counts_the_papers_own_claims_in_at_most_three_sentences():
+    line = glance.bottom_line(LEDGER, 1)
+    assert line.startswith("Of 2 claims, 2 could be tested here: 1 reproduced, 0 contradicted, 1 inconclusive")
+    assert "Reproduced: A rises." in line and "does its job" not in line and "leak" not in line
+    assert len(line.split(". ")) <= 3
+    assert "<strong>Paper 2" in glance.bottom_lines(LEDGER)

@@ -220,8 +220,10 @@ def test_confusions():
 
 
 def test_verdicts():
-    verdicts = ["reproduced"] * 5 + ["not reproduced"] * 3 + ["not testable here"] * 2 + ["not run"]
-    table = pd.DataFrame({"paper": [1 + i % 3 for i in range(len(verdicts))], "verdict": verdicts})
+    verdicts = (["reproduced"] * 5 + ["contradicted"] * 2 + ["inconclusive"] * 6 + ["not testable here"] * 2
+                + ["not run"])
+    table = pd.DataFrame({"paper": [1 + i % 3 for i in range(len(verdicts))], "verdict": verdicts,
+                          "group": "claim"})
     assert_readable(claims.plot_verdicts(table))
 
 

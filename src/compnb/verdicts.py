@@ -62,6 +62,7 @@ class Evidence:
     target: float = math.nan
     ties: int | None = None
     margin: float | None = None
+    sd: float = math.nan  # standard deviation of the per-unit differences (t-based tests)
 
 
 @dataclass(frozen=True)
@@ -128,15 +129,32 @@ def sign_mde(n: int, alpha: float = ALPHA, power: float = POWER) -> float:
     return float(optimize.brentq(lambda s: sign_power(n, s, alpha) - power, 0.5, 1.0, xtol=1e-9))
 
 
-def sign_units_needed(share: float, alpha: float = ALPHA, power: float = POWER) -> float:
+def sign_units_needed(share: float, alpha: float = ALPHA, power: float = POWER, most: int = 2000) -> float:
     """Untied units the one-sided exact sign test needs to detect a true share of wins `share` (> ½) with
-    `power` (the smallest n from which on it stays above, since exact power saw-tooths in n)."""
+    `power`: the smallest n from which on (for the next 12) its power stays above, since exact power
+    saw-tooths in n; `MAX_UNITS` + 1 beyond `most`."""
     if not 0.5 < share <= 1:
         return math.nan
-    for n in range(1, 2001):
-        if all(sign_power(m, share, alpha) >= power for m in range(n, n + 12)):
-            return float(n)
-    return MAX_UNITS + 1
+    n = np.arange(1, most + 13)
+    k = stats.binom.isf(alpha, n, 0.5)  # rejecting X > k keeps the size at most α (sf(k) ≤ α)
+    powers = np.where(stats.binom.sf(k, n, 0.5) <= alpha, stats.binom.sf(k, n, share), 0.0)
+    enough = powers >= power
+    steady = np.array([enough[i:i + 12].all() for i in range(most)])
+    return float(n[np.argmax(steady)]) if steady.any() else MAX_UNITS + 1
+
+
+def power_at(e: "Evidence", alpha: float) -> tuple[float, float]:
+    """(MDE, units needed for `e.target`) of the test behind `e` at level `alpha`, say α/m for a family of m:
+    t-tests from the spread of the differences, TOST with each one-sided test at 90% power, sign tests
+    exactly; other tests keep what they carry."""
+    side = 1 - (1 - POWER) / 2
+    if e.test.startswith("TOST"):
+        return t_mde(e.n, e.sd, alpha, side), t_units_needed(e.target, e.sd, alpha, side)
+    if e.test.startswith("one-sided"):
+        return t_mde(e.n, e.sd, alpha), t_units_needed(e.target, e.sd, alpha)
+    if e.test.startswith("exact sign"):
+        return sign_mde(e.n, alpha), sign_units_needed(e.target, alpha) if not math.isnan(e.target) else math.nan
+    return e.mde, e.units_needed
 
 
 # --------------------------------------------------------------------------- tests
@@ -172,18 +190,20 @@ def mean_direction(values: Sequence[float], direction: int, null: float = 0.0, *
                    test: str = "one-sided t over {unit}") -> Evidence:
     """Is the mean of `values` (n,), e.g. per-seed differences treated − control, above (`direction` +1) or
     below (−1) `null`? One-sided one-sample t (`scipy.stats.ttest_1samp`), its opposite for `p_against`, a
-    95% Student-t interval, the t-test's 80%-power MDE and the units needed for `target` (an effect size
-    in the claimed direction, default the observed one)."""
+    95% Student-t interval, the t-test's 80%-power MDE and the units needed for `target` (the size of an
+    effect in the claimed direction, say the paper's; default the observed effect when it lies in the claimed
+    direction, else none)."""
     d = _as_array(values, "values")
     if direction not in (1, -1):
         raise ValueError(f"direction must be +1 or -1, got {direction!r}")
     toward, away = ("greater", "less") if direction > 0 else ("less", "greater")
     sd = float(d.std(ddof=1)) if len(d) > 1 else math.nan
-    effect = abs(target) if target is not None and not math.isnan(target) else abs(float(d.mean()) - null)
+    observed = (float(d.mean()) - null) * direction
+    effect = abs(target) if target is not None and not math.isnan(target) else observed if observed > 0 else math.nan
     low, high = _t_interval(d, 0.95)
     return Evidence(label, test.format(unit=unit), unit, len(d), float(d.mean()), low, high,
                     _one_sided_t(d, null, toward), _one_sided_t(d, null, away), t_mde(len(d), sd),
-                    t_units_needed(effect, sd), effect)
+                    t_units_needed(effect, sd), effect, sd=sd)
 
 
 def paired_direction(treated: Sequence[float], control: Sequence[float], direction: int, **kwargs) -> Evidence:
@@ -220,7 +240,7 @@ def paired_equivalence(treated: Sequence[float], control: Sequence[float], margi
     low, high = _t_interval(d, 1 - 2 * alpha)
     return Evidence(label, f"TOST paired t over {unit}, margin ±{margin:g}", unit, n, float(d.mean()), low, high,
                     p, p_against, t_mde(n, sd, alpha, side_power), t_units_needed(margin, sd, alpha, side_power),
-                    margin, margin=margin)
+                    margin, margin=margin, sd=sd)
 
 
 def sign_test(wins: int, losses: int, ties: int = 0, *, label: str = "", unit: str = "cells",

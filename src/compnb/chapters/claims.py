@@ -42,7 +42,7 @@ HISTORY = {
 }
 
 COLUMNS = ["id", "paper", "source", "claim", "metric", "kind", "scope", "paper's value", "ours", "test", "family",
-           "p", "p adjusted", "margin", "MDE", "units for 80% power", "verdict", "why", "borderline", "compared with",
+           "p", "p adjusted", "p opposite adjusted", "margin", "MDE", "units for 80% power", "verdict", "why", "borderline", "compared with",
            "rule", "chapter", "group"]
 
 
@@ -59,21 +59,22 @@ def _family_name(claim: Claim) -> str:
     return f"ch. {int(claim.chapter[:2])} {'sanity checks' if claim.aim else 'claims'}"
 
 
-def _mde_text(evidence: list[verdicts.Evidence]) -> tuple[str, str]:
-    """The MDE and the units 80% power would need, per test, as text."""
+def _mde_text(evidence: list[verdicts.Evidence], alpha: float) -> tuple[str, str]:
+    """The MDE and the units 80% power would need, per test, at level `alpha` (the family's α/m), as text."""
     mdes, needed = [], []
     for e in evidence:
+        mde, units = verdicts.power_at(e, alpha)
         if e.test.startswith("exact sign"):
-            mdes.append("none at this n" if math.isnan(e.mde) else f"share {e.mde:.2f}")
+            mdes.append("none at this n" if math.isnan(mde) else f"share {mde:.2f}")
         else:
-            mdes.append("none at this n" if math.isnan(e.mde) else fmt.sig(e.mde, 2))
-        if math.isnan(e.units_needed):
+            mdes.append("none at this n" if math.isnan(mde) else fmt.sig(mde, 2))
+        if math.isnan(units):
             needed.append("—")
-        elif e.units_needed > verdicts.MAX_UNITS:
+        elif units > verdicts.MAX_UNITS:
             needed.append(f"> {verdicts.MAX_UNITS:,} {e.unit}")
         else:
             what = f"share {e.target:.2f}" if e.test.startswith("exact sign") else fmt.sig(e.target, 2)
-            needed.append(f"{int(e.units_needed):,} {e.unit} (for {what})")
+            needed.append(f"{int(units):,} {e.unit} (for {what})")
     return "; ".join(mdes), "; ".join(needed)
 
 
@@ -89,7 +90,8 @@ def _borderline(claim: Claim, p_adjusted: float) -> str:
 def ledger(profile: str) -> pd.DataFrame:
     """One row per claim (`COLUMNS`): the claim as stated with its source, metric and kind; the scope of ours;
     our estimate with its interval; the test(s) and their family; the deciding raw and adjusted p; the margin
-    of an equivalence claim; the minimum detectable effect and the units 80% power would need; the verdict,
+    of an equivalence claim; the minimum detectable effect and the units 80% power would need (both at α/m,
+    the family's Bonferroni level, so that they hold after the correction); the verdict,
     why, the borderline flag; the comparison and rule; and `group` ('claim', 'beyond the paper' or 'sanity
     check')."""
     measured = {c.id: _measure(c, profile) for c in CLAIMS}
@@ -117,17 +119,19 @@ def ledger(profile: str) -> pd.DataFrame:
             family = _family_name(c)
             judged = verdicts.decide([p for p, _ in pairs], [a for _, a in pairs], m.combine, sizes[family])
             raw = [e.p for e in m.evidence]
-            mde, needed = _mde_text(list(m.evidence))
+            mde, needed = _mde_text(list(m.evidence), ALPHA / max(sizes[family], 1))
             tests = sorted({e.test for e in m.evidence})
             how = {"one": "", "any": f" (any of {len(raw)})", "all": f" (all of {len(raw)})"}[m.combine]
             row |= {"test": "; ".join(tests) + how,
                     "family": f"{family}: {sizes[family]} tests, Holm (Bonferroni for the opposite tests)",
                     "p": "; ".join(fmt.pvalue(p) if not math.isnan(p) else "untestable" for p in raw),
                     "p adjusted": fmt.pvalue(judged.p_adjusted) if not math.isnan(judged.p_adjusted) else "untestable",
+                    "p opposite adjusted": fmt.pvalue(judged.p_against_adjusted)
+                    if not math.isnan(judged.p_against_adjusted) else "untestable",
                     "MDE": mde, "units for 80% power": needed, "verdict": judged.verdict, "why": judged.why,
                     "borderline": _borderline(c, judged.p_adjusted)}
         else:
-            row |= {"test": "", "family": "", "p": "", "p adjusted": "", "MDE": "", "units for 80% power": "",
+            row |= {"test": "", "family": "", "p": "", "p adjusted": "", "p opposite adjusted": "", "MDE": "", "units for 80% power": "",
                     "verdict": m.verdict, "why": m.why, "borderline": _borderline(c, math.nan)}
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -167,6 +171,28 @@ def plot_verdicts(table: pd.DataFrame) -> plt.Axes:
     ax.grid(axis="y", visible=False)
     plots.legend_above(ax)
     return ax
+
+
+def for_reading(table: pd.DataFrame) -> pd.DataFrame:
+    """The ledger as the book shows it: per claim the verdict with why; the claim with its source, metric and
+    the paper's number; the scope; ours; the test, its family and the adjusted p (the opposite test's too);
+    the margin, minimum detectable effect and units 80% power would need."""
+    def join(*parts: str) -> str:
+        return " · ".join(p for p in parts if p)
+
+    rows = []
+    for _, r in table.iterrows():
+        p = (f"adjusted p {r['p adjusted']} (raw {r['p']}); opposite {r['p opposite adjusted']}"
+             if r["p adjusted"] else "")
+        power = join(f"margin {r['margin'].split(':')[0]}" if r["margin"] else "",
+                     f"MDE {r['MDE']}" if r["MDE"] else "", f"80% power: {r['units for 80% power']}"
+                     if r["units for 80% power"] not in ("", "—") else "")
+        rows.append({"id": r["id"], "verdict": r["verdict"] + (" ⚑" if r["borderline"] else ""),
+                     "claim (source; metric) and the paper's number":
+                         f"{r['claim']} ({r['source']}; {r['metric']}): " + r["paper's value"],
+                     "scope": r["scope"], "ours": r["ours"], "test, family, p": join(r["test"], r["family"], p),
+                     "power": power, "why": join(r["why"], r["borderline"])})
+    return pd.DataFrame(rows)
 
 
 def margins() -> pd.DataFrame:
@@ -217,4 +243,4 @@ def snli_baselines(profile: str) -> pd.DataFrame:
         except (FileNotFoundError, KeyError, IndexError):  # the chapter has no result at this profile
             continue
         rows.append((chapter[:2].lstrip("0"), recipe, scored_on, f"{mean:.3f} {interval}", compared_with))
-    return pd.DataFrame(rows, columns=["chapter", "recipe", "scored on", "accuracy (3 seeds, 95% CI)", "compared with"])
+    return pd.DataFrame(rows, columns=["chapter", "recipe", "scored on", "accuracy (95% CI over seeds)", "compared with"])
