@@ -160,7 +160,7 @@ def plot_verdicts(table: pd.DataFrame) -> plt.Axes:
     table = claims_only(table)
     counts = table.groupby(["paper", "verdict"]).size().unstack(fill_value=0)
     counts = counts.reindex(columns=[v for v in VERDICTS if v in counts.columns])
-    _, axes = plots.book_figure(0.45 * len(counts) + 1.2)
+    _, axes = plots.book_figure(0.45 * len(counts) + 1.6)
     ax = axes[0, 0]
     left = np.zeros(len(counts))
     for verdict in counts.columns:
@@ -169,7 +169,7 @@ def plot_verdicts(table: pd.DataFrame) -> plt.Axes:
     ax.invert_yaxis()
     ax.set(xlabel="claims", ylabel="")
     ax.grid(axis="y", visible=False)
-    plots.legend_above(ax)
+    plots.legend_above(ax, ncols=3)
     return ax
 
 

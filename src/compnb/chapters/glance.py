@@ -134,7 +134,10 @@ def chapter(ledger: pd.DataFrame, name: str) -> str:
     if rows.empty:
         return ""
     claims, sanity = _claims(rows), rows[rows["group"] == SANITY]
-    block = (f'<p class="compnb-glance-title"><strong>Results at a glance</strong>: {counts_line(rows)}.</p>'
+    families = sorted({f.split(", Holm")[0] for f in rows.get("family", pd.Series(dtype=str)) if f})
+    family = (f" Families: {'; '.join(html.escape(f) for f in families)}, each corrected by Holm's method in the "
+              "ledger." if families else "")
+    block = (f'<p class="compnb-glance-title"><strong>Results at a glance</strong>: {counts_line(rows)}.{family}</p>'
              + (claims_table(claims, LEDGER_PAGE) if len(claims) else ""))
     if len(sanity):
         block += ('<p class="compnb-glance-title">Sanity checks of the method\'s own aim (not counted with the '
