@@ -150,3 +150,16 @@ def test_bad_input_is_refused_with_the_value():
         v.decide([0.01], [0.9], combine="most")
     with pytest.raises(ValueError, match="pair up"):
         v.paired_direction([1, 2, 3], [1, 2], +1)
+
+
+def test_a_clustered_share_inflates_the_variance_by_the_cluster_size():
+    successes, trials, expected, m = 1507, 4326, 0.4556, 5
+    e = v.clustered_share(successes, trials, expected, m)
+    share = successes / trials
+    z = (share - expected) / math.sqrt(expected * (1 - expected) * m / trials)  # variance × the design effect
+    assert e.p_against == pytest.approx(stats.norm.cdf(z), rel=1e-6)
+    assert e.p == pytest.approx(stats.norm.sf(z), rel=1e-6)
+    single = v.clustered_share(successes, trials, expected, 1)
+    assert single.p_against < e.p_against  # ignoring the clusters overstates the evidence
+    near = v.clustered_share(460, 1000, 0.4556, 5)
+    assert judge(near).verdict == "inconclusive"

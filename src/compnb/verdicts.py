@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import TTestPower
+from statsmodels.stats.power import NormalIndPower, TTestPower
+from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 from statsmodels.stats.weightstats import ttost_paired
 
 VERDICTS = ("reproduced", "contradicted", "inconclusive", "not testable here", "not run")
@@ -278,6 +279,30 @@ def binomial_share(successes: int, trials: int, expected: float, *, label: str =
                     float(ci.low), float(ci.high),
                     float(stats.binomtest(successes, trials, expected, alternative="greater").pvalue),
                     float(stats.binomtest(successes, trials, expected, alternative="less").pvalue), mde)
+
+
+def clustered_share(successes: int, trials: int, expected: float, cluster_size: int, *, label: str = "",
+                    unit: str = "slots") -> Evidence:
+    """Is the share successes / trials above `expected`, when the trials come in clusters of at most
+    `cluster_size` (say the five top-5 slots of one sentence) that need not be independent? The design effect
+    1 + (m − 1)ρ is at most m whatever the correlation ρ, so the trials count as at most trials / m
+    independent ones (Kish's effective sample size): a one-sided z-test of the share with its variance under
+    the null (`statsmodels` `proportions_ztest`, `prop_var=expected`) and a Wilson interval on the effective
+    counts. Conservative by construction; the MDE is the excess share a one-sided z-test of that effective n
+    detects with 80% power (`NormalIndPower` on Cohen's h)."""
+    if not 0 < expected < 1 or not 0 <= successes <= trials or trials < 1 or cluster_size < 1:
+        raise ValueError(f"need 0 < expected < 1, 0 ≤ successes ≤ trials and cluster_size ≥ 1, got {successes}, "
+                         f"{trials}, {expected}, {cluster_size}")
+    n_eff = trials / cluster_size
+    count = successes / cluster_size
+    p_up = float(proportions_ztest(count, n_eff, expected, alternative="larger", prop_var=expected)[1])
+    p_down = float(proportions_ztest(count, n_eff, expected, alternative="smaller", prop_var=expected)[1])
+    low, high = proportion_confint(count, n_eff, alpha=0.05, method="wilson")
+    h = NormalIndPower().solve_power(effect_size=None, nobs1=n_eff, alpha=ALPHA, power=POWER, ratio=0,
+                                     alternative="larger")
+    mde = math.sin(math.asin(math.sqrt(expected)) + h / 2) ** 2 - expected  # Cohen's h back to a share
+    return Evidence(label, f"one-sided z-test of a share over {unit}, effective n = {unit} / {cluster_size}", unit,
+                    trials, successes / trials, float(low), float(high), p_up, p_down, mde)
 
 
 # --------------------------------------------------------------------------- families and decisions
