@@ -265,22 +265,6 @@ def sign_test(wins: int, losses: int, ties: int = 0, *, label: str = "", unit: s
                     sign_units_needed(share), share, ties=ties)
 
 
-def binomial_share(successes: int, trials: int, expected: float, *, label: str = "", unit: str = "slots") -> Evidence:
-    """Is the share successes / trials above the `expected` share? Exact one-sided binomial test
-    (`scipy.stats.binomtest`, its opposite for `p_against`) with the Clopper-Pearson interval; the MDE is the
-    excess share over `expected` at which the exact test reaches 80% power."""
-    if not 0 < expected < 1 or not 0 <= successes <= trials or trials < 1:
-        raise ValueError(f"need 0 < expected < 1 and 0 ≤ successes ≤ trials, got {successes}, {trials}, {expected}")
-    ci = stats.binomtest(successes, trials).proportion_ci(0.95, method="exact")
-    k = int(stats.binom.isf(ALPHA, trials, expected)) + 1  # smallest count whose upper tail is at most α
-    power_minus = lambda share: stats.binom.sf(k - 1, trials, share) - POWER  # noqa: E731
-    mde = float(optimize.brentq(power_minus, expected, 1.0)) - expected if power_minus(1.0) > 0 else math.nan
-    return Evidence(label, f"exact one-sided binomial test over {unit}", unit, trials, successes / trials,
-                    float(ci.low), float(ci.high),
-                    float(stats.binomtest(successes, trials, expected, alternative="greater").pvalue),
-                    float(stats.binomtest(successes, trials, expected, alternative="less").pvalue), mde)
-
-
 def clustered_share(successes: int, trials: int, expected: float, cluster_size: int, *, label: str = "",
                     unit: str = "slots") -> Evidence:
     """Is the share successes / trials above `expected`, when the trials come in clusters of at most

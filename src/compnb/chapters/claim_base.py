@@ -97,7 +97,7 @@ def estimate(e: Evidence, decimals: int = 3) -> str:
     if e.test.startswith("exact sign"):
         ties = f", {e.ties} tied dropped" if e.ties else ""
         return f"{e.estimate:.2f} of {e.n} {e.unit}{ties} {fmt.interval(e.low, e.high, 2)}"
-    if e.test.startswith("exact one-sided binomial"):
+    if "test of a share" in e.test:
         return f"{e.estimate:.3f} of {e.n:,} {e.unit} {fmt.interval(e.low, e.high, 3)}"
     return f"{fmt.signed(e.estimate, decimals)} {fmt.interval(e.low, e.high, decimals, with_sign=True)}"
 
