@@ -85,12 +85,15 @@ def test_the_scope_follows_the_seeds_in_the_results(tmp_path):
 def test_error_subsets_are_judged_over_distinct_pairs_with_ties_dropped(tmp_path):
     pd.DataFrame([{"model": "leaky", "subset": "negation", "pairs": 18, "pairs net fixed": 4,
                    "pairs net introduced": 0, "pairs tied": 14, "p (sign, one-sided)": 0.0625,
-                   "p (sign, two-sided)": 0.125, "seeds": "0, 1, 2"}]).to_csv(tmp_path / "error_pairs.csv", index=False)
+                   "p (sign, two-sided)": 0.125, "seeds": 3}]).to_csv(tmp_path / "error_pairs.csv", index=False)
+    pd.DataFrame({"seed": [0, 1, 2], "kind": "baseline", "set": "clean", "accuracy": 0.8}).to_csv(
+        tmp_path / "scores.csv", index=False)
     (tmp_path / "run.json").write_text(json.dumps({"params": {"runs": ["snli-ce-a"]}}))
     _run(tmp_path.parent, "snli-ce-a", "snli", 0)
     m = claims_paper2.fixed_over_pairs("negation", "leaky")(tmp_path)
     e = m.evidence[0]
     assert (e.n, e.ties, e.unit) == (4, 14, "pairs") and e.p == pytest.approx(0.0625)
+    assert "seeds 0–2" in m.scope and "18 negation evaluation pairs are the unit" in m.scope
     p, against = claims.verdicts.adjust([e])
     assert claims.verdicts.decide(p, against).verdict == "inconclusive"  # four pairs cannot reach α
 

@@ -64,7 +64,9 @@ def fixed_over_pairs(subset: str, arm: str) -> Callable[[Path], Measured]:
         row = table[(table["model"] == arm) & (table["subset"] == subset)].iloc[0]
         fixed, broken, tied = (int(row[c]) for c in ("pairs net fixed", "pairs net introduced", "pairs tied"))
         e = verdicts.sign_test(fixed, broken, tied, label=f"{arm}, {subset}", unit="pairs")
-        seeds = [int(s) for s in str(row["seeds"]).replace(",", " ").split()]
+        seeds = sorted(int(s) for s in csv(folder, "scores.csv")["seed"].unique())
+        if len(seeds) != int(row["seeds"]):
+            raise KeyError(f"error_pairs.csv counts {row['seeds']} seeds, scores.csv has {len(seeds)}")
         return Measured(f"{fixed} pairs net fixed vs {broken} net broken ({tied} of {int(row['pairs'])} pairs tied "
                         f"or never wrong, dropped); share fixed {estimate(e)}", [e],
                         scope=_scope(folder, seeds, f"{int(row['pairs'])} {subset} evaluation pairs are the unit"))
