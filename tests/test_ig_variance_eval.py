@@ -208,3 +208,13 @@ def test_seed_comparison_pairs_by_seed_and_holms_over_the_whole_table():
         assert row["p (paired t, raw)"] == pytest.approx(stats.ttest_rel(own["recall"], base["recall"]).pvalue)
     from statsmodels.stats.multitest import multipletests
     np.testing.assert_allclose(tested["p (Holm, table)"], multipletests(tested["p (paired t, raw)"], method="holm")[1])
+
+
+def test_seed_comparison_leaves_out_seeds_where_a_score_is_undefined():
+    table = pd.DataFrame({"variant": ["baseline"] * 3 + ["detached"] * 3 + ["differentiable"] * 3,
+                          "seed": [0, 1, 2] * 3,
+                          "precision": [0.5, 0.6, np.nan, 0.55, 0.7, 0.9, np.nan, np.nan, np.nan]})
+    out = ig_variance_report.seed_comparison(table, ("precision",)).set_index("variant")
+    assert out.loc["baseline", "seeds"] == 2 and out.loc["baseline", "mean"] == pytest.approx(0.55)
+    assert out.loc["detached", "Δ vs baseline"] == pytest.approx(0.075)  # seeds 0 and 1 only
+    assert out.loc["differentiable", "95% CI"] == "undefined at every seed"

@@ -208,7 +208,7 @@ def seed_comparison(table: pd.DataFrame, metrics: tuple[str, ...], by: str | Non
     """For per-run rows (`variant`, `seed`, the `metrics` and optionally a grouping column `by`, e.g. class):
     per group, metric and variant, the mean over seeds with its Student-t 95% interval; for the penalty
     variants the difference to the baseline paired by seed, its interval, how many seeds it is > 0 at, the raw
-    paired-t p and `p (Holm, table)`: Holm over every test of this table (stated in the caption). Chapter 6
+    paired-t p and `p (Holm, table)` (seeds where a value is undefined, NaN, are left out): Holm over every test of this table (stated in the caption). Chapter 6
     corrects the paper's claims over its chapter family."""
     groups = [(None, table)] if by is None else list(table.groupby(by, sort=False))
     rows, family = [], []
@@ -217,14 +217,20 @@ def seed_comparison(table: pd.DataFrame, metrics: tuple[str, ...], by: str | Non
         for metric in metrics:
             for variant in VARIANTS:
                 own = part[part["variant"] == variant].set_index("seed").sort_index()
-                if own.empty:
+                values = own[metric].dropna()  # e.g. precision of a class a run never predicts (tiny smoke sets)
+                if values.empty:
+                    rows.append(({by: key} if by else {}) | {"metric": metric, "variant": variant, "seeds": 0,
+                                                             "mean": np.nan, "95% CI": "undefined at every seed"})
                     continue
-                s = seed_summary(own[metric].tolist())
-                row = ({by: key} if by else {}) | {"metric": metric, "variant": variant, "seeds": len(own),
+                s = seed_summary(values.tolist())
+                row = ({by: key} if by else {}) | {"metric": metric, "variant": variant, "seeds": len(values),
                                                    "mean": s["mean"], "95% CI": _interval(s)}
                 if variant != "baseline":
-                    common = own.index.intersection(base.index)
-                    delta = (own.loc[common, metric] - base.loc[common, metric]).to_numpy()
+                    common = values.index.intersection(base[metric].dropna().index)
+                    delta = (values.loc[common] - base.loc[common, metric]).to_numpy()
+                    if not len(delta):
+                        rows.append(row)
+                        continue
                     d = seed_summary(delta.tolist())
                     row |= {"Δ vs baseline": d["mean"], "Δ 95% CI": _interval(d, signed=True),
                             "seeds with Δ > 0": f"{int((delta > 0).sum())} of {len(delta)}",
