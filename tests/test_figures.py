@@ -176,7 +176,7 @@ def test_error_shares_tick_labels_stay_apart():
                                                     (("all", 3009), ("negation", 54), ("ambiguity", 126),
                                                      ("long", 327))):
         shares = RNG.dirichlet(np.ones(3))
-        rows.append({"model": model, "subset": subset, "pairs": pairs, "fixed share": shares[0],
+        rows.append({"model": model, "subset": subset, "pair-seeds": pairs, "fixed share": shares[0],
                      "introduced share": shares[1], "remaining share": shares[2]})
     assert_readable(adversarial_report.plot_error_shares(pd.DataFrame(rows)))
 
