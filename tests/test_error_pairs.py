@@ -124,3 +124,17 @@ def test_the_matched_arm_has_exactly_the_leak_free_arms_attacked_rows(project, m
     runs = {training.run_dir(adversarial_eval.config("smoke", 0, extra=adversarial_eval._relative(p))).name
             for p in sets.values()}
     assert len(runs) == 3  # three arms, three runs
+
+
+def test_pair_outcomes_average_each_pairs_seeds_so_a_pair_counts_once():
+    frame = pd.DataFrame({"premise": ["a man", "a dog", "a cat"], "hypothesis": ["he is not here", "it runs", "it naps"],
+                          "label": [1, 1, 2]})
+    records = []
+    for seed, base in ((0, [1, 0, 2]), (1, [1, 1, 2]), (2, [0, 0, 2])):
+        records.append(_record(seed, "baseline", frame, np.array(base)))
+    table = adversarial_report.pair_outcomes(records, ["not"], ["might"], 20)
+    neutral = table[(table["model"] == "baseline") & (table["subset"] == "all") & (table["class"] == "neutral")]
+    assert neutral["pair"].tolist() == [0, 1] and neutral["correct share"].tolist() == pytest.approx([2 / 3, 1 / 3])
+    assert (neutral["seeds"] == 3).all()
+    negation = table[(table["subset"] == "negation")]
+    assert negation["pair"].tolist() == [0]  # the subset keeps its own pairs, once each

@@ -160,6 +160,28 @@ def per_class(records: list[dict], negation, ambiguity, long_words: int,
     return pd.DataFrame(rows)
 
 
+def pair_outcomes(records: list[dict], negation, ambiguity, long_words: int, set_name: str = "clean") -> pd.DataFrame:
+    """Per model, subset and distinct evaluation pair of `set_name`: its true class and the share of seeds at
+    which the model got it right. Pairs are the unit a claim about a class's recall on a subset is tested over
+    (a pair's seeds are replicates, averaged here), so that a recall on four neutral pairs is judged as four
+    pairs, not as twelve pair-seeds."""
+    seeds = sorted({r["seed"] for r in records})
+    correct: dict[tuple[str, str], list[np.ndarray]] = {}
+    labels, masks = None, None
+    for seed in seeds:
+        chosen, y, masks = _models_of_seed(records, seed, negation, ambiguity, long_words, KINDS)
+        labels = y
+        for kind, r in chosen.items():
+            correct.setdefault(kind, []).append(r["probs"][set_name].argmax(1) == y)
+    rows = []
+    for kind, per_seed in correct.items():
+        share = np.mean(per_seed, axis=0)
+        for subset, mask in masks.items():
+            rows += [{"model": kind, "subset": subset, "pair": int(i), "class": LABELS[int(labels[i])],
+                      "correct share": float(share[i]), "seeds": len(per_seed)} for i in np.flatnonzero(mask)]
+    return pd.DataFrame(rows)
+
+
 def per_class_means(table: pd.DataFrame) -> pd.DataFrame:
     """`per_class` over seeds: per (set, subset, model, class) the mean of precision, recall and F1, and the
     lowest and highest recall of any seed."""
