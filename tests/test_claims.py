@@ -187,3 +187,9 @@ def test_the_bottom_line_is_at_most_three_sentences_per_paper(full_ledger):
     for paper in (1, 2, 3):
         line = glance.bottom_line(table, paper)
         assert line.startswith("Of ") and 1 <= len(re.findall(r"[.](?=\s|$)", line)) <= 3, line
+
+
+def test_every_snli_baseline_of_the_book_is_read_from_its_chapter():
+    table = claims.snli_baselines("full")
+    assert table["chapter"].tolist() == ["2", "3", "4", "5"]
+    assert table["accuracy (95% CI over seeds)"].str.match(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]").all()

@@ -23,7 +23,7 @@ import pandas as pd
 from compnb import formatting as fmt
 from compnb import plots, verdicts
 from compnb.chapters import claims_paper1, claims_paper2, claims_paper3
-from compnb.chapters.claim_base import MARGINS, Claim, Measured
+from compnb.chapters.claim_base import MARGINS, Claim, Measured, csv
 from compnb.paths import results_dir
 
 VERDICTS = verdicts.VERDICTS
@@ -201,23 +201,23 @@ def margins() -> pd.DataFrame:
 
 
 def _ch2_snli(folder: Path) -> tuple[float, str]:
-    t = _csv(folder, "accuracy.csv")
+    t = csv(folder, "accuracy.csv")
     r = t[(t["dataset"] == "snli") & t["source"].str.startswith("ours")].iloc[0]
     return r["accuracy"], r["accuracy 95% CI"]
 
 
 def _ch3_snli(folder: Path) -> tuple[float, str]:
-    r = _csv(folder, "seed_comparison.csv").set_index(["dataset", "config"]).loc[("snli", "baseline")]
+    r = csv(folder, "seed_comparison.csv").set_index(["dataset", "config"]).loc[("snli", "baseline")]
     return r["acc"], r["acc 95% CI"]
 
 
 def _ch4_snli(folder: Path) -> tuple[float, str]:
-    r = _csv(folder, "seed_means.csv").set_index(["model", "set"]).loc[("baseline", "clean")]
+    r = csv(folder, "seed_means.csv").set_index(["model", "set"]).loc[("baseline", "clean")]
     return r["accuracy"], r["accuracy 95% CI"]
 
 
 def _ch5_snli(folder: Path) -> tuple[float, str]:
-    r = _csv(folder, "comparison.csv").set_index(["metric", "variant"]).loc[("accuracy", "baseline")]
+    r = csv(folder, "comparison.csv").set_index(["metric", "variant"]).loc[("accuracy", "baseline")]
     return r["mean"], r["95% CI"]
 
 
