@@ -98,6 +98,15 @@ def captioned(style: Styler, caption: str, hide_index: bool = True, source: str 
     return BookTable(style.hide() if hide_index else style, caption.strip(), source, anchors)
 
 
+def show_each(tables: list[BookTable]) -> None:
+    """Display several book tables from one cell, each with its own caption (a wide comparison split into
+    parts that fit the page)."""
+    from IPython.display import display
+
+    for table in tables:
+        display(table)
+
+
 def table_source(frame: FrameType | None) -> str | None:
     """The first `module.function(...)` call in the calling code (a notebook cell, or a function) whose
     module is a `compnb` module other than those that only format or write (`NOT_A_SOURCE`), as
