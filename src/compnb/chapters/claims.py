@@ -176,7 +176,7 @@ def plot_verdicts(table: pd.DataFrame) -> plt.Axes:
 def for_reading(table: pd.DataFrame) -> pd.DataFrame:
     """The ledger as the book shows it: per claim the verdict with why; the claim with its source, metric and
     the paper's number; the scope; ours; the test, its family and the adjusted p (the opposite test's too);
-    the margin, minimum detectable effect and units 80% power would need."""
+    the margin, minimum detectable effect and units 80% power would need (one column, to fit the page)."""
     def join(*parts: str) -> str:
         return " · ".join(p for p in parts if p)
 
@@ -190,8 +190,9 @@ def for_reading(table: pd.DataFrame) -> pd.DataFrame:
         rows.append({"id": r["id"], "verdict": r["verdict"] + (" ⚑" if r["borderline"] else ""),
                      "claim (source; metric) and the paper's number":
                          f"{r['claim']} ({r['source']}; {r['metric']}): " + r["paper's value"],
-                     "scope": r["scope"], "ours": r["ours"], "test, family, p": join(r["test"], r["family"], p),
-                     "power": power, "why": join(r["why"], r["borderline"])})
+                     "scope": r["scope"], "ours": r["ours"],
+                     "test, family, p and power": join(r["test"], r["family"], p, power),
+                     "why": join(r["why"], r["borderline"])})
     return pd.DataFrame(rows)
 
 
