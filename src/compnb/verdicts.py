@@ -151,7 +151,7 @@ def power_at(e: "Evidence", alpha: float) -> tuple[float, float]:
     side = 1 - (1 - POWER) / 2
     if e.test.startswith("TOST"):
         return t_mde(e.n, e.sd, alpha, side), t_units_needed(e.target, e.sd, alpha, side)
-    if e.test.startswith("one-sided"):
+    if e.test.startswith(("one-sided t", "one-sided paired t")):
         return t_mde(e.n, e.sd, alpha), t_units_needed(e.target, e.sd, alpha)
     if e.test.startswith("exact sign"):
         return sign_mde(e.n, alpha), sign_units_needed(e.target, alpha) if not math.isnan(e.target) else math.nan

@@ -278,12 +278,12 @@ CH3_GRID = "ch. 3: the 18-configuration grid at the selection seed"
 GRAD_SUB, GRAD_INV, GRAD_EXP = "gradient · subtract", "gradient · inverse", "gradient · exp_subtract"
 
 CLAIMS = (
-    Claim("P1-artifacts-sst2", 1, "§5.1", "A stated share of SST-2's words are lexical artifacts", "share of word "
+    Claim("P1-artifacts-sst2", 1, "§5.1", "SST-2's share of words that are lexical artifacts, as the paper counts it", "share of word "
           "types", "tolerance", cite(1, "§5.1", "SST2", "Share of words that are artifacts"), CH1,
           "ch. 1: z-test with Bonferroni at 0.01 on complete SST-2 train, word types",
           f"ours within ×{1 - SHARE_TOLERANCE:.1f}–×{1 / (1 - SHARE_TOLERANCE):.2f} of the paper's share",
           _share("sst2", True)),
-    Claim("P1-artifacts-snli", 1, "§5.1", "A stated share of SNLI's words are lexical artifacts", "share of word types",
+    Claim("P1-artifacts-snli", 1, "§5.1", "SNLI's share of words that are lexical artifacts, as the paper counts it", "share of word types",
           "absolute", cite(1, "§5.1", "SNLI", "Share of words that are artifacts"), CH1,
           "ch. 1: the same test on the offline SNLI sample's hypotheses", "absolute share: corpus-dependent",
           _share("snli", False)),

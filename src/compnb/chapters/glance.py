@@ -101,7 +101,8 @@ def bottom_line(ledger: pd.DataFrame, paper: int) -> str:
 
 def bottom_lines(ledger: pd.DataFrame) -> str:
     """The landing page's first screen: one short paragraph per paper."""
-    items = "".join(f"<li><strong>Paper {p}, {html.escape(t.lower())}.</strong> {html.escape(bottom_line(ledger, p))}"
+    items = "".join(f"<li><strong>Paper {p}, {html.escape(t[0].lower() + t[1:])}.</strong> "
+                    f"{html.escape(bottom_line(ledger, p))}"
                     "</li>" for p, t in PAPERS.items())
     return "```{raw} html\n" + f'<ul class="compnb-bottom-line">{items}</ul>' + "\n```\n"
 
