@@ -81,18 +81,24 @@ def influence_display(table: pd.DataFrame) -> pd.DataFrame:
 
 def influence_verdicts(table: pd.DataFrame, alpha: float = 0.05) -> str:
     """One Markdown sentence per analysed run: observed vs expected artifacts among the top-k words, which way
-    they deviate, and whether the one-sided binomial test (over-representation) rejects at `alpha`."""
+    they deviate, and whether over-representation is significant at `alpha` when a sentence's k slots count as
+    one trial (`verdicts.clustered_share`: slots of one sentence are not independent, so the slot-level
+    binomial p of the table overstates the evidence)."""
+    from compnb import verdicts
+
     lines = []
     for _, row in table.iterrows():
         direction = "over" if row["observed"] > row["expected"] else "under"
-        verdict = ("the over-representation is significant" if row["p-value"] < alpha
+        slots = int(row["top-k slots"])
+        e = verdicts.clustered_share(int(row["observed"]), slots, float(row["expected"]) / slots, int(row["k"]))
+        verdict = ("the over-representation is significant" if e.p < alpha
                    else "the paper's hypothesis of over-representation is not supported")
         run = f"{row['dataset']}, {row['config']}" if "config" in row else row["dataset"]
         lines.append(f"- **{run}** (seed {row['seed']}): {row['observed']:,} artifacts in "
-                     f"{row['top-k slots']:,} top-{row['k']} slots against {row['expected']:,.0f} expected "
-                     f"(ratio {row['observed / expected']:.2f}, 95% interval of the count "
-                     f"[{row['observed low']:,.0f}, {row['observed high']:,.0f}]): artifacts are "
-                     f"{direction}-represented, and {verdict} (one-sided p = {row['p-value']:.3g}).")
+                     f"{slots:,} top-{row['k']} slots against {row['expected']:,.0f} expected "
+                     f"(ratio {row['observed / expected']:.2f}): artifacts are {direction}-represented, and "
+                     f"{verdict} (one-sided p = {e.p:.3g} with a sentence's {row['k']} slots as one trial; "
+                     f"{row['p-value']:.3g} over slots as if independent).")
     return "\n".join(lines)
 
 
