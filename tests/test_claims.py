@@ -193,3 +193,15 @@ def test_every_snli_baseline_of_the_book_is_read_from_its_chapter():
     table = claims.snli_baselines("full")
     assert table["chapter"].tolist() == ["2", "3", "4", "5"]
     assert table["accuracy (95% CI over seeds)"].str.match(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]").all()
+
+
+def test_a_claim_of_unknown_kind_or_an_equivalence_without_margin_is_refused():
+    from compnb.chapters.claim_base import Claim
+
+    args = dict(id="X", paper=1, source="§1", claim="c", metric="m", paper_value=lambda: "", chapter="03",
+                recipe="r", rule="r", measure=lambda folder: None)
+    with pytest.raises(ValueError, match="kind 'vibes'"):
+        Claim(kind="vibes", **args)
+    with pytest.raises(ValueError, match="needs a margin"):
+        Claim(kind="equivalence", **args)
+    assert Claim(kind="equivalence", margin="validation", **args).margin == "validation"

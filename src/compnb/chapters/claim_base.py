@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from compnb import formatting as fmt
@@ -75,6 +74,12 @@ class Claim:
     margin: str | None = None
     beyond: bool = field(default=False)  # the book goes beyond the paper (a test the paper did not make)
 
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"claim {self.id}: kind {self.kind!r} is not one of {KINDS}")
+        if (self.kind == "equivalence") != (self.margin is not None):
+            raise ValueError(f"claim {self.id}: an equivalence claim needs a margin, and only it has one")
+
 
 def csv(folder: Path, name: str) -> pd.DataFrame:
     return pd.read_csv(folder / name)
@@ -125,7 +130,3 @@ def scope(folder: Path, runs: Sequence[str], seeds: Sequence[int], what: str = "
     epochs = f"{facts['epochs']} epoch{'s' if facts['epochs'] != 1 else ''}"
     rows = f"{facts['rows']:,} {facts['dataset']} training rows" if facts["rows"] else facts["dataset"]
     return " · ".join(p for p in (facts["model"], epochs, rows, seeds_text(seeds), what) if p)
-
-
-def finite(values: Sequence[float]) -> np.ndarray:
-    return np.asarray(values, dtype=np.float64)

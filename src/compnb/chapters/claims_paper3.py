@@ -5,7 +5,6 @@ same seed, on the same test pairs."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 
