@@ -78,6 +78,17 @@ def _mde_text(evidence: list[verdicts.Evidence], alpha: float) -> tuple[str, str
     return "; ".join(mdes), "; ".join(needed)
 
 
+def _power_sentence(mde: str, needed: str) -> str:
+    """'; …' saying what the design could detect at the family's level, and what 80% power would need."""
+    mdes = list(dict.fromkeys(mde.split("; ")))
+    if mdes == ["none at this n"]:
+        text = "; with this few units no effect is detectable at the family's level"
+    else:
+        text = f"; the smallest effect detectable with 80% power at the family's level is {' / '.join(mdes)}"
+    wanted = [n for n in dict.fromkeys(needed.split("; ")) if n and n != "—"]
+    return text + (f"; 80% power would need {' / '.join(wanted)}" if wanted else "")
+
+
 def _borderline(claim: Claim, p_adjusted: float) -> str:
     flags = []
     if not math.isnan(p_adjusted) and ALPHA / 2 <= p_adjusted < 2 * ALPHA:
@@ -128,7 +139,8 @@ def ledger(profile: str) -> pd.DataFrame:
                     "p adjusted": fmt.pvalue(judged.p_adjusted) if not math.isnan(judged.p_adjusted) else "untestable",
                     "p opposite adjusted": fmt.pvalue(judged.p_against_adjusted)
                     if not math.isnan(judged.p_against_adjusted) else "untestable",
-                    "MDE": mde, "units for 80% power": needed, "verdict": judged.verdict, "why": judged.why,
+                    "MDE": mde, "units for 80% power": needed, "verdict": judged.verdict,
+                    "why": judged.why + (_power_sentence(mde, needed) if judged.verdict == "inconclusive" else ""),
                     "borderline": _borderline(c, judged.p_adjusted)}
         else:
             row |= {"test": "", "family": "", "p": "", "p adjusted": "", "p opposite adjusted": "", "MDE": "", "units for 80% power": "",
