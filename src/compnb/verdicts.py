@@ -38,6 +38,10 @@ POWER = 0.8
 MAX_UNITS = 10_000  # the largest sample size a power calculation reports; beyond it, "more than"
 
 
+class InvalidEvidence(ValueError):
+    """Values a test cannot take (empty, NaN, unpaired): the measurement is undefined, not a bug in the test."""
+
+
 @dataclass(frozen=True)
 class Evidence:
     """One test of one claim; a claim can rest on several (one per configuration, class, ...).
@@ -164,7 +168,8 @@ def power_at(e: "Evidence", alpha: float) -> tuple[float, float]:
 def _as_array(values: Sequence[float], name: str) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be a non-empty 1-D array of finite numbers, got {values!r}")
+        raise InvalidEvidence(f"{name} must be a non-empty 1-D array of finite numbers, got "
+                              f"{np.asarray(values).tolist()!r}")
     return arr
 
 
@@ -211,7 +216,7 @@ def paired_direction(treated: Sequence[float], control: Sequence[float], directi
     """`mean_direction` of the paired differences treated − control (same seed, same evaluation rows)."""
     a, b = _as_array(treated, "treated"), _as_array(control, "control")
     if a.shape != b.shape:
-        raise ValueError(f"treated and control must pair up, got {len(a)} and {len(b)} values")
+        raise InvalidEvidence(f"treated and control must pair up, got {len(a)} and {len(b)} values")
     kwargs.setdefault("test", "one-sided paired t over {unit}")
     return mean_direction(a - b, direction, **kwargs)
 
@@ -226,7 +231,7 @@ def paired_equivalence(treated: Sequence[float], control: Sequence[float], margi
     and `units_needed` the seeds that this margin would need."""
     a, b = _as_array(treated, "treated"), _as_array(control, "control")
     if a.shape != b.shape:
-        raise ValueError(f"treated and control must pair up, got {len(a)} and {len(b)} values")
+        raise InvalidEvidence(f"treated and control must pair up, got {len(a)} and {len(b)} values")
     if not margin > 0:
         raise ValueError(f"margin must be positive, got {margin!r}")
     d = a - b

@@ -53,6 +53,9 @@ def _measure(claim: Claim, profile: str) -> Measured:
     except (FileNotFoundError, KeyError, IndexError, StopIteration) as error:  # no result at this profile
         return Measured("—", verdict="not run", why=f"chapter {claim.chapter} has no result for it at profile "
                         f"{profile!r} ({type(error).__name__}: {error})")
+    except verdicts.InvalidEvidence as error:  # the result exists but the measurement is undefined (NaN, empty)
+        return Measured("—", verdict="not run", why=f"chapter {claim.chapter}'s measurement is undefined at "
+                        f"profile {profile!r}: {error}")
 
 
 def _family_name(claim: Claim) -> str:

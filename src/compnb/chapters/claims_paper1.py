@@ -259,7 +259,7 @@ def _topk_unchanged(folder: Path) -> Measured:
                             "stored; the pooled χ² of earlier versions treated slots as independent. Rerun chapter "
                             "3's selection-seed runs to judge it", scope=_scope_selection(folder, runs))
         tables.append(pd.read_csv(path).set_index("sentence"))
-    both_ = tables[0].join(tables[1], lsuffix="_base", rsuffix="_tuned", how="inner")
+    both_ = tables[0].add_suffix("_base").join(tables[1].add_suffix("_tuned"), how="inner")
     base = both_["artifacts_in_topk_base"] / both_["slots_base"]
     tuned = both_["artifacts_in_topk_tuned"] / both_["slots_tuned"]
     e = verdicts.paired_equivalence(tuned, base, MARGINS["top-k share"][0], label="artifact share of top-5",

@@ -91,11 +91,16 @@ def neutral_recall(subsets: tuple[str, ...]) -> Callable[[Path], Measured]:
         parts, evidence = [], []
         for subset in subsets:
             rows = table[(table["model"] == "baseline") & (table["subset"] == subset) & (table["class"] == "neutral")]
+            if rows.empty:  # a subset without neutral pairs (a small sample) says nothing about the claim
+                parts.append(f"{subset}: no neutral pairs")
+                continue
             e = verdicts.mean_direction(rows["correct share"], +1, null=NEAR_PERFECT, unit="neutral pairs",
                                         label=f"{subset}: neutral recall")
             evidence.append(e)
             parts.append(f"{subset} {e.estimate:.2f} {fmt.interval(e.low, e.high, 2, bounds=(0, 1))} over {e.n} "
                          "neutral pairs")
+        if not evidence:
+            raise KeyError(f"no neutral pairs in any of {subsets}")
         seeds = int(table["seeds"].iloc[0])
         return Measured("baseline's neutral recall: " + "; ".join(parts), evidence, "all",
                         scope=_scope(folder, sorted(csv(folder, "scores.csv")["seed"].unique())[:seeds],
