@@ -205,3 +205,14 @@ def test_a_claim_of_unknown_kind_or_an_equivalence_without_margin_is_refused():
     with pytest.raises(ValueError, match="needs a margin"):
         Claim(kind="equivalence", **args)
     assert Claim(kind="equivalence", margin="validation", **args).margin == "validation"
+
+
+def test_an_undefined_measurement_makes_its_claim_not_run_with_the_reason():
+    from dataclasses import replace
+
+    def nan_calibration(folder):
+        return claims.verdicts.paired_direction([float("nan"), 0.5], [0.4, 0.4], +1)
+
+    claim = replace(next(c for c in claims.CLAIMS if c.id == "P3-calibration"), measure=nan_calibration)
+    m = claims._measure(claim, "smoke")
+    assert m.verdict == "not run" and "undefined" in m.why and "nan" in m.why
