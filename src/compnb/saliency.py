@@ -106,7 +106,7 @@ def budget_bytes(device: torch.device | str, budget: int | None = None, reserve:
                              "cannot repeat: give bytes ('24GiB') or unset it")
         return max(1, int(value * (_free_bytes(device) - reserve)))
     if device.type == "cuda":
-        if determinism.requested():
+        if determinism.requested() or torch.cuda.is_current_stream_capturing():  # a captured graph keeps its shapes
             return determinism.FIXED_BUDGET
         return max(1, int(FREE_FRACTION * (_free_bytes(device) - reserve)))
     return CPU_BUDGET

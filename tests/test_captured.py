@@ -1,0 +1,75 @@
+"""compnb.captured: the snapshot that undoes capture's warm-up steps (CPU), and on a GPU, captured steps that
+give the weights of eager steps for every registered loss."""
+
+import copy
+
+import pytest
+import torch
+from transformers import BertConfig
+
+from compnb import captured, models, training
+from compnb.penalties import COMPETENCY_DEFAULTS, IG_DEFAULTS
+
+
+def tiny(seed: int = 0) -> models.SequenceClassifier:
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=32)
+    return models.SequenceClassifier.from_config(config, num_labels=2)
+
+
+def batch(device="cpu", rows=4, tokens=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mask = (torch.arange(tokens)[None] < torch.randint(3, tokens + 1, (rows,), generator=g)[:, None]).long()
+    return {"input_ids": (torch.randint(5, 64, (rows, tokens), generator=g) * mask).to(device),
+            "attention_mask": mask.to(device), "labels": torch.randint(0, 2, (rows,), generator=g).to(device)}
+
+
+def test_the_snapshot_undoes_optimizer_steps_in_place():
+    model = tiny()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    before = copy.deepcopy(model.state_dict())
+    snapshot = captured._Snapshot(model, optimizer)
+    addresses = [p.data_ptr() for p in model.parameters()]
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss, _, _ = training.cross_entropy(model, batch(), {})
+        loss.backward()
+        optimizer.step()
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    snapshot.restore()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert [p.data_ptr() for p in model.parameters()] == addresses  # in place: a graph keeps its addresses
+    assert all(float(v.abs().max()) == 0 for s in optimizer.state.values() for v in s.values() if torch.is_tensor(v))
+
+
+def test_a_captured_step_is_refused_without_a_gpu():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(RuntimeError, match="needs a CUDA device"):
+        captured.CapturedStep(tiny(), torch.optim.AdamW(tiny().parameters()), training.cross_entropy, {})
+
+
+LOSSES = [("ce", {}), ("competency", COMPETENCY_DEFAULTS | {"method": "gradient", "lam": 0.5}),
+          ("competency", COMPETENCY_DEFAULTS | {"method": "mask", "lam": 0.5}),
+          ("ig_variance", IG_DEFAULTS | {"variant": "detached", "n_steps": 4}),
+          ("ig_variance", IG_DEFAULTS | {"variant": "differentiable", "n_steps": 4})]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+@pytest.mark.parametrize("loss, params", LOSSES, ids=[f"{n}-{p.get('method', p.get('variant', ''))}" for n, p in LOSSES])
+def test_captured_steps_give_the_weights_of_eager_steps(loss, params):
+    training._register_builtin_losses()
+    device = torch.device("cuda")
+    eager_model, graph_model = tiny().to(device).eval(), tiny().to(device).eval()
+    make = lambda m: captured.CapturedStep(m, captured.capturable_adamw([{"params": list(m.parameters())}], 1e-3, device),  # noqa: E731
+                                           training.LOSSES[loss], params, max_grad_norm=1.0)
+    eager, graph = make(eager_model), make(graph_model)
+    batches = [batch(device, seed=s) for s in range(4)]
+    for b in batches:
+        eager._body(b)
+        graph(b)
+    torch.cuda.synchronize()
+    assert graph.shapes == 1
+    for a, b in zip(eager_model.parameters(), graph_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
