@@ -73,3 +73,31 @@ def test_captured_steps_give_the_weights_of_eager_steps(loss, params):
     assert graph.shapes == 1
     for a, b in zip(eager_model.parameters(), graph_model.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_mask_saliency_under_static_shapes_scores_every_position_with_the_same_values():
+    from compnb.saliency import MaskSaliency, static_shapes
+
+    model, b = tiny().double().eval(), batch()
+    plain = MaskSaliency(model).attribute(b["input_ids"], b["attention_mask"], b["labels"])
+    with static_shapes():
+        static = MaskSaliency(model).attribute(b["input_ids"], b["attention_mask"], b["labels"])
+    torch.testing.assert_close(static, plain, rtol=1e-12, atol=1e-12)
+    assert float(static[b["attention_mask"] == 0].abs().max()) == 0.0
+
+
+def test_a_scheduler_fills_the_capturable_learning_rate_in_place():
+    from transformers import get_linear_schedule_with_warmup
+
+    if not torch.cuda.is_available():
+        model = tiny()
+        groups = [{"params": list(model.parameters())}]
+        for group in groups:  # what `capturable_adamw` does, without the CUDA optimizer
+            group.setdefault("initial_lr", 1e-3)
+        optimizer = torch.optim.AdamW(groups, lr=torch.tensor(1e-3))
+    else:
+        optimizer = captured.capturable_adamw([{"params": list(tiny().cuda().parameters())}], 1e-3, torch.device("cuda"))
+    lr = optimizer.param_groups[0]["lr"]
+    scheduler = get_linear_schedule_with_warmup(optimizer, 2, 10)
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] is lr and float(lr) == pytest.approx(0.5e-3)

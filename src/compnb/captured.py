@@ -16,8 +16,9 @@ How it keeps the numbers of eager training:
   are the graph's static tensors, cloned on return so that later replays cannot overwrite them. Nothing in a
   step reads a value back to the host.
 - Autocast runs with its cast cache off inside capture (a cached cast would be captured once and go stale).
-- The chunked saliencies (mask, IG) size their chunks from a fixed budget while a stream is capturing
-  (`compnb.saliency.budget_bytes`), so a shape's chunks do not follow the memory free at capture time.
+- The step runs inside `compnb.saliency.static_shapes()`: mask saliency scores every position (the count of
+  real tokens would be a data-dependent shape), and the chunked saliencies (mask, IG) size their chunks from a
+  fixed budget, so a shape's graph does not follow the data or the memory free at capture time.
 
 Dropout draws from the CUDA generator, which `torch.cuda.graph` registers so that each replay advances it.
 """
@@ -30,14 +31,18 @@ from typing import Any
 
 import torch
 
+from compnb.saliency import static_shapes
+
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[torch.nn.Module, Batch, dict[str, Any]], tuple[torch.Tensor, torch.Tensor, Mapping[str, Any]]]
 WARMUP_STEPS = 3
 
 
 def capturable_adamw(groups: list[dict], lr: float, device: torch.device) -> torch.optim.AdamW:
-    """Fused AdamW whose step can be captured: `capturable=True`, its learning rate a device tensor (set it
-    with `set_lr`, never by assigning a float)."""
+    """Fused AdamW whose step can be captured: `capturable=True`, its learning rate a device tensor that
+    `set_lr` or a torch scheduler fills in place (never assign a float: the graph holds the tensor)."""
+    for group in groups:  # a float base rate: a scheduler then writes plain numbers into the tensor, no sync
+        group.setdefault("initial_lr", float(lr))
     return torch.optim.AdamW(groups, lr=torch.tensor(lr, device=device), fused=True, capturable=True)
 
 
@@ -99,7 +104,7 @@ class CapturedStep:
         self.optimizer.zero_grad(set_to_none=False)
         autocast = (torch.autocast("cuda", dtype=self.autocast_dtype, cache_enabled=False)
                     if self.autocast_dtype is not None else nullcontext())
-        with autocast:
+        with autocast, static_shapes():
             loss, _, logs = self.loss_fn(self.model, batch, self.params)
         loss.backward()
         if self.max_grad_norm is not None:

@@ -55,6 +55,7 @@ CPU_BUDGET = 8 * 2**30  # bytes, the default budget on a CPU
 ESTIMATE_MARGIN = 1.25  # on top of the saved activations: the backward's transient buffers, allocator rounding
 ACTIVATION_KINDS = ("inference", "graph", "double")
 FUSED_FIRST = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH]
+_STATIC = [False]  # inside `static_shapes()`: shapes that depend on the batch's shape alone (CUDA graphs)
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
@@ -73,6 +74,18 @@ def parse_memory(text: str) -> int | float:
         return int(float(sized.group(1)) * _UNITS[sized.group(2) or ""])
     raise ValueError(f"{MEMORY_BUDGET_ENV}={text!r}: expected bytes ('24GiB', '500MB', '1.5e10') or a "
                      "percentage of free memory ('40%')")
+
+
+@contextmanager
+def static_shapes() -> Iterator[None]:
+    """Within it, the saliencies' tensors take shapes that follow the batch's shape alone, as a captured CUDA
+    graph needs: mask saliency drops every position (not only the real tokens, whose count varies with the
+    data; the others score 0 as before) and chunks are sized by the fixed budget, not by the memory free."""
+    previous, _STATIC[0] = _STATIC[0], True
+    try:
+        yield
+    finally:
+        _STATIC[0] = previous
 
 
 def _free_bytes(device: torch.device) -> int:
@@ -106,7 +119,7 @@ def budget_bytes(device: torch.device | str, budget: int | None = None, reserve:
                              "cannot repeat: give bytes ('24GiB') or unset it")
         return max(1, int(value * (_free_bytes(device) - reserve)))
     if device.type == "cuda":
-        if determinism.requested() or torch.cuda.is_current_stream_capturing():  # a captured graph keeps its shapes
+        if determinism.requested() or _STATIC[0]:  # a captured graph keeps its chunks' shapes
             return determinism.FIXED_BUDGET
         return max(1, int(FREE_FRACTION * (_free_bytes(device) - reserve)))
     return CPU_BUDGET
@@ -264,7 +277,11 @@ class MaskSaliency:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         mask = attention_mask.bool()
         scored = mask if special_tokens_mask is None else mask & ~special_tokens_mask.bool()
-        rows, cols = scored.nonzero(as_tuple=True)
+        if _STATIC[0]:  # every position, so that the copies' count follows the shape (`static_shapes`)
+            rows = torch.arange(mask.shape[0], device=mask.device).repeat_interleave(mask.shape[1])
+            cols = torch.arange(mask.shape[1], device=mask.device).repeat(mask.shape[0])
+        else:
+            rows, cols = scored.nonzero(as_tuple=True)
         dropped = attention_mask[rows].clone()
         dropped[torch.arange(len(rows), device=rows.device), cols] = 0
         ids = torch.cat([input_ids, input_ids[rows]])
@@ -282,8 +299,8 @@ class MaskSaliency:
                                 for i, j in _spans(len(ids), step)])
         probs = _at_label(logits.softmax(dim=-1), torch.cat([labels, labels[rows]]))
         full, without = probs[:len(input_ids)], probs[len(input_ids):]
-        scores = probs.new_zeros(input_ids.shape)
-        return scores.index_put((rows, cols), (full[rows] - without).abs())
+        scores = probs.new_zeros(input_ids.shape).index_put((rows, cols), (full[rows] - without).abs())
+        return scores * scored if _STATIC[0] else scores
 
 
 def _quadrature(method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
