@@ -28,7 +28,7 @@ FILLER = "the a movie film plot actors story scenes it was is very quite rather"
 def scaled_ce(model, batch, params):
     logits = model(**training.model_inputs(batch))
     loss = params.get("scale", 1.0) * F.cross_entropy(logits, batch["labels"])
-    return loss, logits, {"scaled": loss.item()}
+    return loss, logits, {"scaled": loss.detach()}
 
 
 def _sentences(n: int, seed: int) -> pd.DataFrame:

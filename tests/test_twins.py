@@ -169,7 +169,7 @@ def test_every_loss_gives_a_finite_loss_and_finite_gradients_to_every_parameter(
     model, tokenizer = load(name)
     value, logits, logs = training.LOSSES[loss](model.train(), pair_batch(tokenizer), params)
     value.backward()
-    assert torch.isfinite(value) and logits.shape == (4, 3) and all(math.isfinite(v) for v in logs.values())
+    assert torch.isfinite(value) and logits.shape == (4, 3) and all(torch.isfinite(v) for v in logs.values())
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing
     assert model.head[1].weight.grad.abs().sum() > 0 and first_layer_weight(model).grad.abs().sum() > 0

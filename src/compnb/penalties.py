@@ -5,8 +5,11 @@ what each term means), and anything that must run without the training loop's de
 same code the training loop runs.
 
 A batch is a dict of tensors: input_ids and attention_mask (B, T), labels (B,), optionally token_type_ids
-(B, T) and index (B,). Each `*_terms` function returns (loss, logits (B, classes), logs) as a registered loss
-does. The mask saliency's masked copies and the IG path points go through the model in chunks sized by a
+(B, T), index (B,) and weight (B,): 1.0 for a real row, 0.0 for a padding row (`training.PadCollator`'s `rows`).
+With weights, every batch mean (CE, H(S_topk), the attribution variance) is Σ w·x / Σ w (`batch_mean`), so
+padding rows change neither the loss nor its gradient; without them the means are the plain ones, computed as
+before weights existed. Each `*_terms` function returns (loss, logits (B, classes), logs) as a registered loss
+does, its logs detached 0-d tensors (no host sync). The mask saliency's masked copies and the IG path points go through the model in chunks sized by a
 memory budget (`compnb.saliency`: `COMPNB_MEMORY_BUDGET` or a share of free GPU memory); the result does not
 depend on the chunking.
 """
@@ -40,8 +43,25 @@ class ShardingUnsupported(NotImplementedError):
 
 
 def model_inputs(batch: Batch) -> Batch:
-    """The batch without `labels` and `index`: what the model's forward takes."""
-    return {k: v for k, v in batch.items() if k not in ("labels", "index")}
+    """The batch without `labels`, `index` and `weight`: what the model's forward takes."""
+    return {k: v for k, v in batch.items() if k not in ("labels", "index", "weight")}
+
+
+def batch_mean(values: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """The batch mean of per-row values (B,): Σ w·x / Σ w with the batch's `weight` (B,) when it has one (a padding
+    row, w = 0, must hold finite values: it is a copy of a real row), else `values.mean()`."""
+    if "weight" not in batch:
+        return values.mean()
+    weight = batch["weight"].to(values.dtype)
+    return (weight * values).sum() / weight.sum()
+
+
+def mean_cross_entropy(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """The batch mean (`batch_mean`) of the cross-entropy of logits (B, classes) against `labels` (B,); without
+    `weight`, `F.cross_entropy`'s own mean."""
+    if "weight" not in batch:
+        return F.cross_entropy(logits, batch["labels"])
+    return batch_mean(F.cross_entropy(logits, batch["labels"], reduction="none"), batch)
 
 
 def _full(t: torch.Tensor) -> torch.Tensor:
@@ -91,7 +111,8 @@ def combine(ce: torch.Tensor, penalty: torch.Tensor, form: str) -> torch.Tensor:
 
 
 def gradient_s(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits (B, classes), S (B, T)) from one forward on input embeddings; S keeps its graph."""
+    """(logits (B, classes), S (B, T)) from one forward on input embeddings; S keeps its graph. The gradient is
+    of the summed per-row CE, so each row's S is its own (padding rows leave real rows' S unchanged)."""
     inputs = model_inputs(batch)
     mask = inputs["attention_mask"]
     # The embedding output is captured inside the model's forward (FSDP gathers and reduces the embedding with
@@ -118,16 +139,16 @@ def mask_s(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Te
 
 
 def competency_terms(model: torch.nn.Module, batch: Batch, params: dict[str, Any]
-                     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-    """(L = F(mean CE, λ·mean H(S_topk)), logits, {ce, H_topk}) for λ > 0 (`compnb.losses` takes λ = 0 to
-    plain cross-entropy)."""
+                     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """(L = F(mean CE, λ·mean H(S_topk)), logits, {ce, H_topk} as detached 0-d tensors) for λ > 0 (`compnb.losses`
+    takes λ = 0 to plain cross-entropy); the means weighted by the batch's `weight` when it has one."""
     p = check_competency_params(params)
     logits, s = (gradient_s if p["method"] == "gradient" else mask_s)(model, batch)
-    ce = F.cross_entropy(_full(logits), batch["labels"])
-    h = topk_entropy(s, p["k"]).mean()
+    ce = mean_cross_entropy(_full(logits), batch)
+    h = batch_mean(topk_entropy(s, p["k"]), batch)
     guarded = h.clamp_min(H_FLOOR) if p["form"] == "inverse" else h
     loss = combine(ce, p["lam"] * guarded, p["form"])
-    return loss, logits, {"ce": ce.item(), "H_topk": h.item()}
+    return loss, logits, {"ce": ce.detach(), "H_topk": h.detach()}
 
 
 def check_ig_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -156,9 +177,9 @@ def attribution_variance(attributions: torch.Tensor, attention_mask: torch.Tenso
 
 
 def ig_penalty(model: torch.nn.Module, batch: Batch, params: dict[str, Any]) -> torch.Tensor:
-    """tanh(α · mean Var_attr) for the batch (a scalar), with the graph the variant asks for; the path points in
-    chunks sized by the memory budget (the differentiable variant recomputes each in the backward when there
-    is more than one)."""
+    """tanh(α · mean Var_attr) for the batch (a scalar; the mean weighted by the batch's `weight` when it has one),
+    with the graph the variant asks for; the path points in chunks sized by the memory budget (the
+    differentiable variant recomputes each in the backward when there is more than one)."""
     p = check_ig_params(params)
     if is_sharded(model):
         raise ShardingUnsupported(
@@ -169,16 +190,17 @@ def ig_penalty(model: torch.nn.Module, batch: Batch, params: dict[str, Any]) -> 
         batch["input_ids"], batch["attention_mask"], batch["labels"], n_steps=p["n_steps"], method=p["method"],
         differentiable=p["variant"] == "differentiable", input_graph=p["variant"] == "detached",
         token_type_ids=batch.get("token_type_ids"))
-    variance = attribution_variance(_full(attributions), batch["attention_mask"]).mean()  # bf16 up, float64 kept
+    variance = batch_mean(attribution_variance(_full(attributions), batch["attention_mask"]), batch)  # bf16 up
     return torch.tanh(p["alpha"] * variance)
 
 
 def ig_variance_terms(model: torch.nn.Module, batch: Batch, params: dict[str, Any]
-                      ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-    """(mean CE + λ·tanh(α·Var_attr), logits, {ce, tanh_var}) for λ > 0 (`compnb.ig_variance` takes λ = 0 to
-    plain cross-entropy)."""
+                      ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """(mean CE + λ·tanh(α·Var_attr), logits, {ce, tanh_var} as detached 0-d tensors) for λ > 0
+    (`compnb.ig_variance` takes λ = 0 to plain cross-entropy); the means weighted by the batch's `weight` when it
+    has one."""
     p = check_ig_params(params)
     logits = model(**model_inputs(batch))
-    ce = F.cross_entropy(logits.float(), batch["labels"])
+    ce = mean_cross_entropy(logits.float(), batch)
     tanh_var = ig_penalty(model, batch, p)
-    return ce + p["lam"] * tanh_var, logits, {"ce": ce.item(), "tanh_var": tanh_var.item()}
+    return ce + p["lam"] * tanh_var, logits, {"ce": ce.detach(), "tanh_var": tanh_var.detach()}

@@ -4,8 +4,10 @@ A run lives in `results/<profile>/runs/<dataset>-<loss>-<run_id>/`. `metrics.jso
 finished: `train` then returns the folder without training. `checkpoint/` (accelerate state plus
 `trainer_state.json`) is replaced atomically at each epoch end and every `checkpoint_every` steps, so an
 interrupted run resumes where it stopped and ends with the same metrics (exactly, on CPU). Losses live in
-`LOSSES`: a loss maps (model, batch, params) to (loss, logits (batch, classes), logs), so new objectives plug
-in without touching the loop. The same code runs on a CPU, one GPU or under `accelerate launch`.
+`LOSSES`: a loss maps (model, batch, params) to (loss, logits (batch, classes), logs: detached 0-d tensors), so
+new objectives plug in without touching the loop. A batch may carry `weight` (batch,), 0.0 on padding rows
+(`PadCollator`'s `rows`): every loss's batch means are then weighted (`compnb.penalties.batch_mean`). The loop
+sums what it logs on the device and reads it on the host only to log, before a checkpoint and at the end. The same code runs on a CPU, one GPU or under `accelerate launch`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import DistributedType, send_to_device, set_seed
 from safetensors.torch import load_file
@@ -39,13 +40,14 @@ from compnb import atomicio, data, determinism, models, profiles, sharding
 from compnb.evaluation import classification_metrics
 from compnb.fingerprints import data_sha256, weights_fingerprint
 from compnb.paths import project_root
+from compnb.penalties import mean_cross_entropy, model_inputs
 from compnb.provenance import run_record
 
 TRAIN_DATASETS = ("sst2", "snli")
 FINISHED, CHECKPOINT, STATE_FILE, BACKBONE = "metrics.json", "checkpoint", "trainer_state.json", "backbone"
 BUCKET_BATCHES = 50  # length-sorting window of the training sampler, in batches
 Batch = dict[str, torch.Tensor]
-LossFn = Callable[[torch.nn.Module, Batch, dict[str, Any]], tuple[torch.Tensor, torch.Tensor, dict[str, float]]]
+LossFn = Callable[[torch.nn.Module, Batch, dict[str, Any]], tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]
 LOSSES: dict[str, LossFn] = {}
 LOSS_PARAMS: dict[str, tuple[str, ...]] = {}
 LOSS_CHECKS: dict[str, Callable[[dict[str, Any]], Any]] = {}
@@ -81,17 +83,13 @@ def _register_builtin_losses() -> None:
         importlib.import_module(module)
 
 
-def model_inputs(batch: Batch) -> Batch:
-    """The batch without `labels` and `index`: what the model's forward takes."""
-    return {k: v for k, v in batch.items() if k not in ("labels", "index")}
-
-
 @register_loss("ce")
 def cross_entropy(model: torch.nn.Module, batch: Batch, params: dict[str, Any]):
-    """Mean cross-entropy of logits (batch, classes) against labels (batch,)."""
+    """Mean cross-entropy of logits (batch, classes) against labels (batch,), weighted by `weight` (batch,) when
+    the batch has one; logs it as a detached 0-d tensor."""
     logits = model(**model_inputs(batch))
-    loss = F.cross_entropy(logits.float(), batch["labels"])
-    return loss, logits, {"ce": loss.item()}
+    loss = mean_cross_entropy(logits.float(), batch)
+    return loss, logits, {"ce": loss.detach()}
 
 
 @dataclass(frozen=True)
@@ -389,23 +387,53 @@ def encode_stored(tokenizer, ds: datasets.Dataset, max_length: int) -> Encoded:
 
 @dataclass(frozen=True)
 class PadCollator:
-    """Pads `Encoded` items to the longest in the batch: ids and mask (batch, longest), labels/index (batch,)."""
+    """Pads `Encoded` items to the longest in the batch: ids and mask (batch, longest), labels/index (batch,).
+
+    Static shapes, for a step captured once per shape: with `bucket`, the length is the longest rounded up to a
+    multiple of `bucket`, but at most `max_length` (when given); with `rows`, the batch is filled up to exactly
+    `rows` rows with copies of its first item, and gets `weight` (rows,) float32: 1.0 for the items, 0.0 for
+    the copies (the losses' batch means then leave the copies out). None (the default) leaves either as is."""
 
     pad_token_id: int
     padding_side: str = "right"
+    bucket: int | None = None
+    rows: int | None = None
+    max_length: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("bucket", "rows", "max_length"):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or value < 1):
+                raise ValueError(f"{name} must be an integer >= 1 or None, got {value!r}")
 
     def _pad(self, ids: list[int], longest: int, value: int) -> list[int]:
         fill = [value] * (longest - len(ids))
         return fill + ids if self.padding_side == "left" else ids + fill
 
+    def _length(self, longest: int) -> int:
+        """The padded length of a batch whose longest item has `longest` ids."""
+        if self.max_length is not None and longest > self.max_length:
+            raise ValueError(f"an item has {longest} ids, more than max_length {self.max_length}")
+        if self.bucket is None:
+            return longest
+        padded = -(-longest // self.bucket) * self.bucket
+        return padded if self.max_length is None else min(padded, self.max_length)
+
     def __call__(self, items: list[dict[str, Any]]) -> Batch:
-        longest = max(len(item["input_ids"]) for item in items)
+        real = len(items)
+        if self.rows is not None:
+            if real > self.rows:
+                raise ValueError(f"a batch of {real} items does not fit in rows={self.rows}")
+            items = items + [items[0]] * (self.rows - real)
+        longest = self._length(max(len(item["input_ids"]) for item in items))
         batch = {key: torch.tensor([self._pad(item[key], longest, self.pad_token_id if key == "input_ids" else 0)
                                     for item in items])
                  for key in ("input_ids", "token_type_ids") if key in items[0]}
         batch["attention_mask"] = torch.tensor([self._pad([1] * len(it["input_ids"]), longest, 0) for it in items])
-        return batch | {key: torch.tensor([item[key] for item in items]) for key in ("labels", "index")
-                        if key in items[0]}
+        batch |= {key: torch.tensor([item[key] for item in items]) for key in ("labels", "index") if key in items[0]}
+        if self.rows is not None:
+            batch["weight"] = torch.tensor([1.0] * real + [0.0] * (len(items) - real))
+        return batch
 
 
 @dataclass(frozen=True)
@@ -500,6 +528,38 @@ class TrainerState:
     val_curve: list[dict] = field(default_factory=list)
     loss_sums: dict[str, float] = field(default_factory=dict)
     loss_count: int = 0
+
+
+class LogWindow:
+    """What the loop logs, kept on the device so that a step never waits for the host: `sums` (keys,) float64,
+    the summed per-step values (the loss, then the loss's logs) since the last `loss_curve` point, and
+    `examples`, this process's examples since the last `read`, counted on the host."""
+
+    def __init__(self, device: torch.device, sums: Mapping[str, float]):
+        self.keys = list(sums)
+        self.sums = torch.tensor(list(sums.values()), dtype=torch.float64, device=device)
+        self.examples = 0
+
+    def add(self, keys: list[str], values: torch.Tensor, examples: int) -> None:
+        """Adds one step's values (keys,) float64 on the device and its `examples`; no host sync."""
+        if not self.keys:
+            self.keys, self.sums = keys, self.sums.new_zeros(len(keys))
+        elif keys != self.keys:
+            raise ValueError(f"a step logged {keys}, the steps before it {self.keys}")
+        self.sums += values
+        self.examples += examples
+
+    def read(self, accelerator: Accelerator) -> tuple[int, dict[str, float]]:
+        """(examples since the last read, summed over processes; the window's sums, averaged over processes) with
+        one reduce and one host sync; the examples count restarts at 0."""
+        local = torch.cat([self.sums.new_tensor([self.examples]), self.sums])
+        reduced = accelerator.reduce(local, "mean").tolist()
+        self.examples = 0
+        return round(reduced[0] * accelerator.num_processes), dict(zip(self.keys, reduced[1:]))
+
+    def clear(self) -> None:
+        """Starts the next window (the examples count is `read`'s)."""
+        self.sums.zero_()
 
 
 def _best_file(folder: Path, step: int) -> Path:
@@ -758,6 +818,7 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
         accelerator.load_state(str(folder / CHECKPOINT))
     wall0, loss_fn, labels = state.wall_s, LOSSES[config.loss], np.asarray(val_enc.labels)
     cpu_autocast = _cpu_autocast(accelerator, config)
+    window = LogWindow(accelerator.device, state.loss_sums)  # a resumed window goes on from its saved sums
     infer_autocast = accelerator.autocast if accelerator.mixed_precision != "no" else cpu_autocast
 
     def validate() -> None:
@@ -776,13 +837,20 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
         bar.set_postfix(val_acc=f"{accuracy:.3f}")
         model.train()
 
+    def read() -> None:
+        examples, state.loss_sums = window.read(accelerator)
+        state.examples += examples
+
     def log() -> None:
+        read()
         means = {k: v / state.loss_count for k, v in state.loss_sums.items()}
         lr = scheduler.get_last_lr()[0]
         state.loss_curve.append({"step": state.step, "epoch": round(state.step / per_epoch, 4), "lr": lr, **means})
         state.loss_sums, state.loss_count = {}, 0
+        window.clear()
 
     def save() -> None:
+        read()
         state.wall_s = wall0 + time.perf_counter() - start
         _save_checkpoint(accelerator, folder, config, state)
 
@@ -795,25 +863,21 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
         tick = time.perf_counter()
         for parts in batches:
             n = sum(len(part["labels"]) for part in parts)
-            sums: dict[str, float] = {}
+            step_sums = None  # (keys,) float64: the micro-batches' logged values, weighted by their shares
             for j, part in enumerate(parts):  # gradients sync across processes on the last micro-batch only
                 share = len(part["labels"]) / n
                 with accelerator.no_sync(model) if j + 1 < len(parts) else nullcontext():
                     with cpu_autocast():
                         loss, _, logs = loss_fn(model, part, config.loss_kwargs)
                     accelerator.backward(loss * share)
-                for key, value in {"loss": loss.item(), **logs}.items():
-                    sums[key] = sums.get(key, 0.0) + share * value
+                values = share * torch.stack([v.detach().double() for v in (loss, *logs.values())])
+                step_sums = values if step_sums is None else step_sums + values
             if config.max_grad_norm is not None:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
-            local = torch.tensor([n, *sums.values()], device=accelerator.device)
-            reduced = accelerator.reduce(local, "mean").tolist()
-            state.examples += round(reduced[0] * procs)
-            for key, value in zip(sums, reduced[1:]):
-                state.loss_sums[key] = state.loss_sums.get(key, 0.0) + value
+            window.add(["loss", *logs], step_sums, n)
             state.step, state.batches_done, state.loss_count = state.step + 1, state.batches_done + 1, state.loss_count + 1
             state.train_s += time.perf_counter() - tick
             bar.update()
@@ -837,6 +901,8 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     bar.close()
     if state.loss_count:
         log()
+    else:
+        read()
     sharding.load_full_state_dict(accelerator.unwrap_model(model), load_file(_best_file(folder, state.best_step)))
     tick = time.perf_counter()
     probs = _gather_probs(accelerator, model, val_enc, config.batch_size, collate, infer_autocast)
