@@ -86,6 +86,7 @@ def test_mask_saliency_under_static_shapes_scores_every_position_with_the_same_v
     assert float(static[b["attention_mask"] == 0].abs().max()) == 0.0
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\(\)` before")
 def test_a_scheduler_fills_the_capturable_learning_rate_in_place():
     from transformers import get_linear_schedule_with_warmup
 
