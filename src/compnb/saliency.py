@@ -283,7 +283,8 @@ class MaskSaliency:
         else:
             rows, cols = scored.nonzero(as_tuple=True)
         dropped = attention_mask[rows].clone()
-        dropped[torch.arange(len(rows), device=rows.device), cols] = 0
+        dropped.index_put_((torch.arange(len(rows), device=rows.device), cols),
+                           torch.zeros((), dtype=dropped.dtype, device=dropped.device))  # no host scalar
         ids = torch.cat([input_ids, input_ids[rows]])
         masks = torch.cat([attention_mask, dropped])
         segments = None if token_type_ids is None else torch.cat([token_type_ids, token_type_ids[rows]])
@@ -301,6 +302,19 @@ class MaskSaliency:
         full, without = probs[:len(input_ids)], probs[len(input_ids):]
         scores = probs.new_zeros(input_ids.shape).index_put((rows, cols), (full[rows] - without).abs())
         return scores * scored if _STATIC[0] else scores
+
+
+_QUADRATURES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _quadrature_on(method: str, n_steps: int, dtype: torch.dtype, device: torch.device
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`_quadrature` as tensors on `device`, made once per rule, dtype and device and then reused, so that a
+    captured CUDA graph (whose warm-up makes them) copies nothing from the host."""
+    key = (method, n_steps, dtype, torch.device(device))
+    if key not in _QUADRATURES:
+        _QUADRATURES[key] = tuple(torch.as_tensor(a, dtype=dtype, device=device) for a in _quadrature(method, n_steps))
+    return _QUADRATURES[key]
 
 
 def _quadrature(method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -422,14 +436,14 @@ class IntegratedGradients:
         With `return_completeness_gap`, also returns abs(Σ_t attributions − (F(x) − F(baseline))) (B,), in
         logits, from one more forward of 2B rows.
         """
-        alphas, weights = (torch.as_tensor(a, dtype=self.model.embeddings.weight.dtype, device=input_ids.device)
-                           for a in _quadrature(method, n_steps))
+        alphas, weights = _quadrature_on(method, n_steps, self.model.embeddings.weight.dtype, input_ids.device)
         batch, tokens = input_ids.shape
         points = _PathPoints(self.model, alphas, weights, attention_mask, labels, token_type_ids)
         with analysis_mode(self.model, differentiable), torch.enable_grad():
             x = self.model.embeddings(input_ids)
             x = x if differentiable or input_graph else x.detach()
-            base = torch.as_tensor(baselines, dtype=x.dtype, device=x.device).expand_as(x)
+            base = (torch.full_like(x, baselines) if isinstance(baselines, (int, float))  # no host copy (CUDA graphs)
+                    else torch.as_tensor(baselines, dtype=x.dtype, device=x.device).expand_as(x))
             if not differentiable:  # each chunk's graph is dropped once its gradients are taken
                 step = chunk_rows(self.model, tokens, "graph", budget_bytes(x.device, memory_budget))
                 mean_grads = points.weighted_sum(x.detach(), base.detach(), step, create_graph=False)
