@@ -1,6 +1,7 @@
 """Static shapes for a captured training step: `PadCollator`'s length buckets and zero-weight padding rows, and
 that every registered loss gives the unpadded batch's loss, logs and parameter gradients on the padded batch
-(tiny float64 BERT and ELECTRA); plus the loop's device-side log window."""
+(tiny float64 BERT and ELECTRA; also within `saliency.static_shapes()`, as the captured step runs); plus the
+loop's device-side log window."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from accelerate import Accelerator
 from transformers import BertConfig, ElectraConfig
 
-from compnb import ig_variance, losses, penalties, training  # noqa: F401 (registers the losses)
+from compnb import ig_variance, losses, penalties, saliency, training
 from compnb.models import SequenceClassifier
 from compnb.training import LogWindow, PadCollator
 
@@ -168,3 +169,20 @@ def test_the_log_window_sums_on_the_device_as_the_host_did_and_resumes_from_save
     assert window.read(accelerator) == (0, {"loss": 0.0, "ce": 0.0})
     with pytest.raises(ValueError, match=r"a step logged \['loss'\], the steps before it \['loss', 'ce'\]"):
         window.add(["loss"], torch.zeros(1, dtype=torch.float64), 1)
+
+
+@pytest.mark.parametrize("loss, params", [case for case in LOSS_CASES
+                                         if case[0] != "ce" and case[1].get("method") != "gradient"],
+                         ids=case_id)
+def test_padded_batch_under_the_captured_steps_static_saliency_shapes_gives_the_unpadded_loss(loss, params):
+    """What the captured step runs: the padded batch within `saliency.static_shapes()` (mask saliency drops
+    every position, chunks sized by the fixed budget) against the unpadded batch outside it."""
+    plain, padded = batches()
+    value, logs, grads = loss_and_grads("bert", loss, params, plain)
+    with saliency.static_shapes():
+        value_p, logs_p, grads_p = loss_and_grads("bert", loss, params, padded)
+    torch.testing.assert_close(value_p, value, rtol=1e-10, atol=0)
+    torch.testing.assert_close(logs_p, logs, rtol=1e-10, atol=0)
+    assert grads.keys() == grads_p.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grads_p[name], grad, rtol=1e-10, atol=1e-14, msg=name)

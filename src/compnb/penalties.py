@@ -9,9 +9,9 @@ A batch is a dict of tensors: input_ids and attention_mask (B, T), labels (B,), 
 With weights, every batch mean (CE, H(S_topk), the attribution variance) is Σ w·x / Σ w (`batch_mean`), so
 padding rows change neither the loss nor its gradient; without them the means are the plain ones, computed as
 before weights existed. Each `*_terms` function returns (loss, logits (B, classes), logs) as a registered loss
-does, its logs detached 0-d tensors (no host sync). The mask saliency's masked copies and the IG path points go through the model in chunks sized by a
-memory budget (`compnb.saliency`: `COMPNB_MEMORY_BUDGET` or a share of free GPU memory); the result does not
-depend on the chunking.
+does, its logs detached 0-d tensors (no host sync). The mask saliency's masked copies and the IG path points go
+through the model in chunks sized by a memory budget (`compnb.saliency`: `COMPNB_MEMORY_BUDGET` or a share of
+free GPU memory); the result does not depend on the chunking.
 """
 
 from __future__ import annotations

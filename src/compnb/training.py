@@ -7,7 +7,8 @@ interrupted run resumes where it stopped and ends with the same metrics (exactly
 `LOSSES`: a loss maps (model, batch, params) to (loss, logits (batch, classes), logs: detached 0-d tensors), so
 new objectives plug in without touching the loop. A batch may carry `weight` (batch,), 0.0 on padding rows
 (`PadCollator`'s `rows`): every loss's batch means are then weighted (`compnb.penalties.batch_mean`). The loop
-sums what it logs on the device and reads it on the host only to log, before a checkpoint and at the end. The same code runs on a CPU, one GPU or under `accelerate launch`.
+sums what it logs on the device (`LogWindow`) and reads it on the host only to log, before a checkpoint and at
+the end. The same code runs on a CPU, one GPU or under `accelerate launch`.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ TRAIN_DATASETS = ("sst2", "snli")
 FINISHED, CHECKPOINT, STATE_FILE, BACKBONE = "metrics.json", "checkpoint", "trainer_state.json", "backbone"
 BUCKET_BATCHES = 50  # length-sorting window of the training sampler, in batches
 Batch = dict[str, torch.Tensor]
-LossFn = Callable[[torch.nn.Module, Batch, dict[str, Any]], tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]
+LossFn = Callable[[torch.nn.Module, Batch, dict[str, Any]],
+                  tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]
 LOSSES: dict[str, LossFn] = {}
 LOSS_PARAMS: dict[str, tuple[str, ...]] = {}
 LOSS_CHECKS: dict[str, Callable[[dict[str, Any]], Any]] = {}
@@ -511,7 +513,8 @@ def predict_encoded(model: models.SequenceClassifier, tokenizer, encoded: Encode
 @dataclass
 class TrainerState:
     """Progress kept in each checkpoint. `epoch` counts finished epochs, `batches_done` batches of the next one
-    (per process); `loss_sums`/`loss_count` hold the log window not yet written to `loss_curve`."""
+    (per process); `loss_sums`/`loss_count` hold the log window not yet written to `loss_curve` (`loss_sums` as
+    of the last `LogWindow.read`: the loop sums the window on the device)."""
 
     epoch: int = 0
     batches_done: int = 0
