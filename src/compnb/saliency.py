@@ -80,7 +80,8 @@ def parse_memory(text: str) -> int | float:
 def static_shapes() -> Iterator[None]:
     """Within it, the saliencies' tensors take shapes that follow the batch's shape alone, as a captured CUDA
     graph needs: mask saliency drops every position (not only the real tokens, whose count varies with the
-    data; the others score 0 as before) and chunks are sized by the fixed budget, not by the memory free."""
+    data; the others score 0 as before) and chunks are sized by a fixed share of the device's total memory
+    (`FREE_FRACTION`; `determinism.FIXED_BUDGET` with `COMPNB_DETERMINISTIC`), not by the memory free now."""
     previous, _STATIC[0] = _STATIC[0], True
     try:
         yield
@@ -119,8 +120,10 @@ def budget_bytes(device: torch.device | str, budget: int | None = None, reserve:
                              "cannot repeat: give bytes ('24GiB') or unset it")
         return max(1, int(value * (_free_bytes(device) - reserve)))
     if device.type == "cuda":
-        if determinism.requested() or _STATIC[0]:  # a captured graph keeps its chunks' shapes
+        if determinism.requested():
             return determinism.FIXED_BUDGET
+        if _STATIC[0]:  # a captured graph keeps its chunks' shapes: a share of the device's total memory, fixed
+            return max(1, int(FREE_FRACTION * torch.cuda.get_device_properties(device).total_memory) - reserve)
         return max(1, int(FREE_FRACTION * (_free_bytes(device) - reserve)))
     return CPU_BUDGET
 
