@@ -162,7 +162,7 @@ def test_the_log_window_sums_on_the_device_as_the_host_did_and_resumes_from_save
     examples, sums = window.read(accelerator)
     assert examples == 15 and sums == host  # bitwise: the same float64 additions in the same order
     assert window.read(accelerator) == (0, host)  # the examples count restarts; the window does not
-    resumed = LogWindow(accelerator.device, sums)
+    resumed = LogWindow(accelerator.device, dict(sorted(sums.items())))  # as a checkpoint saves them: sorted
     resumed.add(["loss", "ce"], torch.tensor([1.0, 2.0], dtype=torch.float64), 4)
     assert resumed.read(accelerator)[1] == {"loss": host["loss"] + 1.0, "ce": host["ce"] + 2.0}
     window.clear()

@@ -545,12 +545,18 @@ class LogWindow:
 
     def add(self, keys: list[str], values: torch.Tensor, examples: int) -> None:
         """Adds one step's values (keys,) float64 on the device and its `examples`; no host sync."""
-        if not self.keys:
-            self.keys, self.sums = keys, self.sums.new_zeros(len(keys))
-        elif keys != self.keys:
-            raise ValueError(f"a step logged {keys}, the steps before it {self.keys}")
+        if keys != self.keys:
+            self._order(keys)
         self.sums += values
         self.examples += examples
+
+    def _order(self, keys: list[str]) -> None:
+        """Takes the order of a step's `keys`: an empty window starts at 0, another (a resumed one, its keys as
+        saved: sorted) is permuted; a ValueError if the keys themselves differ."""
+        if self.keys and sorted(keys) != sorted(self.keys):
+            raise ValueError(f"a step logged {keys}, the steps before it {self.keys}")
+        self.sums = self.sums[[self.keys.index(k) for k in keys]] if self.keys else self.sums.new_zeros(len(keys))
+        self.keys = keys
 
     def read(self, accelerator: Accelerator) -> tuple[int, dict[str, float]]:
         """(examples since the last read, summed over processes; the window's sums, averaged over processes) with
