@@ -102,3 +102,22 @@ def test_a_scheduler_fills_the_capturable_learning_rate_in_place():
     scheduler = get_linear_schedule_with_warmup(optimizer, 2, 10)
     scheduler.step()
     assert optimizer.param_groups[0]["lr"] is lr and float(lr) == pytest.approx(0.5e-3)
+
+
+@pytest.mark.parametrize("device, distributed, accum, env, engine", [
+    ("cuda", False, 1, None, "cuda-graph"), ("cuda", False, 1, "0", "eager"), ("cpu", False, 1, None, "eager"),
+    ("cuda", True, 1, None, "eager"), ("cuda", False, 2, None, "eager"), ("cuda", False, 1, "1", "cuda-graph")])
+def test_the_engine_is_captured_only_on_one_gpu_without_accumulation(monkeypatch, device, distributed, accum, env,
+                                                                      engine):
+    if env is None:
+        monkeypatch.delenv(captured.ENV, raising=False)
+    else:
+        monkeypatch.setenv(captured.ENV, env)
+    assert captured.engine_for(torch.device(device), distributed, accum) == engine
+
+
+def test_static_batches_pad_to_the_shape_and_count_the_real_rows_on_the_host():
+    pad = training.PadCollator(0, bucket=16, rows=8, max_length=40)
+    items = [{"input_ids": list(range(1, 4 + i)), "labels": i % 2, "index": i} for i in range(5)]
+    (batch,), real = captured.StaticBatches(pad)(items)
+    assert real == 5 and batch["input_ids"].shape == (8, 16) and batch["weight"].tolist() == [1.0] * 5 + [0.0] * 3

@@ -117,6 +117,7 @@ def test_training_learns_the_rule_and_writes_the_run_folder(world, reference):
     m = metrics(reference)
     assert m["validation"]["accuracy"] >= 0.85 and m["validation"]["n"] == 64
     assert m["steps"] == 48 and m["train_examples"] == 192 and m["num_processes"] == 1
+    assert m["engine"] == "eager" and "engine" not in cfg.to_dict()  # a CPU trains eagerly; the hash ignores it
     assert m["train_loss"][-1]["loss"] < m["train_loss"][0]["loss"]
     assert [e["step"] for e in m["val_accuracy"]][:4] == [5, 10, 12, 15]
     assert max(e["accuracy"] for e in m["val_accuracy"]) == m["validation"]["accuracy"]

@@ -25,8 +25,10 @@ Dropout draws from the CUDA generator, which `torch.cuda.graph` registers so tha
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -34,8 +36,29 @@ import torch
 from compnb.saliency import static_shapes
 
 Batch = dict[str, torch.Tensor]
+ENV = "COMPNB_CUDA_GRAPHS"  # "0" trains eagerly on a GPU too
+EAGER, GRAPHS = "eager", "cuda-graph"
+LENGTH_BUCKET = 16  # the captured engine pads lengths to multiples of this (at most max_length): few shapes
 LossFn = Callable[[torch.nn.Module, Batch, dict[str, Any]], tuple[torch.Tensor, torch.Tensor, Mapping[str, Any]]]
 WARMUP_STEPS = 3
+
+
+def engine_for(device: torch.device, distributed: bool, grad_accum: int) -> str:
+    """`GRAPHS` on one CUDA device with one micro-batch per step, unless `COMPNB_CUDA_GRAPHS=0`; else `EAGER`
+    (a CPU, several processes or FSDP, gradient accumulation)."""
+    wanted = os.environ.get(ENV, "1").strip() not in ("0", "")
+    return GRAPHS if wanted and device.type == "cuda" and not distributed and grad_accum == 1 else EAGER
+
+
+@dataclass(frozen=True)
+class StaticBatches:
+    """Collates a sampled batch for the captured engine: ([the batch padded by `pad`, whose `rows` and `bucket`
+    fix its shape], the number of real rows), the count known on the host so that a step never reads it back."""
+
+    pad: Any  # a training.PadCollator with rows and bucket set
+
+    def __call__(self, items: list[dict[str, Any]]) -> tuple[list[Batch], int]:
+        return [self.pad(items)], len(items)
 
 
 def capturable_adamw(groups: list[dict], lr: float, device: torch.device) -> torch.optim.AdamW:

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoTokenizer, get_linear_schedule_with_warmup
 
-from compnb import atomicio, data, determinism, models, profiles, sharding
+from compnb import atomicio, captured, data, determinism, models, profiles, sharding
 from compnb.evaluation import classification_metrics
 from compnb.fingerprints import data_sha256, weights_fingerprint
 from compnb.paths import project_root
@@ -760,6 +760,29 @@ def _hub_reuse_problem(folder: Path, config: TrainConfig, source: dict) -> str |
     return None
 
 
+def _eager_step(accelerator: Accelerator, model, parts: list[Batch], loss_fn: LossFn, config: TrainConfig,
+                optimizer, scheduler, cpu_autocast: Callable[[], Any], window: LogWindow) -> None:
+    """One optimizer step over the micro-batches `parts`, eagerly: each micro-batch's loss backward (gradients
+    sync across processes on the last one only), clipping, the update; its logged values go to `window` on the
+    device, with the step's examples on this process."""
+    n = sum(len(part["labels"]) for part in parts)
+    step_sums = None  # (keys,) float64: the micro-batches' logged values, weighted by their shares
+    for j, part in enumerate(parts):
+        share = len(part["labels"]) / n
+        with accelerator.no_sync(model) if j + 1 < len(parts) else nullcontext():
+            with cpu_autocast():
+                loss, _, logs = loss_fn(model, part, config.loss_kwargs)
+            accelerator.backward(loss * share)
+        values = share * torch.stack([v.detach().double() for v in (loss, *logs.values())])
+        step_sums = values if step_sums is None else step_sums + values
+    if config.max_grad_norm is not None:
+        accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+    window.add(["loss", *logs], step_sums, n)
+
+
 def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | None = None,
           callback: Callable[[TrainerState], None] | None = None) -> Path:
     """Train (or resume) the run of `config` and return its folder; a finished run returns at once unless
@@ -798,10 +821,17 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     if extra is not None:  # after the training split, in its row order; pre-tokenized rows keep their ids
         train_enc += encode(tokenizer, extra, spec.text_fields, config.max_length)
     collate = PadCollator(tokenizer.pad_token_id, tokenizer.padding_side)
-    # Batches of batch_size × grad_accum examples, each split into micro-batches of batch_size.
+    engine = captured.engine_for(accelerator.device, procs > 1 or accelerator.distributed_type == DistributedType.FSDP,
+                                 config.grad_accum)
+    # Batches of batch_size × grad_accum examples, each split into micro-batches of batch_size; the captured
+    # engine pads every batch to batch_size rows (zero-weight copies) and its length to a multiple of
+    # captured.LENGTH_BUCKET, so that a few shapes cover the run.
     sampler = LengthBucketSampler(train_enc.lengths, config.batch_size * config.grad_accum, config.seed)
+    batching = (captured.StaticBatches(PadCollator(tokenizer.pad_token_id, tokenizer.padding_side,
+                                                   captured.LENGTH_BUCKET, config.batch_size, config.max_length))
+                if engine == captured.GRAPHS else MicroBatches(collate, config.batch_size))
     # Own generator: creating a loader iterator must not draw from the global RNG (dropout), or resumes drift.
-    loader = DataLoader(train_enc, batch_sampler=sampler, collate_fn=MicroBatches(collate, config.batch_size),
+    loader = DataLoader(train_enc, batch_sampler=sampler, collate_fn=batching,
                         generator=torch.Generator())
     per_epoch = math.ceil(len(sampler) / procs)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -811,9 +841,9 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     # Fused AdamW (one kernel per update) on a GPU: the OPT-1.3B plain step drops from 105 to 77 ms on an H100
     # (benchmarks/bench_plain_step.py); torch's default elsewhere, and under FSDP (sharded parameters).
     fused = accelerator.device.type == "cuda" and accelerator.distributed_type != DistributedType.FSDP
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr,
-                                  fused=True if fused else None)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = (captured.capturable_adamw(groups, config.lr, accelerator.device) if engine == captured.GRAPHS
+                 else torch.optim.AdamW(groups, lr=config.lr, fused=True if fused else None))
     # accelerate steps a prepared scheduler once per process per optimizer step.
     total = per_epoch * config.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * total) * procs, total * procs)
@@ -828,6 +858,12 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     wall0, loss_fn, labels = state.wall_s, LOSSES[config.loss], np.asarray(val_enc.labels)
     cpu_autocast = _cpu_autocast(accelerator, config)
     window = LogWindow(accelerator.device, state.loss_sums)  # a resumed window goes on from its saved sums
+    # The captured engine steps the bare model (accelerate's own autocast wrapper would cache casts inside the
+    # graph) and the bare optimizer; validation still runs under accelerate's autocast.
+    step_graph = (captured.CapturedStep(accelerator.unwrap_model(model, keep_fp32_wrapper=False), optimizer.optimizer,
+                                        loss_fn, config.loss_kwargs, config.max_grad_norm,
+                                        torch.bfloat16 if accelerator.mixed_precision == "bf16" else None)
+                  if engine == captured.GRAPHS else None)
     infer_autocast = accelerator.autocast if accelerator.mixed_precision != "no" else cpu_autocast
 
     def validate() -> None:
@@ -871,22 +907,13 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
         batches = accelerator.skip_first_batches(loader, state.batches_done) if state.batches_done else loader
         tick = time.perf_counter()
         for parts in batches:
-            n = sum(len(part["labels"]) for part in parts)
-            step_sums = None  # (keys,) float64: the micro-batches' logged values, weighted by their shares
-            for j, part in enumerate(parts):  # gradients sync across processes on the last micro-batch only
-                share = len(part["labels"]) / n
-                with accelerator.no_sync(model) if j + 1 < len(parts) else nullcontext():
-                    with cpu_autocast():
-                        loss, _, logs = loss_fn(model, part, config.loss_kwargs)
-                    accelerator.backward(loss * share)
-                values = share * torch.stack([v.detach().double() for v in (loss, *logs.values())])
-                step_sums = values if step_sums is None else step_sums + values
-            if config.max_grad_norm is not None:
-                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            window.add(["loss", *logs], step_sums, n)
+            if step_graph is not None:  # one replay: forward, loss, backward, clipping and the update
+                (part,), n = parts
+                out = step_graph(part)
+                scheduler.step()
+                window.add(list(out), torch.stack([v.double() for v in out.values()]), n)
+            else:
+                _eager_step(accelerator, model, parts, loss_fn, config, optimizer, scheduler, cpu_autocast, window)
             state.step, state.batches_done, state.loss_count = state.step + 1, state.batches_done + 1, state.loss_count + 1
             state.train_s += time.perf_counter() - tick
             bar.update()
@@ -928,7 +955,7 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
             "train_examples_per_s": state.examples / max(state.train_s, 1e-9),
             "eval_examples_per_s": len(val_enc) / max(eval_s, 1e-9), "peak_memory_mb": memory,
             "peak_memory_kind": memory_kind, "device": _device_name(accelerator.device), "num_processes": procs, "mixed_precision": accelerator.mixed_precision,
-            "deterministic": deterministic,
+            "deterministic": deterministic, "engine": engine,
             "parameters": sizes[0], "trainable_parameters": sizes[1],
         }
         _save_weights(folder / "model.safetensors", weights)
