@@ -57,7 +57,7 @@ LOSSES = [("ce", {}), ("competency", COMPETENCY_DEFAULTS | {"method": "gradient"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
-@pytest.mark.parametrize("loss, params", LOSSES, ids=[f"{n}-{p.get('method', p.get('variant', ''))}" for n, p in LOSSES])
+@pytest.mark.parametrize("loss, params", LOSSES, ids=[f"{n}-{p.get('method') if n == 'competency' else p.get('variant', '')}" for n, p in LOSSES])
 def test_captured_steps_give_the_weights_of_eager_steps(loss, params):
     training._register_builtin_losses()
     device = torch.device("cuda")
