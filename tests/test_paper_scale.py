@@ -135,3 +135,18 @@ def test_measurement_repeats_are_read_per_run_and_way_of_measuring(tmp_path):
     assert list(table["values"]) == ["2.500000000", "—", "2.500000000", "2.250000000", "2.250000000"]
     assert table["measured"].iloc[-1].startswith("new process")
     assert pd.isna(table["identical"].iloc[1]) and "refused (No available kernel.)" in table["measured"].iloc[1]
+
+
+def test_the_engine_tables_read_the_committed_benchmarks():
+    import json
+
+    scale = paper_scale.results_dir("full", "paper-scale")
+    steps = paper_scale.engine_step_table(json.loads((scale / "train-step-benchmark.json").read_text()))
+    assert len(steps) == 20 and set(steps["loss"]) == {"ce", "competency-gradient", "competency-mask", "ig-detached",
+                                                       "ig-differentiable"}
+    ce = steps[(steps["loss"] == "ce")]
+    assert (ce["speed-up"] > 4).all() and (ce["max |Δw| captured vs eager"] == 0).all()
+    chapter2 = {e: json.loads((scale / "engines-chapter2" / f"invocation-{e}.json").read_text())
+                for e in ("eager", "captured")}
+    loop = paper_scale.engine_loop_table(json.loads((scale / "train-loop-benchmark.json").read_text()), chapter2)
+    assert len(loop) == 6 and set(loop["engine"]) == {"eager", "cuda-graph", "captured"}

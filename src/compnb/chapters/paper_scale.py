@@ -332,3 +332,29 @@ def measurement_repeats(folder) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     frame["values"] = frame["values"].map(lambda values: " / ".join(f"{v:.9f}" for v in values) or "—")
     return frame.sort_values("run", kind="stable").reset_index(drop=True)
+
+
+def engine_step_table(record: dict) -> pd.DataFrame:
+    """`benchmarks/bench_train_step.py`'s record as a table: per backbone, batch × tokens and loss, milliseconds
+    per step eager and captured, the speed-up, and the largest weight difference after the equivalence check's
+    steps beside two eager runs' (the kernels' own noise); a loss that could not be captured keeps its error."""
+    rows = []
+    for r in record["rows"]:
+        check = r.get("equivalence", {})
+        rows.append({"backbone": r["backbone"], "batch": f"{r['batch']} × {r['tokens']}", "loss": r["loss"],
+                     "eager ms": r.get("eager ms"), "captured ms": r.get("captured ms"), "speed-up": r.get("speed-up"),
+                     "max |Δw| captured vs eager": check.get("max_abs_weight_diff"),
+                     "max |Δw| eager vs eager": check.get("eager_vs_eager_max_abs_diff"), "error": r.get("error", "")})
+    return pd.DataFrame(rows)
+
+
+def engine_loop_table(record: dict, chapter2: dict[str, dict]) -> pd.DataFrame:
+    """The real training loop with each engine: `benchmarks/bench_train_loop.py`'s runs (examples per second,
+    wall seconds, validation accuracy), then chapter 2's six runs trained from scratch with each engine, six
+    workers on one GPU (`chapter2`: engine → its invocation record)."""
+    rows = [{"what": r["run"], "engine": r["engine"], "training examples / s": r["train_examples_per_s"],
+             "wall s": r["wall_time_s"], "validation accuracy": r["val_accuracy"]} for r in record["rows"]]
+    rows += [{"what": f"chapter 2, {p['runs_trained']} runs from scratch, {p.get('workers', 6)} workers",
+              "engine": engine, "training examples / s": None, "wall s": p["wall_time_s"], "validation accuracy": None}
+             for engine, p in ((e, inv["params"]) for e, inv in chapter2.items())]
+    return pd.DataFrame(rows)
