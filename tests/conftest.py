@@ -70,3 +70,13 @@ def memory_budget(monkeypatch):
         else:
             monkeypatch.setenv(MEMORY_BUDGET_ENV, budget)
     return set_budget
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A folder `paths.project_root` takes for the repository, so results land in tmp."""
+    root = tmp_path / "project"
+    (root / "src" / "compnb").mkdir(parents=True)
+    (root / "_config.yml").write_text("title: test\n")
+    monkeypatch.chdir(root)
+    return root

@@ -40,15 +40,6 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(models.resolve_backbone(models.DEFAULT_BACKBONE))
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A folder `paths.project_root` takes for the repository, so results land in tmp."""
-    root = tmp_path / "project"
-    (root / "src" / "compnb").mkdir(parents=True)
-    (root / "_config.yml").write_text("title: test\n")
-    monkeypatch.chdir(root)
-    return root
-
 
 def sandbox_encoding(tokenizer):
     """A padded batch whose first pair's hypothesis holds 'sandbox' = 'sand' '##box', and that pair's 'sand'."""

@@ -10,15 +10,6 @@ from compnb import adversarial, training
 from compnb.chapters import adversarial_eval, adversarial_report
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A folder `paths.project_root` takes for the repository, so results land in tmp."""
-    root = tmp_path / "project"
-    (root / "src" / "compnb").mkdir(parents=True)
-    (root / "_config.yml").write_text("title: test\n")
-    monkeypatch.chdir(root)
-    return root
-
 
 def test_a_pair_fixed_at_every_seed_counts_once_and_ties_are_dropped_and_counted():
     # 3 seeds x 6 pairs. Pair 0: fixed at all 3 seeds (one positive pair, not three). Pair 1: fixed at one

@@ -436,3 +436,22 @@ def earlier_advglue_sentences(table: pd.DataFrame) -> str:
                      + (f"; chapter 2's baselines {ch2.mean():.3f} on average over {len(ch2)} seeds" if len(ch2) else "")
                      + f"; {above} of {len(part)} models have their whole interval above chance ({chance:.3f}).")
     return "\n".join(lines)
+
+
+def gain_text(gains: pd.DataFrame, set_name: str, difference: str) -> str:
+    """One row of `gains` as prose: '+0.011 [+0.003, +0.019] (raw p = 0.026)', or 'not run' without it."""
+    row = gains[(gains["set"] == set_name) & (gains["difference"] == difference)]
+    return (f"{fmt.signed(row['Δ accuracy'].iloc[0])} {row['95% CI'].iloc[0]} (raw {fmt.p_text(row['p (paired t)'].iloc[0])})"
+            if len(row) else "not run")
+
+
+def pairs_sentences(pairs: pd.DataFrame) -> str:
+    """`error_pairs` as one Markdown paragraph per model: per subset, pairs net fixed against net introduced,
+    ties and the one-sided sign-test p."""
+    def line(model: str) -> str:
+        part = pairs[pairs["model"] == model]
+        return f"**{model}**: " + "; ".join(
+            f"{r['subset']} {r['pairs net fixed']} net fixed vs {r['pairs net introduced']} net introduced of "
+            f"{r['pairs']} pairs ({r['pairs tied']} tied, one-sided {fmt.p_text(r['p (sign, one-sided)'])})"
+            for _, r in part.iterrows())
+    return "\n\n".join(line(m) for m in dict.fromkeys(pairs["model"]))

@@ -506,3 +506,9 @@ def paper_f1_fits(sizes: dict[str, Sequence[int]]) -> pd.DataFrame:
             row["fit none"] = sum(not any(f.values()) for f in fits)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def comparison_value(table: pd.DataFrame, dataset: str, config: str, column: str) -> float:
+    """One cell of `seed_comparison`'s table (the dataset's configuration row), NaN when the row is absent."""
+    row = table[(table["dataset"] == dataset) & (table["config"] == config)]
+    return float(row[column].iloc[0]) if len(row) else float("nan")

@@ -358,3 +358,9 @@ def engine_loop_table(record: dict, chapter2: dict[str, dict]) -> pd.DataFrame:
               "engine": engine, "training examples / s": None, "wall s": p["wall_time_s"], "validation accuracy": None}
              for engine, p in ((e, inv["params"]) for e, inv in chapter2.items())]
     return pd.DataFrame(rows)
+
+
+def engine_speedup(table: pd.DataFrame, backbone: str, batch: str, loss: str) -> float:
+    """Captured over eager for one row of `engine_step_table` ('32 × 64' batches)."""
+    row = table[(table["backbone"] == backbone) & (table["batch"] == batch) & (table["loss"] == loss)]
+    return float(row["speed-up"].iloc[0])
