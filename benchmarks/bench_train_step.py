@@ -1,11 +1,16 @@
 """Benchmark: one training step of every registered loss, eager against captured as one CUDA graph
 (`compnb.captured.CapturedStep`), on randomly initialised MiniLM-L6 and ELECTRA-small backbones, all in one run.
 
-    python benchmarks/bench_train_step.py [--iters 30] [--json results/full/paper-scale/train-step.json]
+    python benchmarks/bench_train_step.py [--iters 30] [--losses ce competency-mask] \
+        [--json results/full/paper-scale/train-step-benchmark.json]
 
 For each (backbone, batch × tokens, loss): ms per step eager (the same step body, autocast's cast cache on,
 fused AdamW as training uses it) and captured (replays of the graph; the capture itself is left out), examples
-per second, peak GiB; and an equivalence check: from the same initial state, dropout off, `--check` eager steps
+per second, peak GiB; the milliseconds per step in which the GPU ran a kernel or a copy (the union of the
+profiler's device intervals, `torch.profiler` with CUDA activity only), for both engines, and from them the
+eager step's GPU-busy share and the largest speed-up that removing idle time alone can give (eager ms / eager
+busy ms: a replay launches the same kernels, so a step that keeps the GPU busy cannot gain from capture); and
+an equivalence check: from the same initial state, dropout off, `--check` eager steps
 and as many replays on the same batches, with the largest absolute difference of any weight (0 when
 bit-identical), beside the difference between two eager runs (the noise floor of kernels that add in a varying
 order, which Adam's normalisation can lift to the size of a learning rate per step). A loss that cannot be captured is recorded with PyTorch's reason. bf16 autocast, gradient
@@ -22,6 +27,8 @@ import traceback
 from pathlib import Path
 
 import torch
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile
 from transformers import AutoConfig, ElectraConfig
 
 from compnb import atomicio, captured, models, training
@@ -65,7 +72,8 @@ def groups(model: torch.nn.Module) -> list[dict]:
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 
-def eager_ms(model, batch, loss, params, iters: int) -> float:
+def eager_step(model, batch, loss, params):
+    """One eager training step as training runs it (fused AdamW, autocast's cast cache on), as a callable."""
     optimizer = torch.optim.AdamW(groups(model), lr=1e-4, fused=True)
     fn = training.LOSSES[loss]
 
@@ -76,14 +84,33 @@ def eager_ms(model, batch, loss, params, iters: int) -> float:
         value.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-    return _time(step, iters)
+    return step
 
 
-def captured_ms(model, batch, loss, params, iters: int) -> float:
+def captured_step(model, batch, loss, params):
+    """The same step captured as one CUDA graph (captured here, by its first call) and replayed, as a callable."""
     step = captured.CapturedStep(model, captured.capturable_adamw(groups(model), 1e-4, batch["labels"].device),
                                  training.LOSSES[loss], params, max_grad_norm=1.0)
     step(batch)  # captures
-    return _time(lambda: step(batch), iters)
+    return lambda: step(batch)
+
+
+def busy_ms(step, iters: int) -> float:
+    """Milliseconds per step in which the GPU ran a kernel or a copy: the union of the device intervals that
+    `torch.profiler` (CUDA activity only) records over `iters` steps, after 3 unrecorded ones."""
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(iters):
+            step()
+        torch.cuda.synchronize()
+    spans = sorted((e.time_range.start, e.time_range.end) for e in prof.events() if e.device_type == DeviceType.CUDA)
+    busy, reached = 0.0, float("-inf")
+    for start, end in spans:  # µs
+        if end > reached:
+            busy, reached = busy + end - max(start, reached), end
+    return busy / iters / 1000
 
 
 def _time(step, iters: int) -> float:
@@ -128,6 +155,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--check", type=int, default=5, help="steps of the equivalence check")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--losses", nargs="+", choices=sorted(LOSSES), default=list(LOSSES), help="default: all")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench_train_step needs a CUDA GPU; captured steps do not run on a CPU")
@@ -136,16 +164,22 @@ def main() -> None:
     rows = []
     for backbone, make_config in BACKBONES.items():
         config = make_config()
-        for (n, t), (name, (loss, params)) in ((s, item) for s in SHAPES for item in LOSSES.items()):
+        for (n, t), (name, (loss, params)) in ((s, item) for s in SHAPES for item in LOSSES.items() if item[0] in args.losses):
             batch = make_batch(config, n, t, 0, device)
             row = {"backbone": backbone, "batch": n, "tokens": t, "loss": name}
             try:
                 torch.cuda.reset_peak_memory_stats()
-                row["eager ms"] = eager_ms(build(config, 0, device).train(), batch, loss, params, args.iters)
+                step = eager_step(build(config, 0, device).train(), batch, loss, params)
+                row["eager ms"] = _time(step, args.iters)
                 row["eager peak GiB"] = torch.cuda.max_memory_allocated() / 2**30
+                row["eager GPU-busy ms"] = busy_ms(step, args.iters)
                 torch.cuda.reset_peak_memory_stats()
-                row["captured ms"] = captured_ms(build(config, 0, device).train(), batch, loss, params, args.iters)
+                step = captured_step(build(config, 0, device).train(), batch, loss, params)
+                row["captured ms"] = _time(step, args.iters)
                 row["captured peak GiB"] = torch.cuda.max_memory_allocated() / 2**30
+                row["captured GPU-busy ms"] = busy_ms(step, args.iters)
+                row["eager GPU-busy share"] = row["eager GPU-busy ms"] / row["eager ms"]
+                row["speed-up bound"] = row["eager ms"] / row["eager GPU-busy ms"]
                 row["speed-up"] = row["eager ms"] / row["captured ms"]
                 row["examples/s eager"], row["examples/s captured"] = (n / row["eager ms"] * 1000,
                                                                        n / row["captured ms"] * 1000)
