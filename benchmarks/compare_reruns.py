@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from compnb import atomicio, training
+from compnb import atomicio, run_cache
 from compnb.chapters import adversarial_eval, baseline, competency
 
 TIMING_FILES = {"metrics.json", "run.json", "invocation.json", "sweep.json"}
@@ -31,10 +31,10 @@ TIMING_FILES = {"metrics.json", "run.json", "invocation.json", "sweep.json"}
 def chapter_of_runs() -> dict[str, str]:
     """Run id -> '2', '3' or '4' for every run the full profile plans (chapter 4's retrained runs are known by
     their extra training rows instead)."""
-    out = {training.run_dir(c).name: "2" for c in baseline.configs("full")}
+    out = {run_cache.run_dir(c).name: "2" for c in baseline.configs("full")}
     for seed in range(4):
-        out |= {training.run_dir(c).name: "3" for c in competency.grid("full", seed, (0.1, 0.5, 1.0))}
-    out |= {training.run_dir(adversarial_eval.config("full", s)).name: "4" for s in range(3)}
+        out |= {run_cache.run_dir(c).name: "3" for c in competency.grid("full", seed, (0.1, 0.5, 1.0))}
+    out |= {run_cache.run_dir(adversarial_eval.config("full", s)).name: "4" for s in range(3)}
     return out
 
 

@@ -15,8 +15,8 @@ export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD/src PYTHONUNBUFFERED=1 TQDM_DI
 source benchmarks/rerun_trees.sh
 mkdir -p build
 python3 -c "
-from compnb.chapters import competency; from compnb import training
-print('\n'.join(training.run_dir(c).name for c in competency.plan('full')[0]))" > build/selection-runs.txt || exit 1
+from compnb.chapters import competency; from compnb import run_cache
+print('\n'.join(run_cache.run_dir(c).name for c in competency.plan('full')[0]))" > build/selection-runs.txt || exit 1
 for t in CA CB; do
   d=build/rerun-$t; new_tree $d; mkdir -p $d/results/full/runs
   while read -r run; do [ -e $d/results/full/runs/$run ] || cp -r results/full/runs/$run $d/results/full/runs/; done \

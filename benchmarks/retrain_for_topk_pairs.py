@@ -20,7 +20,7 @@ import time
 
 import pandas as pd
 
-from compnb import training
+from compnb import run_cache, training
 from compnb.chapters import competency
 from compnb.paths import results_dir
 
@@ -46,7 +46,7 @@ def main() -> None:
     for name in names:
         folder = results_dir(args.profile, "runs") / name
         config = training.TrainConfig.from_json(folder / "config.json")
-        training.drop_measurements(folder)
+        run_cache.drop_measurements(folder)
         start = time.perf_counter()
         competency.train_and_measure(config, k=5, analysed=True)
         timings[name] = time.perf_counter() - start

@@ -16,7 +16,7 @@ from tokenizers import Tokenizer, pre_tokenizers
 from tokenizers import models as token_models
 from transformers import AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerFast
 
-from compnb import adversarial, data, models, training
+from compnb import adversarial, batching, data, inference, models, run_cache, training
 from compnb.chapters import adversarial_eval
 from compnb.adversarial import GradientMaskAttack
 from compnb.models import SequenceClassifier
@@ -103,20 +103,21 @@ def test_pretokenized_rows_are_encoded_batched_and_scored_as_stored(model, token
     rows.to_parquet(tmp_path / "rows.parquet")
     ds = data.from_parquet(tmp_path / "rows.parquet", "snli")
     assert ds.column_names == ["input_ids", "token_type_ids", "tokenizer", "label"]
-    encoded = training.encode(tokenizer, ds, ("premise", "hypothesis"), max_length=32)
-    batch = training.PadCollator(tokenizer.pad_token_id)([encoded[0], encoded[1]])
+    encoded = batching.encode(tokenizer, ds, ("premise", "hypothesis"), max_length=32)
+    batch = batching.PadCollator(tokenizer.pad_token_id)([encoded[0], encoded[1]])
     longest = max(map(len, rows["input_ids"]))
     stored = [ids + [tokenizer.pad_token_id] * (longest - len(ids)) for ids in rows["input_ids"]]
     assert batch["input_ids"].tolist() == stored
     assert batch["attention_mask"].sum(1).tolist() == [len(ids) for ids in rows["input_ids"]]
     with torch.no_grad():
         direct = model(**training.model_inputs(batch)).softmax(-1).float().numpy()
-    np.testing.assert_allclose(training.predict(model, tokenizer, ds, ("premise", "hypothesis"), 32), direct, rtol=1e-5)
+    np.testing.assert_allclose(inference.predict(model, tokenizer, ds, ("premise", "hypothesis"), 32), direct,
+                               rtol=1e-5)
     foreign = rows.assign(**{data.TOKENIZER_COLUMN: "vocab 50265 0123456789abcdef"})
     with pytest.raises(ValueError, match="made by tokenizer"):
-        training.encode(tokenizer, data.from_frame(foreign, "snli"), ("premise", "hypothesis"), 32)
+        batching.encode(tokenizer, data.from_frame(foreign, "snli"), ("premise", "hypothesis"), 32)
     with pytest.raises(ValueError, match=r"used as stored, so each column needs the same 1\.\.8"):
-        training.encode(tokenizer, ds, ("premise", "hypothesis"), max_length=8)
+        batching.encode(tokenizer, ds, ("premise", "hypothesis"), max_length=8)
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['tokenizer'\]"):
         data.from_frame(rows.drop(columns=[data.TOKENIZER_COLUMN]), "snli")
 
@@ -141,7 +142,7 @@ def test_training_feeds_pretokenized_extra_rows_as_stored(tokenizer, tmp_path, m
                                max_length=16, profile="smoke", patience=None,
                                extra_train=str(tmp_path / "extra.parquet"))
     run = training.train(cfg, runs_root=tmp_path / "runs")
-    assert json.loads((run / training.FINISHED).read_text())["train_examples"] == 50 and len(RECORDED) == 50
+    assert json.loads((run / run_cache.FINISHED).read_text())["train_examples"] == 50 and len(RECORDED) == 50
     assert all(ids in RECORDED for ids in extra)  # '[MASK] ##box', which no text tokenizes to, reached the model
 
 

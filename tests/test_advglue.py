@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix
 
-from compnb import advglue, atomicio, evaluation, training
+from compnb import advglue, atomicio, evaluation, run_cache
 from compnb.chapters import competency
 from compnb.training import TrainConfig
 
@@ -65,7 +65,7 @@ def test_retraining_drops_what_was_measured_on_the_old_weights(tmp_path):
     for name in ("metrics.json", "competency-k5.json", "probs-clean.npy", "analysis-k5/summary.json", "val_probs.npy"):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text("{}")
-    training.drop_measurements(folder)
+    run_cache.drop_measurements(folder)
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "metrics.json", "val_probs.npy"]
 
 

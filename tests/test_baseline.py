@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from transformers import AutoTokenizer, BertConfig
 
-from compnb import advglue, atomicio, influence, models, training
+from compnb import advglue, atomicio, influence, models, run_cache, training
 from compnb.chapters import baseline
 
 
@@ -16,9 +16,9 @@ def run(tmp_path, monkeypatch):
     """A finished, AdvGLUE-scored, analysed sst2 run in tmp_path whose analysis lacks its sensitivity table."""
     config = baseline.configs("smoke", seeds=(0,))[0]
     folder = tmp_path / "run"
-    monkeypatch.setattr(training, "run_dir", lambda cfg, runs_root=None: folder)
+    monkeypatch.setattr(run_cache, "run_dir", lambda cfg, runs_root=None: folder)
     atomicio.write_json(folder / "config.json", config.to_dict())
-    atomicio.write_json(folder / training.FINISHED, {})
+    atomicio.write_json(folder / run_cache.FINISHED, {})
     for name in advglue.sets_for(config.dataset):
         atomicio.write_json(advglue.eval_path(folder, name), {})
     analysis = folder / "analysis-k5"
@@ -50,7 +50,7 @@ def test_a_weightless_run_is_retrained_and_measured_afresh(run, monkeypatch):
     monkeypatch.setattr(baseline, "analyse", lambda f, k, n: calls.append(("analyse", (f / "analysis-k5").exists())))
     assert baseline.prepare(config, analysed=True) == folder
     # the old evaluations and analysis (made on the lost weights) are gone before retraining from scratch
-    assert calls == [("train", True, ["config.json", training.FINISHED]), ("evaluate",), ("analyse", False)]
+    assert calls == [("train", True, ["config.json", run_cache.FINISHED]), ("evaluate",), ("analyse", False)]
 
 
 def test_with_weights_only_the_missing_sensitivity_table_is_computed(run, monkeypatch):

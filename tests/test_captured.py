@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import BertConfig
 
-from compnb import captured, models, training
+from compnb import batching, captured, models, training
 from compnb.penalties import COMPETENCY_DEFAULTS, IG_DEFAULTS
 
 
@@ -117,7 +117,7 @@ def test_the_engine_is_captured_only_on_one_gpu_without_accumulation(monkeypatch
 
 
 def test_static_batches_pad_to_the_shape_and_count_the_real_rows_on_the_host():
-    pad = training.PadCollator(0, bucket=16, rows=8, max_length=40)
+    pad = batching.PadCollator(0, bucket=16, rows=8, max_length=40)
     items = [{"input_ids": list(range(1, 4 + i)), "labels": i % 2, "index": i} for i in range(5)]
     (batch,), real = captured.StaticBatches(pad)(items)
     assert real == 5 and batch["input_ids"].shape == (8, 16) and batch["weight"].tolist() == [1.0] * 5 + [0.0] * 3

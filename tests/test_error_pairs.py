@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from compnb import adversarial, training
+from compnb import adversarial, run_cache
 from compnb.chapters import adversarial_eval, adversarial_report
 
 
@@ -112,7 +112,7 @@ def test_the_matched_arm_has_exactly_the_leak_free_arms_attacked_rows(project, m
     assert list(matched.columns) == list(leaky.columns)
     meta = adversarial_eval.read_meta(sets[adversarial_eval.MATCHED])
     assert meta["rows"] == len(leak_free) and meta["matched_to"] == sets["retrained"].name
-    runs = {training.run_dir(adversarial_eval.config("smoke", 0, extra=adversarial_eval._relative(p))).name
+    runs = {run_cache.run_dir(adversarial_eval.config("smoke", 0, extra=adversarial_eval._relative(p))).name
             for p in sets.values()}
     assert len(runs) == 3  # three arms, three runs
 

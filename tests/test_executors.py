@@ -10,7 +10,8 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 
 from compnb import executors, models
 from compnb.executors import run_distributed
-from compnb.training import FINISHED, TrainConfig, run_dir
+from compnb.run_cache import FINISHED, run_dir
+from compnb.training import TrainConfig
 
 distributed = pytest.importorskip("distributed")
 

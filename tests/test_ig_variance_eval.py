@@ -7,7 +7,7 @@ import torch
 from scipy import stats
 from transformers import AutoTokenizer, BertConfig
 
-from compnb import data, ig_variance, models, render, training
+from compnb import batching, data, ig_variance, models, render
 from compnb.chapters import ig_variance_eval, ig_variance_report
 from compnb.models import SequenceClassifier
 from compnb.saliency import IntegratedGradients
@@ -43,7 +43,7 @@ def test_attribute_lays_out_every_pair_and_matches_one_pair_at_a_time():
     ds = data.from_frame(pd.DataFrame({"premise": ["A dog runs in the park.", "Two men.", "A woman sings a song loudly."],
                                        "hypothesis": ["An animal moves.", "Nobody is here at all today.", "Quiet."],
                                        "label": [0, 2, 1]}), "snli")
-    encoded = training.encode(tokenizer, ds, ("premise", "hypothesis"), 32)
+    encoded = batching.encode(tokenizer, ds, ("premise", "hypothesis"), 32)
     out = ig_variance_eval.attribute(model, tokenizer, encoded, n_steps=4, method="riemann_right", batch_size=2)
     enc = [tokenizer(p, h) for p, h in zip(data.column(ds, "premise"), data.column(ds, "hypothesis"))]
     assert list(np.diff(out["offsets"])) == [len(e["input_ids"]) for e in enc]

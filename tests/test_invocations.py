@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 
-from compnb import invocations, training
+from compnb import invocations, run_cache
 from compnb.chapters import reliability
 
 
@@ -13,10 +13,10 @@ def test_a_run_counts_as_trained_when_its_finished_marker_is_new_or_changed(tmp_
     runs = [tmp_path / "runs" / name for name in ("a", "b", "c")]
     for folder in runs[:2]:
         folder.mkdir(parents=True)
-        (folder / training.FINISHED).write_text(json.dumps({"device": "CPU"}))
-    before = {f.name: (f / training.FINISHED).stat().st_mtime_ns for f in runs[:2]}
+        (folder / run_cache.FINISHED).write_text(json.dumps({"device": "CPU"}))
+    before = {f.name: (f / run_cache.FINISHED).stat().st_mtime_ns for f in runs[:2]}
     runs[2].mkdir(parents=True)
-    (runs[2] / training.FINISHED).write_text(json.dumps({"device": "GPU"}))  # new since `before`
+    (runs[2] / run_cache.FINISHED).write_text(json.dumps({"device": "GPU"}))  # new since `before`
     rec = invocations.record("smoke", "02-baseline-finetune", "cmd", runs, before, 12.0)
     assert (rec["params"]["runs"], rec["params"]["runs_trained"], rec["params"]["devices"]) == (3, 1, ["GPU"])
     assert invocations.read("smoke", "02-baseline-finetune")["params"]["wall_time_s"] == 12.0

@@ -18,7 +18,7 @@ from accelerate.utils import set_seed
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from compnb import data, models, training
+from compnb import data, inference, models, run_cache, training
 from compnb.paths import project_root
 from compnb.training import TrainConfig, train
 
@@ -141,7 +141,7 @@ def test_lora_trains_only_adapters_and_head_and_its_run_loads(world, tmp_path):
     assert m["trainable_parameters"] == sum(trained[k].numel() for k in trained if "lora_" in k or k.startswith("head."))
     model, tokenizer, loaded = training.load_run(folder)
     assert loaded == cfg
-    probs = training.predict(model, tokenizer, data.load("sst2", "validation"), ("sentence",), cfg.max_length)
+    probs = inference.predict(model, tokenizer, data.load("sst2", "validation"), ("sentence",), cfg.max_length)
     np.testing.assert_allclose(probs, np.load(folder / "val_probs.npy"), atol=1e-5)
 
 
@@ -156,7 +156,7 @@ def test_bfloat16_backbone_weights_train_and_load(world, tmp_path, lora):
     assert all(np.isfinite(entry["loss"]) for entry in m["train_loss"])
     model, tokenizer, _ = training.load_run(folder)
     assert {p.dtype for p in model.parameters()} == {torch.float32}
-    probs = training.predict(model, tokenizer, data.load("sst2", "validation"), ("sentence",), 32)
+    probs = inference.predict(model, tokenizer, data.load("sst2", "validation"), ("sentence",), 32)
     np.testing.assert_allclose(probs, np.load(folder / "val_probs.npy"), atol=0.05)  # validated under bf16 autocast
 
 
@@ -179,5 +179,5 @@ def test_accumulation_and_lora_under_accelerate_launch_with_two_cpu_processes(wo
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env=os.environ | {"OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
-    m = json.loads((training.run_dir(cfg, tmp_path / "runs") / "metrics.json").read_text())
+    m = json.loads((run_cache.run_dir(cfg, tmp_path / "runs") / "metrics.json").read_text())
     assert m["num_processes"] == 2 and m["steps"] == 4  # per epoch 32 rows / (4 per micro-batch × 2 × 2 processes)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from compnb import atomicio, cli, training
+from compnb import atomicio, cli, run_cache, training
 from compnb.chapters import baseline, competency, ig_variance_eval, plans
 
 
@@ -20,7 +20,7 @@ def project(tmp_path, monkeypatch) -> Path:
 
 
 def _finish(config: training.TrainConfig, accuracy: float) -> None:
-    atomicio.write_json(training.run_dir(config) / training.FINISHED, {"validation": {"accuracy": accuracy}})
+    atomicio.write_json(run_cache.run_dir(config) / run_cache.FINISHED, {"validation": {"accuracy": accuracy}})
 
 
 def test_plan_writes_one_config_per_run_that_compnb_train_reads(project, capsys):
@@ -31,7 +31,7 @@ def test_plan_writes_one_config_per_run_that_compnb_train_reads(project, capsys)
     assert [r["file"] for r in manifest["runs"]] == ["0000.json", "0001.json"] and manifest["finished"] == []
     assert [training.TrainConfig.from_json(project / "plan" / r["file"]) for r in manifest["runs"]] == expected
     assert plans.read(project / "plan") == expected
-    assert [r["run"] for r in manifest["runs"]] == [training.run_dir(c).name for c in expected]
+    assert [r["run"] for r in manifest["runs"]] == [run_cache.run_dir(c).name for c in expected]
     assert "compnb chapter 02 --profile smoke" in manifest["next"]
 
 

@@ -12,7 +12,8 @@ from transformers import BertConfig, ElectraConfig
 
 from compnb import ig_variance, losses, penalties, saliency, training
 from compnb.models import SequenceClassifier
-from compnb.training import LogWindow, PadCollator
+from compnb.batching import PadCollator
+from compnb.training import LogWindow
 
 PAD, VOCAB, LENGTHS, LABELS = 0, 60, (11, 7, 4, 9), (0, 2, 1, 2)
 BUCKET, EXTRA_ROWS = 16, 3

@@ -18,8 +18,10 @@ import pytest
 import torch.nn.functional as F
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from compnb import cli, data, models, training
-from compnb.training import LengthBucketSampler, PadCollator, TrainConfig, encode, run_dir, train
+from compnb import batching, cli, data, inference, models, run_cache, training
+from compnb.batching import LengthBucketSampler, PadCollator, encode
+from compnb.run_cache import run_dir
+from compnb.training import TrainConfig, train
 
 FILLER = "the a movie film plot actors story scenes it was is very quite rather".split()
 
@@ -130,7 +132,7 @@ def test_training_learns_the_rule_and_writes_the_run_folder(world, reference):
     assert all(s["location"].startswith(str(world.data)) for s in record["data_sources"])
     assert TrainConfig.from_json(reference / "config.json") == cfg
     model, tokenizer, loaded = training.load_run(reference)
-    again = training.predict(model, tokenizer, datasets.Dataset.from_pandas(
+    again = inference.predict(model, tokenizer, datasets.Dataset.from_pandas(
         pd.read_parquet(world.data / "sst2" / "validation.parquet")), ("sentence",), cfg.max_length, batch_size=7)
     assert loaded == cfg
     np.testing.assert_allclose(again, probs, atol=1e-5)
@@ -247,7 +249,7 @@ def test_dynamic_padding_pads_only_to_the_batch_max(world):
     pairs = encode(world.tokenizer, ds, ("premise", "hypothesis"), max_length=32)
     assert pairs[2]["token_type_ids"] == [0, 0, 0, 0, 1, 1, 1]  # [CLS] a b [SEP] z z [SEP]
     lengths = np.random.default_rng(0).integers(3, 40, size=500)
-    fake = training.Encoded({"input_ids": [[5] * n for n in lengths]}, [0] * 500)
+    fake = batching.Encoded({"input_ids": [[5] * n for n in lengths]}, [0] * 500)
     for rows in LengthBucketSampler(lengths, 16, seed=0):
         assert PadCollator(0)([fake[i] for i in rows])["input_ids"].shape == (len(rows), lengths[rows].max())
 
@@ -391,12 +393,12 @@ def test_a_cached_run_is_not_reused_when_its_data_changed_under_the_same_name(wo
     assert all(len(s["sha256"]) == 64 for s in sources) and json.loads((folder / "run.json").read_text())["weights"]
     assert train(cfg, runs_root=tmp_path / "runs") == folder  # same data: reused
     monkeypatch.setenv("COMPNB_DATA_DIR", str(world.data))
-    with pytest.raises(training.StaleRunError, match="now holds other content") as err:
+    with pytest.raises(run_cache.StaleRunError, match="now holds other content") as err:
         train(cfg, runs_root=tmp_path / "runs")
     assert str(modified / "sst2" / "train.parquet") in str(err.value)
     assert str(world.data / "sst2" / "train.parquet") in str(err.value) and "force=True" in str(err.value)
     assert train(cfg, runs_root=tmp_path / "runs", force=True) == folder  # retrains on the data named now
-    assert training.reuse_problem(folder, cfg) is None
+    assert run_cache.reuse_problem(folder, cfg) is None
 
 
 def test_a_cached_run_is_not_reused_when_the_weights_changed_under_the_same_name(world, tmp_path):
@@ -407,7 +409,7 @@ def test_a_cached_run_is_not_reused_when_the_weights_changed_under_the_same_name
     folder = train(cfg, runs_root=tmp_path / "runs")
     weights = next(backbone.glob("*.safetensors"))
     weights.write_bytes(weights.read_bytes() + b" ")  # any change of content
-    with pytest.raises(training.StaleRunError, match="now resolves to sha256:"):
+    with pytest.raises(run_cache.StaleRunError, match="now resolves to sha256:"):
         train(cfg, runs_root=tmp_path / "runs")
 
 
@@ -437,7 +439,7 @@ def test_a_cached_run_from_the_hub_is_checked_against_what_the_hub_serves_now(tm
 
     def problem():
         data.current_source.cache_clear()
-        return training.reuse_problem(folder, cfg)
+        return run_cache.reuse_problem(folder, cfg)
 
     assert problem() is None
     served["frame"] = pd.DataFrame(rows | {"label": [0, 1]})  # the hub changed the labels
@@ -467,7 +469,7 @@ def test_cached_measurements_are_not_reused_once_what_they_read_changed(world, t
     assert advglue.evaluated(folder, "sst2") and len(first["source"]["sha256"]) == 64
     measurements.record(folder, "probe", [data.source_of(training.validation_set(cfg))])
     assert measurements.stale(folder, "probe") is None
-    training.require_reusable(folder, cfg)
+    run_cache.require_reusable(folder, cfg)
 
     adv = pd.read_parquet(copy / "adv_glue" / "adv_sst2.parquet")
     adv.assign(label=1 - adv["label"]).to_parquet(copy / "adv_glue" / "adv_sst2.parquet")
@@ -480,8 +482,8 @@ def test_cached_measurements_are_not_reused_once_what_they_read_changed(world, t
     val.assign(label=1 - val["label"]).to_parquet(copy / "sst2" / "validation.parquet")
     data.current_source.cache_clear()
     assert "sst2/validation was" in measurements.stale(folder, "probe")
-    with pytest.raises(training.StaleRunError, match="now holds other content"):
-        training.require_reusable(folder, cfg)
+    with pytest.raises(run_cache.StaleRunError, match="now holds other content"):
+        run_cache.require_reusable(folder, cfg)
 
 
 def test_a_measurement_recorded_before_fingerprints_is_compared_by_its_row_count():

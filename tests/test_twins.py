@@ -18,7 +18,8 @@ import twins
 from conftest import needs_data
 from transformers import AutoModel, AutoTokenizer, OPTConfig
 
-from compnb import adversarial, advglue, data, ig_variance, influence, losses, models, profiles, training
+from compnb import (adversarial, advglue, batching, data, ig_variance, inference, influence, losses, models, profiles,
+                    training)
 from compnb.artifacts import word_spans
 from compnb.chapters import adversarial_eval, baseline, competency, ig_variance_eval
 from compnb.paths import data_search_paths
@@ -68,7 +69,7 @@ def pair_batch(tokenizer, max_length: int = 32) -> training.Batch:
     ids = tokenizer(PREMISES, HYPOTHESES, truncation=True, max_length=max_length, return_attention_mask=False)
     keys = [k for k in data.PRETOKENIZED if k in tokenizer.model_input_names]
     items = [{**{k: ids[k][i] for k in keys}, "labels": LABELS[i], "index": i} for i in range(len(LABELS))]
-    return training.PadCollator(tokenizer.pad_token_id, tokenizer.padding_side)(items)
+    return batching.PadCollator(tokenizer.pad_token_id, tokenizer.padding_side)(items)
 
 
 def piece(tokenizer, token: str) -> str:
@@ -285,7 +286,7 @@ def test_a_short_training_run_finishes_and_loads_back(name, dataset, trained):
     assert tokenizer.pad_token_id == model.backbone.config.pad_token_id is not None
     recorded = np.load(folder / "val_probs.npy")
     ds = training.validation_set(config)
-    again = training.predict(model, tokenizer, ds, data.spec(dataset).text_fields, config.max_length, 4)
+    again = inference.predict(model, tokenizer, ds, data.spec(dataset).text_fields, config.max_length, 4)
     np.testing.assert_allclose(again, recorded, atol=1e-5)
 
 

@@ -349,7 +349,7 @@ def from_parquet(path: str | Path, name: str, split: str = "extra") -> datasets.
 def from_frame(frame: pd.DataFrame, name: str, split: str = "extra", location: str = "in memory") -> datasets.Dataset:
     """`frame`'s text fields and label as a `datasets.Dataset` of dataset `name`'s schema. A pre-tokenized frame
     (an `input_ids` column) keeps instead its id columns (`PRETOKENIZED`), `tokenizer` (`TOKENIZER_COLUMN`)
-    and label, which `training.encode` takes as they are. A ValueError names a missing column or a label
+    and label, which `batching.encode` takes as they are. A ValueError names a missing column or a label
     outside the dataset's."""
     s = spec(name)
     tokenized = PRETOKENIZED[0] in frame.columns

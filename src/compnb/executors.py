@@ -61,7 +61,7 @@ def run_distributed(configs: Sequence[TrainConfig], scheduler_address: str | Non
     import torch
     from distributed import Client, LocalCluster, as_completed
 
-    from compnb.training import run_dir
+    from compnb.run_cache import run_dir
 
     names = [run_dir(c, runs_root).name for c in configs]
     root, target = str(project_root()), None if runs_root is None else str(Path(runs_root).resolve())

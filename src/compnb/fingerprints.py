@@ -3,7 +3,7 @@
 A training run records the SHA-256 of every data file it trained or validated on (of the rows themselves
 for a split that came from the hub, `rows_sha256`) and of its backbone's weight files (`compnb.training`
 writes them into the run's `run.json`); a finished run is reused only while the same names still hold the
-same content. Hashes are cached per process by (path, size, mtime), so
+same content (`compnb.run_cache.reuse_problem`). Hashes are cached per process by (path, size, mtime), so
 checking eighty cached runs reads each file once.
 """
 

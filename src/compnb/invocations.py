@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 
-from compnb import atomicio, training
+from compnb import atomicio, run_cache
 from compnb.paths import project_root, results_dir
 from compnb.provenance import run_record
 
@@ -23,14 +23,14 @@ FILE = "invocation.json"
 def finished_runs(profile: str) -> dict[str, int]:
     """Run folder name → modification time (ns) of its finished marker, for every finished run at `profile`."""
     root = project_root() / "results" / profile / "runs"
-    return {p.parent.name: p.stat().st_mtime_ns for p in root.glob(f"*/{training.FINISHED}")}
+    return {p.parent.name: p.stat().st_mtime_ns for p in root.glob(f"*/{run_cache.FINISHED}")}
 
 
 def record(profile: str, chapter: str, command: str, run_dirs: list[Path], before: dict[str, int],
            wall_s: float) -> dict:
     """Write (atomically) and return the invocation record of one pipeline run over `run_dirs`."""
-    trained = [d for d in run_dirs if before.get(Path(d).name) != (Path(d) / training.FINISHED).stat().st_mtime_ns]
-    devices = sorted({json.loads((Path(d) / training.FINISHED).read_text()).get("device", "") for d in trained})
+    trained = [d for d in run_dirs if before.get(Path(d).name) != (Path(d) / run_cache.FINISHED).stat().st_mtime_ns]
+    devices = sorted({json.loads((Path(d) / run_cache.FINISHED).read_text()).get("device", "") for d in trained})
     result = run_record({"command": command, "profile": profile, "runs": len(run_dirs), "runs_trained": len(trained),
                          "wall_time_s": wall_s, "devices": devices}, None)
     atomicio.write_json(results_dir(profile, chapter) / FILE, result)

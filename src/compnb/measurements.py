@@ -1,9 +1,9 @@
 """Cached measurements of a finished run, trusted only while the run and what they read are unchanged.
 
-Chapters measure finished runs and cache the results in the run's folder (`training.MEASUREMENTS`: AdvGLUE
+Chapters measure finished runs and cache the results in the run's folder (`run_cache.MEASUREMENTS`: AdvGLUE
 scores, test-split probabilities, IG attributions, S entropies, analyses). A cached measurement is reused only
-when (1) the run itself could be reused (`training.require_reusable`: the data it trained and validated on and
-its weights are unchanged; else `training.StaleRunError`), and (2) every data source it
+when (1) the run itself could be reused (`run_cache.require_reusable`: the data it trained and validated on and
+its weights are unchanged; else `run_cache.StaleRunError`), and (2) every data source it
 read beyond those still has the SHA-256 recorded when it was measured: `record` keeps them in the run's
 `measured.json` (an AdvGLUE score keeps its own in the score file's `source`). A measurement whose source
 changed is stale (`stale` says why) and is measured again.

@@ -15,7 +15,7 @@ Decoders (OPT, Llama, ...; `is_decoder`), as the first paper fine-tunes them:
   the text (of the hypothesis, for a pair): its input embedding reaches the pooled state directly through the
   residual stream, and gradient saliency of a random or lightly trained decoder tends to peak there.
 - Pad token: Llama's tokenizer has none; `load_backbone` pads with the EOS token (any valid id will do:
-  padded positions are excluded by the attention mask, which the tokenizer and `training.PadCollator` build
+  padded positions are excluded by the attention mask, which the tokenizer and `batching.PadCollator` build
   from the real lengths, never from the ids) and records it as the config's `pad_token_id`. The padding side
   is the tokenizer's own (Llama's left, OPT's right); pooling and the masks handle both.
 - Pairs: there is no [SEP]. The tokenizer's template is `BOS A BOS B` (OPT's BOS is `</s>`, the same id as

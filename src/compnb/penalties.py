@@ -5,7 +5,7 @@ what each term means), and anything that must run without the training loop's de
 same code the training loop runs.
 
 A batch is a dict of tensors: input_ids and attention_mask (B, T), labels (B,), optionally token_type_ids
-(B, T), index (B,) and weight (B,): 1.0 for a real row, 0.0 for a padding row (`training.PadCollator`'s `rows`).
+(B, T), index (B,) and weight (B,): 1.0 for a real row, 0.0 for a padding row (`batching.PadCollator`'s `rows`).
 With weights, every batch mean (CE, H(S_topk), the attribution variance) is Σ w·x / Σ w (`batch_mean`), so
 padding rows change neither the loss nor its gradient; without them the means are the plain ones, computed as
 before weights existed. Each `*_terms` function returns (loss, logits (B, classes), logs) as a registered loss

@@ -1,14 +1,15 @@
 """Fine-tune one classifier per `TrainConfig` with `accelerate`, cached and resumable by run id.
 
-A run lives in `results/<profile>/runs/<dataset>-<loss>-<run_id>/`. `metrics.json`, written last, marks it
-finished: `train` then returns the folder without training. `checkpoint/` (accelerate state plus
-`trainer_state.json`) is replaced atomically at each epoch end and every `checkpoint_every` steps, so an
-interrupted run resumes where it stopped and ends with the same metrics (exactly, on CPU). Losses live in
-`LOSSES`: a loss maps (model, batch, params) to (loss, logits (batch, classes), logs: detached 0-d tensors), so
-new objectives plug in without touching the loop. A batch may carry `weight` (batch,), 0.0 on padding rows
-(`PadCollator`'s `rows`): every loss's batch means are then weighted (`compnb.penalties.batch_mean`). The loop
-sums what it logs on the device (`LogWindow`) and reads it on the host only to log, before a checkpoint and at
-the end. The same code runs on a CPU, one GPU or under `accelerate launch`.
+`train` returns a finished run's folder at once (`compnb.run_cache`: run folders, checkpoints, reuse checks);
+otherwise it sets the run up, trains it epoch by epoch and writes its files. Its checkpoint is replaced at each
+epoch end and every `checkpoint_every` steps, so an interrupted run resumes where it stopped and ends with the
+same metrics (exactly, on CPU). Losses live in `LOSSES`: a loss maps (model, batch, params) to (loss, logits
+(batch, classes), logs: detached 0-d tensors), so new objectives plug in without touching the loop. A batch may
+carry `weight` (batch,), 0.0 on padding rows (`PadCollator`'s `rows`): every loss's batch means are then
+weighted (`compnb.penalties.batch_mean`). The loop sums what it logs on the device (`LogWindow`) and reads it on
+the host only to log, before a checkpoint and at the end. Batches come from `compnb.batching`, validation from
+`compnb.inference`, and on one GPU each step is a replay of `compnb.captured`'s graph. The same code runs on a
+CPU, one GPU or under `accelerate launch`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import resource
 import shutil
 import time
@@ -30,23 +30,22 @@ import datasets
 import numpy as np
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.utils import DistributedType, send_to_device, set_seed
+from accelerate.utils import DistributedType, set_seed
 from safetensors.torch import load_file
-from safetensors.torch import save as safetensors_bytes
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoTokenizer, get_linear_schedule_with_warmup
 
-from compnb import atomicio, captured, data, determinism, models, profiles, sharding
+from compnb import atomicio, captured, data, determinism, models, profiles, run_cache, sharding
+from compnb.batching import Encoded, LengthBucketSampler, MicroBatches, PadCollator, encode
 from compnb.evaluation import classification_metrics
-from compnb.fingerprints import data_sha256, weights_fingerprint
+from compnb.fingerprints import weights_fingerprint
+from compnb.inference import gather_probs, predict
 from compnb.paths import project_root
 from compnb.penalties import mean_cross_entropy, model_inputs
 from compnb.provenance import run_record
 
 TRAIN_DATASETS = ("sst2", "snli")
-FINISHED, CHECKPOINT, STATE_FILE, BACKBONE = "metrics.json", "checkpoint", "trainer_state.json", "backbone"
-BUCKET_BATCHES = 50  # length-sorting window of the training sampler, in batches
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[torch.nn.Module, Batch, dict[str, Any]],
                   tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]
@@ -298,216 +297,12 @@ def extra_train_path(name: str) -> Path:
     return path if path.is_absolute() else project_root() / path
 
 
-def run_dir(config: TrainConfig, runs_root: str | Path | None = None) -> Path:
-    """`<runs_root>/<dataset>-<loss>-<run_id>`; runs_root defaults to `results/<profile>/runs`."""
-    root = Path(runs_root) if runs_root is not None else project_root() / "results" / config.profile / "runs"
-    return root / f"{config.dataset}-{config.loss}-{config.run_id()}"
-
-
-class Encoded(torch.utils.data.Dataset):
-    """Unpadded token ids per example (`columns`: name → n lists), labels (n,) or None, lengths (n,)."""
-
-    def __init__(self, columns: dict[str, list[list[int]]], labels: list[int] | None):
-        self.columns, self.labels = columns, labels
-        self.lengths = np.array([len(ids) for ids in columns["input_ids"]], dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        item = {key: column[i] for key, column in self.columns.items()} | {"index": i}
-        return item | {"labels": self.labels[i]} if self.labels is not None else item
-
-    def __add__(self, other: Encoded) -> Encoded:
-        """This set's examples, then `other`'s; both need the same id columns and both labels or neither."""
-        if self.columns.keys() != other.columns.keys() or (self.labels is None) != (other.labels is None):
-            raise ValueError(f"cannot join encoded sets with columns {sorted(self.columns)} and {sorted(other.columns)}"
-                             f" (labelled: {self.labels is not None}, {other.labels is not None})")
-        labels = None if self.labels is None else self.labels + other.labels
-        return Encoded({k: self.columns[k] + other.columns[k] for k in self.columns}, labels)
-
-
-def _check_max_length(tokenizer, max_length: int) -> None:
-    limit = getattr(tokenizer, "model_max_length", None)
-    if limit is not None and max_length > limit:
-        raise ValueError(f"max_length {max_length} exceeds what the model takes ({limit} tokens); "
-                         f"allowed: 8..{limit}")
-
-
-def encode(tokenizer, ds: datasets.Dataset, text_fields: Sequence[str], max_length: int,
-           chunk: int = 10_000) -> Encoded:
-    """Tokenise `ds` once (one field, or a sentence pair), unpadded. Longer inputs are truncated to `max_length`
-    tokens (the longest first, for pairs), as in the papers. An empty text is a ValueError naming its row and
-    field; a `max_length` beyond the tokenizer's `model_max_length` is one too. A pre-tokenized `ds` (an
-    `input_ids` column, see `data.from_frame`) is taken as stored, `text_fields` unused (`encode_stored`)."""
-    _check_max_length(tokenizer, max_length)
-    if data.PRETOKENIZED[0] in ds.column_names:
-        return encode_stored(tokenizer, ds, max_length)
-    missing = [f for f in text_fields if f not in ds.column_names]
-    if missing or not 1 <= len(text_fields) <= 2 or len(ds) == 0:
-        raise ValueError(f"need one or two text fields of a non-empty dataset; got {list(text_fields)} for "
-                         f"columns {ds.column_names} ({len(ds)} rows)")
-    texts = [data.column(ds, f) for f in text_fields]
-    for field_name, column in zip(text_fields, texts):
-        empty = next((i for i, text in enumerate(column) if not isinstance(text, str) or not text.strip()), None)
-        if empty is not None:
-            raise ValueError(f"{field_name!r} of row {empty} is empty ({column[empty]!r}); every example needs text")
-    keys = [k for k in ("input_ids", "token_type_ids") if k in tokenizer.model_input_names]
-    columns: dict[str, list[list[int]]] = {k: [] for k in keys}
-    for start in range(0, len(ds), chunk):
-        out = tokenizer(*[t[start:start + chunk] for t in texts], truncation=True, max_length=max_length,
-                        return_attention_mask=False)
-        for k in keys:
-            columns[k] += out[k]
-    return Encoded(columns, data.column(ds, "label") if "label" in ds.column_names else None)
-
-
-def encode_stored(tokenizer, ds: datasets.Dataset, max_length: int) -> Encoded:
-    """The id columns of pre-tokenized rows exactly as stored (never truncated, never tokenized again). A
-    ValueError if the rows were made by another tokenizer (their `tokenizer` column differs from
-    `data.tokenizer_fingerprint(tokenizer)`), lack an id column the tokenizer's model takes, or a row is empty,
-    longer than `max_length` or has id columns of unequal length."""
-    fingerprint = data.tokenizer_fingerprint(tokenizer)
-    made_by = set(data.column(ds, data.TOKENIZER_COLUMN)) if data.TOKENIZER_COLUMN in ds.column_names else {None}
-    if made_by != {fingerprint}:
-        raise ValueError(f"pre-tokenized rows were made by tokenizer(s) {sorted(map(str, made_by))}, not by this "
-                         f"{type(tokenizer).__name__} ({fingerprint}, {tokenizer.name_or_path}); tokenize them "
-                         f"again with it")
-    keys = [k for k in data.PRETOKENIZED if k in tokenizer.model_input_names]
-    missing = [k for k in keys if k not in ds.column_names]
-    if missing or len(ds) == 0:
-        raise ValueError(f"pre-tokenized rows need columns {keys} and at least one row; got {ds.column_names} "
-                         f"({len(ds)} rows)")
-    columns = {k: data.column(ds, k) for k in keys}
-    for i in range(len(ds)):
-        lengths = {k: len(columns[k][i]) for k in keys}
-        if not 0 < lengths["input_ids"] <= max_length or len(set(lengths.values())) > 1:
-            raise ValueError(f"pre-tokenized row {i} has {lengths} ids; rows are used as stored, so each column "
-                             f"needs the same 1..{max_length} (max_length) ids")
-    return Encoded(columns, data.column(ds, "label") if "label" in ds.column_names else None)
-
-
-@dataclass(frozen=True)
-class PadCollator:
-    """Pads `Encoded` items to the longest in the batch: ids and mask (batch, longest), labels/index (batch,).
-
-    Static shapes, for a step captured once per shape: with `bucket`, the length is the longest rounded up to a
-    multiple of `bucket`, but at most `max_length` (when given); with `rows`, the batch is filled up to exactly
-    `rows` rows with copies of its first item, and gets `weight` (rows,) float32: 1.0 for the items, 0.0 for
-    the copies (the losses' batch means then leave the copies out). None (the default) leaves either as is."""
-
-    pad_token_id: int
-    padding_side: str = "right"
-    bucket: int | None = None
-    rows: int | None = None
-    max_length: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("bucket", "rows", "max_length"):
-            value = getattr(self, name)
-            if value is not None and (type(value) is not int or value < 1):
-                raise ValueError(f"{name} must be an integer >= 1 or None, got {value!r}")
-
-    def _pad(self, ids: list[int], longest: int, value: int) -> list[int]:
-        fill = [value] * (longest - len(ids))
-        return fill + ids if self.padding_side == "left" else ids + fill
-
-    def _length(self, longest: int) -> int:
-        """The padded length of a batch whose longest item has `longest` ids."""
-        if self.max_length is not None and longest > self.max_length:
-            raise ValueError(f"an item has {longest} ids, more than max_length {self.max_length}")
-        if self.bucket is None:
-            return longest
-        padded = -(-longest // self.bucket) * self.bucket
-        return padded if self.max_length is None else min(padded, self.max_length)
-
-    def __call__(self, items: list[dict[str, Any]]) -> Batch:
-        real = len(items)
-        if self.rows is not None:
-            if real > self.rows:
-                raise ValueError(f"a batch of {real} items does not fit in rows={self.rows}")
-            items = items + [items[0]] * (self.rows - real)
-        longest = self._length(max(len(item["input_ids"]) for item in items))
-        batch = {key: torch.tensor([self._pad(item[key], longest, self.pad_token_id if key == "input_ids" else 0)
-                                    for item in items])
-                 for key in ("input_ids", "token_type_ids") if key in items[0]}
-        batch["attention_mask"] = torch.tensor([self._pad([1] * len(it["input_ids"]), longest, 0) for it in items])
-        batch |= {key: torch.tensor([item[key] for item in items]) for key in ("labels", "index") if key in items[0]}
-        if self.rows is not None:
-            batch["weight"] = torch.tensor([1.0] * real + [0.0] * (len(items) - real))
-        return batch
-
-
-@dataclass(frozen=True)
-class MicroBatches:
-    """Collates a sampled batch of `Encoded` items as consecutive micro-batches of at most `size` items, each
-    padded on its own by `pad`: a list of ceil(len(items) / size) batches (one when size covers the batch)."""
-
-    pad: PadCollator
-    size: int
-
-    def __call__(self, items: list[dict[str, Any]]) -> list[Batch]:
-        return [self.pad(items[i:i + self.size]) for i in range(0, len(items), self.size)]
-
-
-class LengthBucketSampler:
-    """Training batches of similar length: a seeded shuffle, sorting by length within windows of `bucket`
-    batches, then a shuffle of the batches. Same (seed, epoch) → same batches; each index once per epoch.
-    (No `batch_size` attribute on purpose: accelerate then shards batches of varying size as they come.)"""
-
-    def __init__(self, lengths: np.ndarray, size: int, seed: int, bucket: int = BUCKET_BATCHES):
-        self.lengths, self.size, self.seed, self.bucket, self.epoch = np.asarray(lengths), size, seed, bucket, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.size)
-
-    def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order, window, batches = rng.permutation(len(self.lengths)), self.size * self.bucket, []
-        for start in range(0, len(order), window):
-            part = order[start:start + window]
-            part = part[np.argsort(self.lengths[part], kind="stable")]
-            batches += [part[i:i + self.size].tolist() for i in range(0, len(part), self.size)]
-        yield from (batches[j] for j in rng.permutation(len(batches)))
-
-
-def sorted_batches(lengths: np.ndarray, size: int) -> list[list[int]]:
-    """Example indices in batches of `size`, longest first (evaluation: little padding, OOM shows at once)."""
-    order = np.argsort(-np.asarray(lengths), kind="stable")
-    return [order[i:i + size].tolist() for i in range(0, len(order), size)]
-
-
-def _infer(model, encoded: Encoded, batches: list[list[int]], collate: PadCollator, device, autocast=nullcontext,
-           show: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(indices (m,), probs (m, classes) float32) of `model` in eval mode without gradients over `batches`."""
-    model.eval()
-    index, probs = [np.zeros(0, np.int64)], [np.zeros((0, model.num_labels), np.float32)]
-    with torch.no_grad(), autocast():
-        for rows in tqdm(batches, desc="eval", leave=False, disable=not show):
-            logits = model(**model_inputs(send_to_device(collate([encoded[i] for i in rows]), device)))
-            probs.append(logits.float().softmax(-1).cpu().numpy())
-            index.append(np.asarray(rows, np.int64))
-    return np.concatenate(index), np.concatenate(probs)
-
-
-def predict(model: models.SequenceClassifier, tokenizer, ds: datasets.Dataset, text_fields: Sequence[str],
-            max_length: int, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities (n, classes) of `ds` in its row order; leaves the model in eval mode."""
-    return predict_encoded(model, tokenizer, encode(tokenizer, ds, text_fields, max_length), batch_size)
-
-
-def predict_encoded(model: models.SequenceClassifier, tokenizer, encoded: Encoded, batch_size: int = 64) -> np.ndarray:
-    """`predict` of rows already tokenized by `encode` (n examples → (n, classes)), for callers that use the
-    same encoding again."""
-    collate = PadCollator(tokenizer.pad_token_id, tokenizer.padding_side)
-    index, probs = _infer(model, encoded, sorted_batches(encoded.lengths, batch_size), collate,
-                          next(model.parameters()).device)
-    out = np.empty_like(probs)
-    out[index] = probs
-    return out
+def validation_set(config: TrainConfig) -> datasets.Dataset:
+    """The validation rows, in order, that the run of `config` validates on (a seed-0 subsample of at most
+    `max_eval_examples`, the same for every training seed); they line up with the run's `val_probs.npy`. At the
+    paper profile only the complete split will do (`data.load`'s `complete`)."""
+    return data.subsample(data.load(config.dataset, "validation", complete=config.profile == "paper"),
+                          config.max_eval_examples, 0)
 
 
 @dataclass
@@ -571,225 +366,13 @@ class LogWindow:
         self.sums.zero_()
 
 
-def _best_file(folder: Path, step: int) -> Path:
-    return folder / f"best-{step}.safetensors"
-
-
-def _save_weights(path: Path, state_dict: dict[str, torch.Tensor]) -> None:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    atomicio.atomic_write(path, lambda f: f.write(safetensors_bytes(tensors)))
-
-
-def _tidy(folder: Path, fresh: bool) -> None:
-    """Undo a checkpoint swap cut short; with `fresh`, drop the finished marker, checkpoint and best weights."""
-    ckpt, tmp, old = folder / CHECKPOINT, folder / f"{CHECKPOINT}.tmp", folder / f"{CHECKPOINT}.old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    if old.is_dir() and not ckpt.is_dir():
-        os.replace(old, ckpt)
-    shutil.rmtree(old, ignore_errors=True)
-    if fresh:
-        (folder / FINISHED).unlink(missing_ok=True)
-        shutil.rmtree(ckpt, ignore_errors=True)
-        for path in folder.glob("best-*.safetensors"):
-            path.unlink()
-
-
-def _read_checkpoint(folder: Path, config: TrainConfig) -> TrainerState | None:
-    """The saved progress of this run, None without a checkpoint; ValueError if it belongs to another config."""
-    path = folder / CHECKPOINT / STATE_FILE
-    if not path.is_file():
-        return None
-    saved = json.loads(path.read_text())
-    other = TrainConfig.from_dict(saved.pop("config"))
-    if other != config:
-        raise ValueError(f"checkpoint {folder / CHECKPOINT} belongs to run {other.run_id()}, not to this "
-                         f"config's run {config.run_id()}; delete it or train with force=True")
-    return TrainerState(**saved)
-
-
-def _save_checkpoint(accelerator: Accelerator, folder: Path, config: TrainConfig, state: TrainerState) -> None:
-    """accelerate state + trainer_state.json into checkpoint.tmp, then swapped in for checkpoint/ by renames."""
-    ckpt, tmp, old = folder / CHECKPOINT, folder / f"{CHECKPOINT}.tmp", folder / f"{CHECKPOINT}.old"
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        atomicio.write_json(tmp / STATE_FILE, {"config": config.to_dict(), **asdict(state)})
-        if ckpt.is_dir():
-            os.replace(ckpt, old)
-        os.replace(tmp, ckpt)
-        shutil.rmtree(old, ignore_errors=True)
-        for path in folder.glob("best-*.safetensors"):
-            if path != _best_file(folder, state.best_step):
-                path.unlink()
-    accelerator.wait_for_everyone()
-
-
-def _save_backbone(folder: Path, model: models.SequenceClassifier, tokenizer) -> None:
-    """Backbone config and tokenizer into `backbone/` (via a temporary folder), so `load_run` needs no hub."""
-    target, tmp = folder / BACKBONE, folder / f"{BACKBONE}.tmp"
-    if target.is_dir():
-        return
-    shutil.rmtree(tmp, ignore_errors=True)
-    tokenizer.save_pretrained(tmp)
-    model.backbone.config.save_pretrained(tmp)
-    os.replace(tmp, target)
-
-
-def _gather_probs(accelerator: Accelerator, model, encoded: Encoded, batch_size: int, collate,
-                  autocast: Callable[[], Any]) -> np.ndarray:
-    """Probs (n, classes) of all of `encoded` in its order; each process scores every P-th length-sorted batch
-    (sharded: as many batches on every process, `sharding.rank_batches`)."""
-    mine, own = sharding.rank_batches(sorted_batches(encoded.lengths, batch_size), accelerator.process_index,
-                                      accelerator.num_processes, sharding.is_sharded(model))
-    index, probs = _infer(accelerator.unwrap_model(model), encoded, mine, collate, accelerator.device, autocast,
-                          accelerator.is_local_main_process)
-    kept = sum(len(rows) for rows in mine[:own])
-    part = index[:kept], probs[:kept]
-    parts = accelerator.gather_for_metrics([part], use_gather_object=True)
-    out = np.full((len(encoded), parts[0][1].shape[1]), np.nan, np.float32)
-    for index, probs in parts:
-        out[index] = probs
-    return out
-
-
-def _cpu_autocast(accelerator: Accelerator, config: TrainConfig) -> Callable[[], Any]:
-    """torch's autocast in the weight dtype on a CPU with 16-bit weights (float32 head and adapters meet 16-bit
-    activations there), else a no-op: on a GPU accelerate's bf16 autocast already wraps the prepared model."""
-    if accelerator.mixed_precision != "no" or config.weight_dtype == "float32":
-        return nullcontext
-    return lambda: torch.autocast(accelerator.device.type, dtype=WEIGHT_DTYPES[config.weight_dtype])
-
-
-def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_max_rss"
-
-
-def validation_set(config: TrainConfig) -> datasets.Dataset:
-    """The validation rows, in order, that the run of `config` validates on (a seed-0 subsample of at most
-    `max_eval_examples`, the same for every training seed); they line up with the run's `val_probs.npy`. At the
-    paper profile only the complete split will do (`data.load`'s `complete`)."""
-    return data.subsample(data.load(config.dataset, "validation", complete=config.profile == "paper"),
-                          config.max_eval_examples, 0)
-
-
-def _device_name(device: torch.device) -> str:
-    """'NVIDIA H100 80GB HBM3', say, or 'CPU (16 threads)'."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({torch.get_num_threads()} threads)"
-
-
-class StaleRunError(ValueError):
-    """A finished run whose data or weights have changed under the same names since it trained."""
-
-
-def reuse_problem(folder: Path, config: TrainConfig) -> str | None:
-    """Why the finished run in `folder` must not be reused for `config`, or None. A run records the SHA-256
-    of each data file it read and of its backbone's weights (`compnb.fingerprints`); each must still match
-    what the same names resolve to now. A run recorded before fingerprints compares the labelled row count
-    of each local file instead."""
-    record = json.loads((folder / "run.json").read_text()) if (folder / "run.json").is_file() else {}
-    for source in record.get("data_sources", []):
-        if source.get("origin") == "hub":
-            problem = _hub_reuse_problem(folder, config, source)
-            if problem is not None:
-                return problem
-            continue
-        if source.get("origin") != "local":
-            continue
-        if source["split"] == "extra":
-            now = source["location"]
-        else:
-            now, _ = data.locate(source["dataset"], source["split"], complete=config.profile == "paper")
-        if now is None:
-            return (f"run {folder.name} trained on {source['location']}, and no local copy of "
-                    f"{source['dataset']}/{source['split']} is found now; restore it, or retrain with force=True "
-                    "(`compnb train --force`)")
-        if source.get("sha256"):
-            current = data_sha256(now)
-            if current != source["sha256"]:
-                return (f"run {folder.name} trained on {source['location']} (sha256 {source['sha256'][:12]}), but "
-                        f"{now} now holds other content (sha256 {current[:12]}); retrain with force=True "
-                        "(`compnb train --force`), or restore the data it trained on")
-        elif not source.get("sample") and source["split"] != "extra":
-            rows = data.labelled_rows(now)
-            if rows != source["rows"]:
-                return (f"run {folder.name} trained on {source['rows']:,} labelled rows of {source['location']}, "
-                        f"but {now} holds {rows:,}; retrain with force=True (`compnb train --force`)")
-    recorded = record.get("weights")
-    if recorded:
-        current = weights_fingerprint(models.resolve_backbone(config.model))
-        if current != recorded:
-            return (f"run {folder.name} fine-tuned {config.model} with weights {recorded}, but the name now "
-                    f"resolves to {current}; retrain with force=True (`compnb train --force`)")
-    return None
-
-
-def require_reusable(folder: Path, config: TrainConfig) -> None:
-    """Raise `StaleRunError` (`reuse_problem`'s reason) when the finished run in `folder` may not be reused."""
-    problem = reuse_problem(folder, config)
-    if problem is not None:
-        raise StaleRunError(problem)
-
-
-def _hub_reuse_problem(folder: Path, config: TrainConfig, source: dict) -> str | None:
-    """Why a run that read `source` from the hub must not be reused now, or None: the same split now resolves
-    to a local copy, the hub cannot be reached to check it, or the hub serves other rows (their
-    `fingerprints.rows_sha256`; runs recorded before that have none and are compared by name only)."""
-    complete = config.profile == "paper"
-    where = f"the hub's {source['location']} {source['split']}"
-    now, _ = data.locate(source["dataset"], source["split"], complete=complete)
-    if now is not None:
-        return (f"run {folder.name} trained on {where}, but {source['dataset']}/{source['split']} now resolves to "
-                f"the local {now}; retrain with force=True (`compnb train --force`), or remove that copy")
-    if not source.get("sha256"):
-        return None
-    try:
-        current = data.current_source(source["dataset"], source["split"], complete)["sha256"]
-    except data.DataNotFoundError as err:
-        return (f"run {folder.name} trained on {where}, which cannot be reached now to check that it is unchanged "
-                f"({err}); reuse it once the hub is back, provide a local copy and retrain with force=True")
-    if current != source["sha256"]:
-        return (f"run {folder.name} trained on {where} (rows {source['sha256'][5:17]}), but the hub now serves "
-                f"other rows ({current[5:17]}); retrain with force=True (`compnb train --force`)")
-    return None
-
-
-def _eager_step(accelerator: Accelerator, model, parts: list[Batch], loss_fn: LossFn, config: TrainConfig,
-                optimizer, scheduler, cpu_autocast: Callable[[], Any], window: LogWindow) -> None:
-    """One optimizer step over the micro-batches `parts`, eagerly: each micro-batch's loss backward (gradients
-    sync across processes on the last one only), clipping, the update; its logged values go to `window` on the
-    device, with the step's examples on this process."""
-    n = sum(len(part["labels"]) for part in parts)
-    step_sums = None  # (keys,) float64: the micro-batches' logged values, weighted by their shares
-    for j, part in enumerate(parts):
-        share = len(part["labels"]) / n
-        with accelerator.no_sync(model) if j + 1 < len(parts) else nullcontext():
-            with cpu_autocast():
-                loss, _, logs = loss_fn(model, part, config.loss_kwargs)
-            accelerator.backward(loss * share)
-        values = share * torch.stack([v.detach().double() for v in (loss, *logs.values())])
-        step_sums = values if step_sums is None else step_sums + values
-    if config.max_grad_norm is not None:
-        accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad()
-    window.add(["loss", *logs], step_sums, n)
-
-
 def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | None = None,
           callback: Callable[[TrainerState], None] | None = None) -> Path:
     """Train (or resume) the run of `config` and return its folder; a finished run returns at once unless
     `force`, which retrains from scratch. `callback(state)` runs after every optimizer step."""
-    folder = run_dir(config, runs_root)
-    if (folder / FINISHED).is_file() and not force:
-        require_reusable(folder, config)
+    folder = run_cache.run_dir(config, runs_root)
+    if (folder / run_cache.FINISHED).is_file() and not force:
+        run_cache.require_reusable(folder, config)
         return folder
     if config.profile == "paper":  # one message for a missing backbone and missing data, before anything is written
         profiles.require([config.model], [(config.dataset, "train"), (config.dataset, "validation")],
@@ -797,12 +380,141 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     deterministic = determinism.enable()
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-    main, procs = accelerator.is_main_process, accelerator.num_processes
-    if main and folder.is_dir():
-        _tidy(folder, fresh=force)
+    if accelerator.is_main_process and folder.is_dir():
+        run_cache.tidy(folder, fresh=force)
     accelerator.wait_for_everyone()
-    resumed = _read_checkpoint(folder, config)
-    start, spec = time.perf_counter(), data.spec(config.dataset)
+    run = _set_up(config, folder, accelerator, run_cache.read_checkpoint(folder, config))
+    _train_epochs(run, callback)
+    _finish(run, deterministic)
+    accelerator.wait_for_everyone()
+    return folder
+
+
+@dataclass
+class _Run:
+    """One run while it trains: what `_set_up` built (the encoded sets, the model, optimizer, schedule and
+    loader prepared by `accelerate`, the engine that steps), its progress `state`, the device-side `window` of
+    what it logs, and its clock (`start`, this session's perf_counter origin; `wall0`, earlier sessions' wall
+    seconds)."""
+
+    config: TrainConfig
+    folder: Path
+    accelerator: Accelerator
+    spec: data.DatasetSpec
+    sources: list[dict]
+    weights_id: str
+    train_enc: Encoded
+    val_enc: Encoded
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    sampler: LengthBucketSampler
+    loader: DataLoader
+    engine: str
+    step_graph: captured.CapturedStep | None
+    collate: PadCollator
+    per_epoch: int
+    sizes: tuple[int, int]  # (parameters, trainable parameters)
+    state: TrainerState
+    window: LogWindow
+    start: float
+    wall0: float
+
+    @property
+    def main(self) -> bool:
+        """Whether this is the main process, the one that writes the run's files."""
+        return self.accelerator.is_main_process
+
+    def wall_s(self) -> float:
+        """Wall seconds of the run so far, earlier sessions included."""
+        return self.wall0 + time.perf_counter() - self.start
+
+    def step(self, parts: Any) -> None:
+        """One optimizer step on a collated batch (the captured engine's `StaticBatches`, else `MicroBatches`);
+        what it logs goes to the window on the device."""
+        if self.step_graph is None:
+            self._eager_step(parts)
+            return
+        (part,), n = parts  # one replay: forward, loss, backward, clipping and the update
+        out = self.step_graph(part)
+        self.scheduler.step()
+        self.window.add(list(out), torch.stack([v.double() for v in out.values()]), n)
+
+    def _eager_step(self, parts: list[Batch]) -> None:
+        """One optimizer step over the micro-batches `parts`, eagerly: each micro-batch's loss backward
+        (gradients sync across processes on the last one only), clipping, the update; its logged values go to
+        the window on the device, with the step's examples on this process."""
+        accelerator, config, loss_fn = self.accelerator, self.config, LOSSES[self.config.loss]
+        cpu_autocast = _cpu_autocast(accelerator, config)
+        n = sum(len(part["labels"]) for part in parts)
+        step_sums = None  # (keys,) float64: the micro-batches' logged values, weighted by their shares
+        for j, part in enumerate(parts):
+            share = len(part["labels"]) / n
+            with accelerator.no_sync(self.model) if j + 1 < len(parts) else nullcontext():
+                with cpu_autocast():
+                    loss, _, logs = loss_fn(self.model, part, config.loss_kwargs)
+                accelerator.backward(loss * share)
+            values = share * torch.stack([v.detach().double() for v in (loss, *logs.values())])
+            step_sums = values if step_sums is None else step_sums + values
+        if config.max_grad_norm is not None:
+            accelerator.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad()
+        self.window.add(["loss", *logs], step_sums, n)
+
+    def probabilities(self) -> np.ndarray:
+        """Validation probabilities (n, classes) of the model as it is, in the validation set's order."""
+        autocast = (self.accelerator.autocast if self.accelerator.mixed_precision != "no"
+                    else _cpu_autocast(self.accelerator, self.config))
+        return gather_probs(self.accelerator, self.model, self.val_enc, self.config.batch_size, self.collate, autocast)
+
+    def validate(self) -> float:
+        """Validation accuracy now, added to the curve; a new best saves its weights, else counts towards
+        early stopping. Leaves the model in train mode."""
+        state = self.state
+        accuracy = float((self.probabilities().argmax(1) == np.asarray(self.val_enc.labels)).mean())
+        epoch = round(state.step / self.per_epoch, 4)
+        state.val_curve.append({"step": state.step, "epoch": epoch, "accuracy": accuracy})
+        if accuracy > state.best_accuracy:
+            state.best_accuracy, state.best_step, state.best_epoch, state.bad_evals = accuracy, state.step, epoch, 0
+            weights = self.accelerator.get_state_dict(self.model)  # every rank: sharded weights are gathered together
+            if self.main:
+                run_cache.save_weights(run_cache.best_file(self.folder, state.step), weights)
+        else:
+            state.bad_evals += 1
+            state.stopped = self.config.patience is not None and state.bad_evals >= self.config.patience
+        self.model.train()
+        return accuracy
+
+    def read(self) -> None:
+        """The window's sums and examples into `state` (one host sync)."""
+        examples, self.state.loss_sums = self.window.read(self.accelerator)
+        self.state.examples += examples
+
+    def log(self) -> None:
+        """A `loss_curve` point: the window's mean values and the learning rate; the window starts again."""
+        state = self.state
+        self.read()
+        means = {k: v / state.loss_count for k, v in state.loss_sums.items()}
+        lr = self.scheduler.get_last_lr()[0]
+        state.loss_curve.append({"step": state.step, "epoch": round(state.step / self.per_epoch, 4), "lr": lr, **means})
+        state.loss_sums, state.loss_count = {}, 0
+        self.window.clear()
+
+    def save(self) -> None:
+        """A checkpoint of the run as it is."""
+        self.read()
+        self.state.wall_s = self.wall_s()
+        run_cache.save_checkpoint(self.accelerator, self.folder, self.config, asdict(self.state))
+
+
+def _set_up(config: TrainConfig, folder: Path, accelerator: Accelerator, saved: dict[str, Any] | None) -> _Run:
+    """Everything the run of `config` trains with, in the order that fixes its random state: the data, the seed,
+    the model (with LoRA adapters), the encoded sets, the batches, the optimizer and schedule, prepared by
+    `accelerate`; then `config.json` and `backbone/` in the run folder, and the checkpoint's state when `saved`
+    (its progress, `read_checkpoint`) resumes the run."""
+    start, spec, procs = time.perf_counter(), data.spec(config.dataset), accelerator.num_processes
     train_ds = data.subsample(data.load(config.dataset, "train", complete=config.profile == "paper"),
                               config.max_train_examples, config.seed)
     val_ds = validation_set(config)
@@ -823,177 +535,173 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     collate = PadCollator(tokenizer.pad_token_id, tokenizer.padding_side)
     engine = captured.engine_for(accelerator.device, procs > 1 or accelerator.distributed_type == DistributedType.FSDP,
                                  config.grad_accum)
-    # Batches of batch_size × grad_accum examples, each split into micro-batches of batch_size; the captured
-    # engine pads every batch to batch_size rows (zero-weight copies) and its length to a multiple of
-    # captured.LENGTH_BUCKET, so that a few shapes cover the run.
     sampler = LengthBucketSampler(train_enc.lengths, config.batch_size * config.grad_accum, config.seed)
-    batching = (captured.StaticBatches(PadCollator(tokenizer.pad_token_id, tokenizer.padding_side,
-                                                   captured.LENGTH_BUCKET, config.batch_size, config.max_length))
-                if engine == captured.GRAPHS else MicroBatches(collate, config.batch_size))
     # Own generator: creating a loader iterator must not draw from the global RNG (dropout), or resumes drift.
-    loader = DataLoader(train_enc, batch_sampler=sampler, collate_fn=batching,
+    loader = DataLoader(train_enc, batch_sampler=sampler, collate_fn=_collator(config, tokenizer, engine),
                         generator=torch.Generator())
     per_epoch = math.ceil(len(sampler) / procs)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in trainable if p.ndim >= 2]
-    no_decay = [p for p in trainable if p.ndim < 2]
-    sizes = (sum(p.numel() for p in model.parameters()), sum(p.numel() for p in trainable))
-    # Fused AdamW (one kernel per update) on a GPU: the OPT-1.3B plain step drops from 105 to 77 ms on an H100
-    # (benchmarks/bench_plain_step.py); torch's default elsewhere, and under FSDP (sharded parameters).
-    fused = accelerator.device.type == "cuda" and accelerator.distributed_type != DistributedType.FSDP
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    optimizer = (captured.capturable_adamw(groups, config.lr, accelerator.device) if engine == captured.GRAPHS
-                 else torch.optim.AdamW(groups, lr=config.lr, fused=True if fused else None))
+    sizes = (sum(p.numel() for p in model.parameters()), sum(p.numel() for p in model.parameters() if p.requires_grad))
+    optimizer = _optimizer(model, config, accelerator, engine)
     # accelerate steps a prepared scheduler once per process per optimizer step.
     total = per_epoch * config.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * total) * procs, total * procs)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    if main:
+    if accelerator.is_main_process:
         folder.mkdir(parents=True, exist_ok=True)
         atomicio.write_json(folder / "config.json", config.to_dict())
-        _save_backbone(folder, accelerator.unwrap_model(model), tokenizer)
-    state = resumed or TrainerState()
-    if resumed is not None:
-        accelerator.load_state(str(folder / CHECKPOINT))
-    wall0, loss_fn, labels = state.wall_s, LOSSES[config.loss], np.asarray(val_enc.labels)
-    cpu_autocast = _cpu_autocast(accelerator, config)
-    window = LogWindow(accelerator.device, state.loss_sums)  # a resumed window goes on from its saved sums
+        run_cache.save_backbone(folder, accelerator.unwrap_model(model), tokenizer)
+    state = TrainerState() if saved is None else TrainerState(**saved)
+    if saved is not None:
+        accelerator.load_state(str(folder / run_cache.CHECKPOINT))
     # The captured engine steps the bare model (accelerate's own autocast wrapper would cache casts inside the
     # graph) and the bare optimizer; validation still runs under accelerate's autocast.
     step_graph = (captured.CapturedStep(accelerator.unwrap_model(model, keep_fp32_wrapper=False), optimizer.optimizer,
-                                        loss_fn, config.loss_kwargs, config.max_grad_norm,
+                                        LOSSES[config.loss], config.loss_kwargs, config.max_grad_norm,
                                         torch.bfloat16 if accelerator.mixed_precision == "bf16" else None)
                   if engine == captured.GRAPHS else None)
-    infer_autocast = accelerator.autocast if accelerator.mixed_precision != "no" else cpu_autocast
+    return _Run(config, folder, accelerator, spec, sources, weights_id, train_enc, val_enc, model, optimizer,
+                scheduler, sampler, loader, engine, step_graph, collate, per_epoch, sizes, state,
+                LogWindow(accelerator.device, state.loss_sums),  # a resumed window goes on from its saved sums
+                start, state.wall_s)
 
-    def validate() -> None:
-        probs = _gather_probs(accelerator, model, val_enc, config.batch_size, collate, infer_autocast)
-        accuracy = float((probs.argmax(1) == labels).mean())
-        epoch = round(state.step / per_epoch, 4)
-        state.val_curve.append({"step": state.step, "epoch": epoch, "accuracy": accuracy})
-        if accuracy > state.best_accuracy:
-            state.best_accuracy, state.best_step, state.best_epoch, state.bad_evals = accuracy, state.step, epoch, 0
-            weights = accelerator.get_state_dict(model)  # every rank: sharded weights are gathered together
-            if main:
-                _save_weights(_best_file(folder, state.step), weights)
-        else:
-            state.bad_evals += 1
-            state.stopped = config.patience is not None and state.bad_evals >= config.patience
-        bar.set_postfix(val_acc=f"{accuracy:.3f}")
-        model.train()
 
-    def read() -> None:
-        examples, state.loss_sums = window.read(accelerator)
-        state.examples += examples
+def _collator(config: TrainConfig, tokenizer, engine: str) -> Callable[[list[dict[str, Any]]], Any]:
+    """How a sampled batch of batch_size × grad_accum items is collated: for the captured engine, one batch padded
+    to batch_size rows (zero-weight copies) and a length in multiples of captured.LENGTH_BUCKET, so that a few
+    shapes cover the run; else micro-batches of batch_size, each padded to its longest item."""
+    if engine == captured.GRAPHS:
+        return captured.StaticBatches(PadCollator(tokenizer.pad_token_id, tokenizer.padding_side,
+                                                  captured.LENGTH_BUCKET, config.batch_size, config.max_length))
+    return MicroBatches(PadCollator(tokenizer.pad_token_id, tokenizer.padding_side), config.batch_size)
 
-    def log() -> None:
-        read()
-        means = {k: v / state.loss_count for k, v in state.loss_sums.items()}
-        lr = scheduler.get_last_lr()[0]
-        state.loss_curve.append({"step": state.step, "epoch": round(state.step / per_epoch, 4), "lr": lr, **means})
-        state.loss_sums, state.loss_count = {}, 0
-        window.clear()
 
-    def save() -> None:
-        read()
-        state.wall_s = wall0 + time.perf_counter() - start
-        _save_checkpoint(accelerator, folder, config, state)
+def _optimizer(model: torch.nn.Module, config: TrainConfig, accelerator: Accelerator,
+               engine: str) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters, weight decay on matrices only: capturable for the captured engine;
+    else fused (one kernel per update) on a GPU without FSDP, where the OPT-1.3B plain step drops from 105 to 77
+    ms on an H100 (benchmarks/bench_plain_step.py), and torch's default elsewhere and under FSDP (sharded
+    parameters)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": config.weight_decay},
+              {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}]
+    if engine == captured.GRAPHS:
+        return captured.capturable_adamw(groups, config.lr, accelerator.device)
+    fused = accelerator.device.type == "cuda" and accelerator.distributed_type != DistributedType.FSDP
+    return torch.optim.AdamW(groups, lr=config.lr, fused=True if fused else None)
 
-    bar = tqdm(total=total, initial=state.step, desc=folder.name, disable=not accelerator.is_local_main_process)
-    model.train()
+
+def _train_epochs(run: _Run, callback: Callable[[TrainerState], None] | None) -> None:
+    """The epochs from where `run.state` stands until the last one or an early stop: a step per batch, a log
+    point every `log_every` steps, validation every `eval_every` steps and at each epoch's end, a checkpoint
+    every `checkpoint_every` steps, at an early stop and at each epoch's end; `callback(state)` after every step.
+    Ends with the last log point written (or the window read)."""
+    config, accelerator, state = run.config, run.accelerator, run.state
+    bar = tqdm(total=run.per_epoch * config.epochs, initial=state.step, desc=run.folder.name,
+               disable=not accelerator.is_local_main_process)
+    run.model.train()
     while state.epoch < config.epochs and not state.stopped:
-        sampler.set_epoch(state.epoch)
-        loader.set_epoch(state.epoch)
-        batches = accelerator.skip_first_batches(loader, state.batches_done) if state.batches_done else loader
+        run.sampler.set_epoch(state.epoch)
+        run.loader.set_epoch(state.epoch)
+        batches = accelerator.skip_first_batches(run.loader, state.batches_done) if state.batches_done else run.loader
         tick = time.perf_counter()
         for parts in batches:
-            if step_graph is not None:  # one replay: forward, loss, backward, clipping and the update
-                (part,), n = parts
-                out = step_graph(part)
-                scheduler.step()
-                window.add(list(out), torch.stack([v.double() for v in out.values()]), n)
-            else:
-                _eager_step(accelerator, model, parts, loss_fn, config, optimizer, scheduler, cpu_autocast, window)
+            run.step(parts)
             state.step, state.batches_done, state.loss_count = state.step + 1, state.batches_done + 1, state.loss_count + 1
             state.train_s += time.perf_counter() - tick
             bar.update()
             if state.step % config.log_every == 0:
-                log()
+                run.log()
                 bar.set_postfix(loss=f"{state.loss_curve[-1]['loss']:.4f}")
-            mid_epoch = state.batches_done < per_epoch
+            mid_epoch = state.batches_done < run.per_epoch
             if mid_epoch and config.eval_every and state.step % config.eval_every == 0:
-                validate()
+                bar.set_postfix(val_acc=f"{run.validate():.3f}")
             if mid_epoch and (state.stopped or config.checkpoint_every and state.step % config.checkpoint_every == 0):
-                save()
+                run.save()
             if callback is not None:
                 callback(state)
             if state.stopped:
                 break
             tick = time.perf_counter()
         if not state.stopped:
-            validate()
+            bar.set_postfix(val_acc=f"{run.validate():.3f}")
             state.epoch, state.batches_done = state.epoch + 1, 0
-            save()
+            run.save()
     bar.close()
     if state.loss_count:
-        log()
+        run.log()
     else:
-        read()
-    sharding.load_full_state_dict(accelerator.unwrap_model(model), load_file(_best_file(folder, state.best_step)))
+        run.read()
+
+
+def _finish(run: _Run, deterministic: bool) -> None:
+    """The finished run's files: the best validation weights loaded back and validated once more, then (main
+    process) `model.safetensors`, `val_probs.npy`, `run.json` and, last, `metrics.json`; the checkpoint and the
+    best-step weights go."""
+    accelerator, config, folder, state = run.accelerator, run.config, run.folder, run.state
+    best = load_file(run_cache.best_file(folder, state.best_step))
+    sharding.load_full_state_dict(accelerator.unwrap_model(run.model), best)
     tick = time.perf_counter()
-    probs = _gather_probs(accelerator, model, val_enc, config.batch_size, collate, infer_autocast)
+    probs = run.probabilities()
     eval_s = time.perf_counter() - tick
-    weights = accelerator.get_state_dict(model)
-    if main:
-        memory, memory_kind = _peak_memory_mb(accelerator.device)
-        metrics = {
-            "run_id": config.run_id(), "validation": classification_metrics(labels, probs, spec.label_names),
-            "best_step": state.best_step, "best_epoch": state.best_epoch, "stopped_early": state.stopped,
-            "steps": state.step, "epochs_run": round(state.step / per_epoch, 4), "train_loss": state.loss_curve,
-            "val_accuracy": state.val_curve, "train_examples": len(train_enc), "eval_examples": len(val_enc),
-            "wall_time_s": wall0 + time.perf_counter() - start, "train_time_s": state.train_s,
-            "train_examples_per_s": state.examples / max(state.train_s, 1e-9),
-            "eval_examples_per_s": len(val_enc) / max(eval_s, 1e-9), "peak_memory_mb": memory,
-            "peak_memory_kind": memory_kind, "device": _device_name(accelerator.device), "num_processes": procs, "mixed_precision": accelerator.mixed_precision,
-            "deterministic": deterministic, "engine": engine,
-            "parameters": sizes[0], "trainable_parameters": sizes[1],
-        }
-        _save_weights(folder / "model.safetensors", weights)
-        atomicio.atomic_write(folder / "val_probs.npy", lambda f: np.save(f, probs))
-        record = run_record(config.to_dict(), config.seed, sources)
-        record["weights"] = weights_id
-        atomicio.write_json(folder / "run.json", record)
-        atomicio.write_json(folder / FINISHED, metrics)
-        shutil.rmtree(folder / CHECKPOINT, ignore_errors=True)
-        for path in folder.glob("best-*.safetensors"):
-            path.unlink()
-    accelerator.wait_for_everyone()
-    return folder
+    weights = accelerator.get_state_dict(run.model)
+    if not run.main:
+        return
+    labels, n_val = np.asarray(run.val_enc.labels), len(run.val_enc)
+    memory, memory_kind = _peak_memory_mb(accelerator.device)
+    metrics = {
+        "run_id": config.run_id(), "validation": classification_metrics(labels, probs, run.spec.label_names),
+        "best_step": state.best_step, "best_epoch": state.best_epoch, "stopped_early": state.stopped,
+        "steps": state.step, "epochs_run": round(state.step / run.per_epoch, 4), "train_loss": state.loss_curve,
+        "val_accuracy": state.val_curve, "train_examples": len(run.train_enc), "eval_examples": n_val,
+        "wall_time_s": run.wall_s(), "train_time_s": state.train_s,
+        "train_examples_per_s": state.examples / max(state.train_s, 1e-9),
+        "eval_examples_per_s": n_val / max(eval_s, 1e-9), "peak_memory_mb": memory,
+        "peak_memory_kind": memory_kind, "device": _device_name(accelerator.device),
+        "num_processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision,
+        "deterministic": deterministic, "engine": run.engine,
+        "parameters": run.sizes[0], "trainable_parameters": run.sizes[1],
+    }
+    run_cache.save_weights(folder / "model.safetensors", weights)
+    atomicio.atomic_write(folder / "val_probs.npy", lambda f: np.save(f, probs))
+    record = run_record(config.to_dict(), config.seed, run.sources)
+    record["weights"] = run.weights_id
+    atomicio.write_json(folder / "run.json", record)
+    atomicio.write_json(folder / run_cache.FINISHED, metrics)
+    shutil.rmtree(folder / run_cache.CHECKPOINT, ignore_errors=True)
+    for path in folder.glob("best-*.safetensors"):
+        path.unlink()
+
+
+def _cpu_autocast(accelerator: Accelerator, config: TrainConfig) -> Callable[[], Any]:
+    """torch's autocast in the weight dtype on a CPU with 16-bit weights (float32 head and adapters meet 16-bit
+    activations there), else a no-op: on a GPU accelerate's bf16 autocast already wraps the prepared model."""
+    if accelerator.mixed_precision != "no" or config.weight_dtype == "float32":
+        return nullcontext
+    return lambda: torch.autocast(accelerator.device.type, dtype=WEIGHT_DTYPES[config.weight_dtype])
+
+
+def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_max_rss"
+
+
+def _device_name(device: torch.device) -> str:
+    """'NVIDIA H100 80GB HBM3', say, or 'CPU (16 threads)'."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({torch.get_num_threads()} threads)"
 
 
 def train_with_weights(config: TrainConfig) -> Path:
     """`train`, but a run that finished elsewhere and whose weights were not kept (only its small files were
     committed) is retrained, so that its weights are at hand for measurements taken after training."""
-    folder = run_dir(config)
-    weightless = (folder / FINISHED).is_file() and not (folder / "model.safetensors").is_file()
+    folder = run_cache.run_dir(config)
+    weightless = (folder / run_cache.FINISHED).is_file() and not (folder / "model.safetensors").is_file()
     if weightless:
         print(f"{folder.name}: finished without its weights, which are needed now; retraining")
-        drop_measurements(folder)
+        run_cache.drop_measurements(folder)
     return train(config, force=weightless)
-
-
-MEASUREMENTS = ("eval-*.json", "probs-*.npy", "probs-*.json", "competency-k*.json", "analysis-k*", "ig-test-*.npz")
-
-
-def drop_measurements(folder: Path) -> None:
-    """Delete what was measured on a run's weights (evaluations, cached probabilities, analyses), so that
-    retraining it cannot leave measurements of the old weights beside the new ones."""
-    for pattern in MEASUREMENTS:
-        for path in folder.glob(pattern):
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
 
 
 def load_run(folder: str | Path,
@@ -1001,11 +709,12 @@ def load_run(folder: str | Path,
     """(model in eval mode on the CPU, tokenizer, config) of a finished run folder, every weight in `dtype`
     (float32 holds a run with 16-bit weights exactly; its LoRA adapters are injected before loading)."""
     folder = Path(folder)
-    if not (folder / FINISHED).is_file():
-        raise FileNotFoundError(f"{str(folder)!r} is not a finished training run (no {FINISHED}); train it first")
+    if not (folder / run_cache.FINISHED).is_file():
+        raise FileNotFoundError(f"{str(folder)!r} is not a finished training run (no {run_cache.FINISHED}); "
+                                "train it first")
     config = TrainConfig.from_json(folder / "config.json")
-    tokenizer = AutoTokenizer.from_pretrained(folder / BACKBONE)
-    model = models.SequenceClassifier.from_config(AutoConfig.from_pretrained(folder / BACKBONE),
+    tokenizer = AutoTokenizer.from_pretrained(folder / run_cache.BACKBONE)
+    model = models.SequenceClassifier.from_config(AutoConfig.from_pretrained(folder / run_cache.BACKBONE),
                                                   len(data.spec(config.dataset).label_names), config.pooling)
     if config.lora is not None:
         add_lora(model, config.lora_kwargs)

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from transformers import AutoTokenizer
 
-from compnb import adversarial, atomicio, data, invocations, models, parallel, training
+from compnb import adversarial, atomicio, data, inference, invocations, models, parallel, run_cache, training
 from compnb.paths import project_root, results_dir
 from compnb.profiles import settings
 
@@ -224,7 +224,7 @@ def score(folder: Path, sets: dict[str, pd.DataFrame]) -> dict[str, np.ndarray]:
         model, tokenizer, cfg = training.load_run(folder)
         model.to(models.best_device())
         for name in todo:
-            probs = training.predict(model, tokenizer, data.from_frame(sets[name], "snli"), ("premise", "hypothesis"),
+            probs = inference.predict(model, tokenizer, data.from_frame(sets[name], "snli"), ("premise", "hypothesis"),
                                      cfg.max_length, cfg.batch_size)
             atomicio.atomic_write(_probs_path(folder, name), lambda f, p=probs: np.save(f, p))
             atomicio.write_json(_probs_path(folder, name).with_suffix(".json"),
@@ -233,13 +233,13 @@ def score(folder: Path, sets: dict[str, pd.DataFrame]) -> dict[str, np.ndarray]:
 
 
 def _ready(folder: Path, sets: dict[str, pd.DataFrame] | None) -> bool:
-    return (folder / training.FINISHED).is_file() and sets is not None and all(
+    return (folder / run_cache.FINISHED).is_file() and sets is not None and all(
         _scored(folder, name, frame) for name, frame in sets.items())
 
 
 def _train_scored(cfg: training.TrainConfig, sets: dict[str, pd.DataFrame] | None) -> Path:
     """Train (or reuse; retrain when finished elsewhere without weights and not yet scored) and score."""
-    folder = training.run_dir(cfg)
+    folder = run_cache.run_dir(cfg)
     if _ready(folder, sets):
         return folder
     folder = training.train_with_weights(cfg)
@@ -251,7 +251,7 @@ def _train_scored(cfg: training.TrainConfig, sets: dict[str, pd.DataFrame] | Non
 def run_seed(profile: str, seed: int, model: str = models.DEFAULT_BACKBONE, substitute: str = "mask") -> dict:
     """Baseline, attack, retrained, leaky and size-matched leaky runs of one seed (cached); their folders."""
     base_cfg = config(profile, seed, model)
-    base_dir = training.run_dir(base_cfg)
+    base_dir = run_cache.run_dir(base_cfg)
     if not _current(attacked_path(profile, seed), attack_key(profile, base_dir, substitute)):
         base_dir = _train_scored(base_cfg, None)
         attacked(profile, seed, base_dir, substitute)
@@ -279,9 +279,9 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, workers: int = 1
         paths = training_sets(profile, seed, attacked_path(profile, seed))
         cfgs = {"baseline": base_cfg, **{k: config(profile, seed, model, _relative(p)) for k, p in paths.items()}}
         for kind, cfg in cfgs.items():
-            folder = training.run_dir(cfg)
+            folder = run_cache.run_dir(cfg)
             records.append({"seed": seed, "kind": kind, "config": cfg, "run_dir": folder, "sets": sets,
-                            "metrics": json.loads((folder / training.FINISHED).read_text()),
+                            "metrics": json.loads((folder / run_cache.FINISHED).read_text()),
                             "probs": score(folder, sets)})
     return records
 
@@ -297,10 +297,10 @@ def pending(profile: str, model: str = models.DEFAULT_BACKBONE) -> list[dict]:
         cfgs = {"baseline": config(profile, seed, model),
                 **{k: config(profile, seed, model, _relative(p)) for k, p in paths.items()}}
         for kind, cfg in cfgs.items():
-            folder = training.run_dir(cfg)
+            folder = run_cache.run_dir(cfg)
             if not _ready(folder, sets):
                 todo.append({"seed": seed, "kind": kind, "run": folder.name,
-                             "finished": (folder / training.FINISHED).is_file()})
+                             "finished": (folder / run_cache.FINISHED).is_file()})
     return todo
 
 

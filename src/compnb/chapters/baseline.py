@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from compnb import advglue, artifacts, atomicio, data, influence, invocations, models, parallel, training
+from compnb import advglue, artifacts, atomicio, data, influence, invocations, models, parallel, run_cache, training
 from compnb.models import DEFAULT_BACKBONE
 from compnb.profiles import settings
 
@@ -108,7 +108,7 @@ def _read(folder: Path) -> dict:
 
 
 def _ready(folder: Path, dataset: str, k: int, analysed: bool) -> bool:
-    return ((folder / training.FINISHED).is_file() and advglue.evaluated(folder, dataset)
+    return ((folder / run_cache.FINISHED).is_file() and advglue.evaluated(folder, dataset)
             and (not analysed or all((folder / f"analysis-k{k}" / name).is_file() for name in ANALYSIS_FILES)))
 
 
@@ -117,7 +117,7 @@ def prepare(config: training.TrainConfig, k: int = 5, n_examples: int = 4, analy
     cached. A run finished elsewhere without its weights is retrained only when something is missing (then
     `training.train_with_weights` drops every measurement of the old weights, analyses included, and all are
     redone on the new ones)."""
-    folder = training.run_dir(config)
+    folder = run_cache.run_dir(config)
     if _ready(folder, config.dataset, k, analysed):
         return folder
     folder = training.train_with_weights(config)
@@ -135,12 +135,12 @@ def run_all(profile: str, model: str = DEFAULT_BACKBONE, seeds: tuple[int, ...] 
     planned = configs(profile, model, seeds, **overrides)
     first = {c.dataset: min(d.seed for d in planned if d.dataset == c.dataset) for c in planned}
     jobs = [(c, k, n_examples, c.seed == first[c.dataset]) for c in planned]
-    todo = [job for job in jobs if not _ready(training.run_dir(job[0]), job[0].dataset, k, job[3])]
+    todo = [job for job in jobs if not _ready(run_cache.run_dir(job[0]), job[0].dataset, k, job[3])]
     if todo:
-        parallel.run_jobs(prepare, todo, workers, "baselines", [training.run_dir(job[0]).name for job in todo])
+        parallel.run_jobs(prepare, todo, workers, "baselines", [run_cache.run_dir(job[0]).name for job in todo])
     records = []
     for config, _, _, analysed in jobs:
-        run_dir = training.run_dir(config)
+        run_dir = run_cache.run_dir(config)
         records.append({"config": config, "run_dir": run_dir,
                         "metrics": json.loads((run_dir / "metrics.json").read_text()),
                         "analysis": analyse(run_dir, k, n_examples) if analysed else None})

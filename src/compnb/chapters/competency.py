@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 from accelerate.utils import set_seed
 
-from compnb import advglue, atomicio, data, influence, models, parallel, training
+from compnb import advglue, atomicio, data, influence, models, parallel, run_cache, training
 from compnb.chapters import baseline, competency_report
 from compnb.losses import METHODS
 from compnb.paths import project_root, results_dir
@@ -112,7 +112,7 @@ def _initial_key(cfg: training.TrainConfig, k: int) -> dict:
 def initial_entropies_path(cfg: training.TrainConfig, k: int) -> Path:
     """Where `initial_entropies` caches its result: `<runs>/<dataset>-init-<hash of its key>/entropy.json`."""
     digest = hashlib.sha256(json.dumps(_initial_key(cfg, k), sort_keys=True).encode()).hexdigest()[:12]
-    return training.run_dir(cfg).parent / f"{cfg.dataset}-init-{digest}" / "entropy.json"
+    return run_cache.run_dir(cfg).parent / f"{cfg.dataset}-init-{digest}" / "entropy.json"
 
 
 def initial_entropies(cfg: training.TrainConfig, k: int) -> dict:
@@ -148,11 +148,11 @@ def measure(folder: Path, k: int = 5) -> dict:
 
 def _measured(folder: Path, k: int, analysed: bool) -> bool:
     """Whether the run in `folder` is finished and measured (AdvGLUE scores of the sets as they are now); a
-    finished run whose own data or weights changed raises `training.StaleRunError`."""
-    if not (folder / training.FINISHED).is_file():
+    finished run whose own data or weights changed raises `run_cache.StaleRunError`."""
+    if not (folder / run_cache.FINISHED).is_file():
         return False
     config = training.TrainConfig.from_json(folder / "config.json")
-    training.require_reusable(folder, config)
+    run_cache.require_reusable(folder, config)
     return ((folder / f"competency-k{k}.json").is_file() and advglue.evaluated(folder, config.dataset)
             and (not analysed or (folder / f"analysis-k{k}" / "summary.json").is_file()))
 
@@ -188,7 +188,7 @@ def train_and_measure(cfg: training.TrainConfig, k: int = 5, analysed: bool = Fa
     """Train (or reuse) one run, then `measure` it and, if `analysed`, run chapter 2's analysis on it and keep
     its per-sentence top-k counts (`topk_per_sentence`). A run finished elsewhere whose weights were not kept
     and whose measurements are missing is retrained."""
-    folder = training.run_dir(cfg)
+    folder = run_cache.run_dir(cfg)
     if _measured(folder, k, analysed):
         return folder
     folder = training.train_with_weights(cfg)
@@ -201,10 +201,10 @@ def train_and_measure(cfg: training.TrainConfig, k: int = 5, analysed: bool = Fa
 
 def _run(configs: list[training.TrainConfig], k: int, analysed_seed: int, workers: int, desc: str) -> None:
     """`train_and_measure` every config not yet measured, in `workers` parallel processes when > 1."""
-    todo = [c for c in configs if not _measured(training.run_dir(c), k, c.seed == analysed_seed)]
+    todo = [c for c in configs if not _measured(run_cache.run_dir(c), k, c.seed == analysed_seed)]
     if todo:
         parallel.run_jobs(train_and_measure, [(c, k, c.seed == analysed_seed) for c in todo], workers, desc,
-                          [training.run_dir(c).name for c in todo])
+                          [run_cache.run_dir(c).name for c in todo])
 
 
 def seed_roles(profile: str, seeds: Sequence[int] | None = None) -> tuple[int, tuple[int, ...]]:
@@ -246,9 +246,9 @@ def best_lams(records: list[dict], selection_seed: int | None = None) -> dict[tu
 def _record(cfg: training.TrainConfig, k: int, analysed: bool) -> dict:
     """A run's record; with `analysed`, the summary of its chapter-2 analysis (the per-word tables are not
     read, and are not committed for competency runs)."""
-    folder = training.run_dir(cfg)
+    folder = run_cache.run_dir(cfg)
     summary = folder / f"analysis-k{k}" / "summary.json"
-    return {"config": cfg, "run_dir": folder, "metrics": json.loads((folder / training.FINISHED).read_text()),
+    return {"config": cfg, "run_dir": folder, "metrics": json.loads((folder / run_cache.FINISHED).read_text()),
             "measures": json.loads((folder / f"competency-k{k}.json").read_text()),
             "analysis": {"summary": json.loads(summary.read_text())} if analysed else None}
 
@@ -285,7 +285,7 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, lam: float | Non
     stage1, seeds = plan(profile, model, lam, seeds, datasets, **overrides)
     _run(stage1, k, seeds[0], workers, "grid, selection seed")
     for c in stage1:  # per-sentence top-k counts where the word table or the weights are at hand (never retrains)
-        topk_per_sentence(training.run_dir(c), k)
+        topk_per_sentence(run_cache.run_dir(c), k)
     records = [_record(c, k, read_analyses) for c in stage1]
     stage2 = confirmation_configs(profile, records, seeds, model, **overrides)
     _run(stage2, k, seeds[0], workers, "best λ, confirmation seeds")
@@ -351,12 +351,12 @@ def main(argv: list[str] | None = None) -> None:
     chosen = tuple(d for d in DATASETS if d in args.datasets)
     _, seeds = plan(args.profile, args.model, args.lam, None, chosen)
     before = {p.parent.name: p.stat().st_mtime_ns
-              for p in (project_root() / "results" / args.profile / "runs").glob(f"*/{training.FINISHED}")}
+              for p in (project_root() / "results" / args.profile / "runs").glob(f"*/{run_cache.FINISHED}")}
     start = time.perf_counter()
     records = run_all(args.profile, args.model, args.lam, workers=args.workers, read_analyses=False, datasets=chosen)
     wall = time.perf_counter() - start
     trained = [r for r in records if before.get(r["run_dir"].name)
-               != (r["run_dir"] / training.FINISHED).stat().st_mtime_ns]
+               != (r["run_dir"] / run_cache.FINISHED).stat().st_mtime_ns]
     if trained:
         devices = sorted({r["metrics"].get("device", "") for r in trained})
         path = results_dir(args.profile, CHAPTER) / SWEEP_FILE

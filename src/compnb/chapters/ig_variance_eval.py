@@ -22,7 +22,8 @@ import datasets
 import numpy as np
 from tqdm.auto import tqdm
 
-from compnb import atomicio, data, ig_variance, invocations, measurements, models, parallel, training
+from compnb import (atomicio, batching, data, ig_variance, inference, invocations, measurements, models, parallel,
+                    run_cache, training)
 from compnb.profiles import settings
 from compnb.saliency import IntegratedGradients
 
@@ -76,18 +77,18 @@ def ig_path(folder: Path, method: str, n_steps: int) -> Path:
     return Path(folder) / f"ig-test-{method}-{n_steps}.npz"
 
 
-def attribute(model: models.SequenceClassifier, tokenizer, encoded: training.Encoded, n_steps: int, method: str,
+def attribute(model: models.SequenceClassifier, tokenizer, encoded: batching.Encoded, n_steps: int, method: str,
               batch_size: int = 32) -> dict[str, np.ndarray]:
     """IG attributions (logits, fp32, zero-embedding baseline) of the gold label's logit for every pair of
-    `encoded` (`training.encode` of premise and hypothesis): flat token ids and attributions (sum of lengths,),
+    `encoded` (`batching.encode` of premise and hypothesis): flat token ids and attributions (sum of lengths,),
     `offsets` (n + 1,), and per pair the population variance of its attributions over its tokens and the
     completeness gap (n,)."""
-    collate = training.PadCollator(tokenizer.pad_token_id, tokenizer.padding_side)
+    collate = batching.PadCollator(tokenizer.pad_token_id, tokenizer.padding_side)
     device = next(model.parameters()).device
     n = len(encoded)
     rows, attributions, variance, gap = [None] * n, [None] * n, np.zeros(n), np.zeros(n)
     ig = IntegratedGradients(model.eval())
-    for batch_rows in tqdm(training.sorted_batches(encoded.lengths, batch_size), desc="IG attributions", leave=False):
+    for batch_rows in tqdm(batching.sorted_batches(encoded.lengths, batch_size), desc="IG attributions", leave=False):
         batch = {k: v.to(device) for k, v in collate([encoded[i] for i in batch_rows]).items()}
         scores, gaps = ig.attribute(batch["input_ids"], batch["attention_mask"], batch["labels"], n_steps=n_steps,
                                     method=method, return_completeness_gap=True,
@@ -112,8 +113,8 @@ def measure(folder: Path, n_steps: int, method: str, keep_attributions: bool) ->
     model, tokenizer, cfg = training.load_run(folder)
     model.to(models.best_device())
     ds = test_set(cfg)
-    encoded = training.encode(tokenizer, ds, ("premise", "hypothesis"), cfg.max_length)  # once, for both
-    probs = training.predict_encoded(model, tokenizer, encoded, 2 * cfg.batch_size)
+    encoded = batching.encode(tokenizer, ds, ("premise", "hypothesis"), cfg.max_length)  # once, for both
+    probs = inference.predict_encoded(model, tokenizer, encoded, 2 * cfg.batch_size)
     result = attribute(model, tokenizer, encoded, n_steps, method)
     if not keep_attributions:
         result = {key: result[key] for key in ("variance", "gap")}
@@ -124,11 +125,11 @@ def measure(folder: Path, n_steps: int, method: str, keep_attributions: bool) ->
 
 def _measured(folder: Path, n_steps: int, method: str) -> bool:
     """Whether the run in `folder` is finished and measured on the test split as it is now; a finished run whose
-    own data or weights changed raises `training.StaleRunError`."""
+    own data or weights changed raises `run_cache.StaleRunError`."""
     path = ig_path(folder, method, n_steps)
-    if not ((folder / training.FINISHED).is_file() and (folder / "probs-test.npy").is_file() and path.is_file()):
+    if not ((folder / run_cache.FINISHED).is_file() and (folder / "probs-test.npy").is_file() and path.is_file()):
         return False
-    training.require_reusable(folder, training.TrainConfig.from_json(folder / "config.json"))
+    run_cache.require_reusable(folder, training.TrainConfig.from_json(folder / "config.json"))
     why = measurements.stale(folder, path.name)
     if why is not None:
         print(f"{why}; measuring again")
@@ -138,7 +139,7 @@ def _measured(folder: Path, n_steps: int, method: str) -> bool:
 def train_and_measure(cfg: training.TrainConfig, n_steps: int, method: str, keep_attributions: bool) -> Path:
     """Train (or reuse) one run and `measure` it; a run finished elsewhere without its weights and without
     its measurements is retrained."""
-    folder = training.run_dir(cfg)
+    folder = run_cache.run_dir(cfg)
     if _measured(folder, n_steps, method):
         return folder
     folder = training.train_with_weights(cfg)
@@ -159,17 +160,17 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, seeds: Sequence[
     plan = [(seed, variant, config(profile, variant, seed, model, train, **loss))
             for seed in seeds for variant in VARIANTS]
     todo = [(cfg, p["n_steps"], p["method"], seed == seeds[0]) for seed, _, cfg in plan
-            if not _measured(training.run_dir(cfg), p["n_steps"], p["method"])]
+            if not _measured(run_cache.run_dir(cfg), p["n_steps"], p["method"])]
     if todo:
         parallel.run_jobs(train_and_measure, todo, workers, "IG-variance runs",
-                          [training.run_dir(job[0]).name for job in todo])
+                          [run_cache.run_dir(job[0]).name for job in todo])
     records = []
     for seed, variant, cfg in plan:
-        folder = training.run_dir(cfg)
+        folder = run_cache.run_dir(cfg)
         with np.load(ig_path(folder, p["method"], p["n_steps"])) as ig:
             arrays = {key: ig[key] for key in ig.files}
         records.append({"seed": seed, "variant": variant, "config": cfg, "run_dir": folder,
-                        "metrics": json.loads((folder / training.FINISHED).read_text()),
+                        "metrics": json.loads((folder / run_cache.FINISHED).read_text()),
                         "probs": np.load(folder / "probs-test.npy"), "ig": arrays})
     return records
 

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from compnb import atomicio, models, training
+from compnb import atomicio, models, run_cache, training
 from compnb.chapters import baseline, competency, ig_variance_eval
 from compnb.profiles import paper_backbones, settings
 
@@ -37,7 +37,7 @@ class Plan:
 
 
 def _finished(config: training.TrainConfig) -> bool:
-    return (training.run_dir(config) / training.FINISHED).is_file()
+    return (run_cache.run_dir(config) / run_cache.FINISHED).is_file()
 
 
 def stage_runs(chapter: str, profile: str, model: str) -> tuple[int, list[training.TrainConfig]]:
@@ -52,7 +52,7 @@ def stage_runs(chapter: str, profile: str, model: str) -> tuple[int, list[traini
         stage1, seeds = competency.plan(profile, model)
         if not all(_finished(c) for c in stage1):
             return 1, stage1
-        records = [{"config": c, "metrics": json.loads((training.run_dir(c) / training.FINISHED).read_text())}
+        records = [{"config": c, "metrics": json.loads((run_cache.run_dir(c) / run_cache.FINISHED).read_text())}
                    for c in stage1]
         return 2, competency.confirmation_configs(profile, records, seeds, model)
     raise ValueError(f"chapter {chapter!r} cannot be planned; allowed: {', '.join(PLANNED)} (or their numbers)")
@@ -76,7 +76,7 @@ def plan(chapter: str, profile: str, backbones: list[str] | None = None) -> Plan
         stages[model], configs = stage_runs(chapter, profile, model)
         for config in configs:
             if _finished(config):
-                done.append(training.run_dir(config).name)
+                done.append(run_cache.run_dir(config).name)
             else:
                 todo.append((stages[model], config))
     return Plan(chapter, profile, stages, todo, done)
@@ -93,7 +93,7 @@ def write(planned: Plan, out: str | Path) -> Path:
     runs = []
     for i, (stage, config) in enumerate(planned.todo):
         atomicio.write_json(out / f"{i:04d}.json", config.to_dict())
-        runs.append({"file": f"{i:04d}.json", "run": training.run_dir(config).name, "model": config.model,
+        runs.append({"file": f"{i:04d}.json", "run": run_cache.run_dir(config).name, "model": config.model,
                      "dataset": config.dataset, "loss": config.loss, "seed": config.seed, "stage": stage})
     follow = (f"when these have finished, `compnb plan --chapter {number} --profile {planned.profile}` into a new "
               f"folder writes stage 2 (the confirmation seeds) of {', '.join(again)}" if again else

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from compnb import data, invocations, plots, training
+from compnb import data, invocations, plots, run_cache
 from compnb.chapters import competency
 from compnb.training import TrainConfig
 
@@ -69,16 +69,16 @@ def interrupted_training(workdir: str | Path, config: TrainConfig | None = None,
             ("-c", _KILLER, str(path), str(workdir / "interrupted"), str(kill_at))])
     if whole.returncode != 0:
         raise RuntimeError(f"the uninterrupted run failed:\n{whole.stderr[-2000:]}")
-    folder = training.run_dir(config, workdir / "interrupted")
-    state = json.loads((folder / training.CHECKPOINT / training.STATE_FILE).read_text())
+    folder = run_cache.run_dir(config, workdir / "interrupted")
+    state = json.loads((folder / run_cache.CHECKPOINT / run_cache.STATE_FILE).read_text())
     after_kill = {"exit signal": -killed.returncode if killed.returncode < 0 else None,
-                  "finished marker": (folder / training.FINISHED).is_file(),
+                  "finished marker": (folder / run_cache.FINISHED).is_file(),
                   "checkpoint at step": state["step"]}
     resumed = _python("-c", _TRAIN, str(path), str(workdir / "interrupted"), env={"OMP_NUM_THREADS": "1"})
     if resumed.returncode != 0:
         raise RuntimeError(f"the resumed run failed:\n{resumed.stderr[-2000:]}")
-    a, b = (training.run_dir(config, workdir / name) for name in ("uninterrupted", "interrupted"))
-    ma, mb = (json.loads((f / training.FINISHED).read_text()) for f in (a, b))
+    a, b = (run_cache.run_dir(config, workdir / name) for name in ("uninterrupted", "interrupted"))
+    ma, mb = (json.loads((f / run_cache.FINISHED).read_text()) for f in (a, b))
     pa, pb = (np.load(f / "val_probs.npy") for f in (a, b))
     return {**after_kill, "killed at step": kill_at, "steps": ma["steps"],
             "validation accuracy (uninterrupted)": ma["validation"]["accuracy"],
