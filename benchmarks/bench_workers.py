@@ -6,8 +6,8 @@ run, to choose the chapters' default worker count for the engine that trains the
 
 The jobs are the chapter's own (`competency.train_and_measure`: train, score AdvGLUE and the saliency entropies,
 and chapter 2's analysis, as the selection seed's runs get it) for a fixed part of chapter 3's grid on SST-2 at
-the selection seed: every gradient-saliency configuration (3 forms × 3 λ at the full profile) and mask saliency
-with the subtract form at the grid's two smallest λ. Each worker count starts from an empty run cache in its own
+the selection seed: gradient saliency with the inverse and subtract forms at every λ (6 runs at the full
+profile) and mask saliency with the subtract form at the grid's smallest λ. Each worker count starts from an empty run cache in its own
 scratch project (`_config.yml` and a link to `src/`, so that `compnb.paths.project_root` resolves there and the
 project's own runs are never touched). Records the wall time of the whole set and, per run, the engine, training
 time and examples per second. Needs the chapter's data and backbone; meant for a GPU.
@@ -31,15 +31,16 @@ from compnb.chapters import competency
 from compnb.paths import project_root
 from compnb.provenance import git_state
 
-MASK_LAMS = 2  # mask-saliency runs: the subtract form at this many of the grid's smallest λ
+GRADIENT_FORMS = ("inverse", "subtract")  # gradient-saliency runs: these forms at every λ of the grid
+MASK_LAMS = 1  # mask-saliency runs: the subtract form at this many of the grid's smallest λ
 
 
 def subset(profile: str) -> list:
-    """The benchmark's configs: chapter 3's SST-2 grid at the selection seed, gradient saliency whole, mask
-    saliency with the subtract form at the `MASK_LAMS` smallest λ."""
+    """The benchmark's configs: chapter 3's SST-2 grid at the selection seed, gradient saliency with
+    `GRADIENT_FORMS` at every λ, mask saliency with the subtract form at the `MASK_LAMS` smallest λ."""
     stage1, _ = competency.plan(profile, datasets=("sst2",))
     runs = [c for c in stage1 if c.loss == "competency"]
-    gradient = [c for c in runs if c.loss_kwargs["method"] == "gradient"]
+    gradient = [c for c in runs if c.loss_kwargs["method"] == "gradient" and c.loss_kwargs["form"] in GRADIENT_FORMS]
     mask = sorted((c for c in runs if c.loss_kwargs["method"] == "mask" and c.loss_kwargs["form"] == "subtract"),
                   key=lambda c: c.loss_kwargs["lam"])[:MASK_LAMS]
     return gradient + mask
