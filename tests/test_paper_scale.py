@@ -146,7 +146,30 @@ def test_the_engine_tables_read_the_committed_benchmarks():
                                                        "ig-differentiable"}
     ce = steps[(steps["loss"] == "ce")]
     assert (ce["speed-up"] > 4).all() and (ce["max |Δw| captured vs eager"] == 0).all()
-    chapter2 = {e: json.loads((scale / "engines-chapter2" / f"invocation-{e}.json").read_text())
-                for e in ("eager", "captured")}
-    loop = paper_scale.engine_loop_table(json.loads((scale / "train-loop-benchmark.json").read_text()), chapter2)
-    assert len(loop) == 6 and set(loop["engine"]) == {"eager", "cuda-graph", "captured"}
+    chapters = {f"chapter {n}": {e: json.loads((scale / f"engines-chapter{n}" / f"invocation-{e}.json").read_text())
+                                 for e in ("eager", "captured")} for n in (2, 5)}
+    loop = paper_scale.engine_loop_table(json.loads((scale / "train-loop-benchmark.json").read_text()), chapters)
+    assert len(loop) == 8 and set(loop["engine"]) == {"eager", "cuda-graph", "captured"}
+    assert loop["what"].str.contains("chapter 5, 9 runs from scratch, 9 workers").sum() == 2
+    cost = paper_scale.engine_cost_table(chapters)
+    assert list(cost["workers"]) == [6, 9] and not cost["met"].any()
+    assert (cost["captured / eager"] == cost["captured s"] / cost["eager s"]).all() and (cost["captured / eager"] < 1).all()
+
+
+def test_the_busy_table_bounds_each_speed_up():
+    busy = paper_scale.busy_table(paper_scale.results_dir("full", "paper-scale") / "train-step-busy.tsv")
+    assert len(busy) == 12 and busy["batch × tokens"].iloc[0] == "32 × 64"
+    assert ((busy["eager busy ms"] <= busy["eager ms"]) & (busy["captured busy ms"] <= busy["captured ms"] * 1.01)).all()
+    bound = busy["eager ms"] / busy["eager busy ms"]
+    assert (abs(bound - busy["speed-up bound"]) < 0.01).all()
+    mask = busy[busy["loss"] == "competency-mask"]
+    assert (mask["speed-up bound"] < 2).all()  # the 2x is out of capture's reach for mask saliency
+
+
+def test_the_workers_table_reads_the_committed_benchmark():
+    import json
+
+    record = json.loads((paper_scale.results_dir("full", "paper-scale") / "workers-benchmark.json").read_text())
+    table = paper_scale.workers_table(record)
+    assert list(table["workers"]) == [1, 2, 5] and (table["runs"] == 7).all()
+    assert table["speed over 1 worker"].iloc[0] == 1 and record["fastest"] == int(table.loc[table["wall s"].idxmin(), "workers"])

@@ -31,6 +31,15 @@ def _init_worker(devices: "multiprocessing.Queue", threads: int) -> None:
     os.close(log)
 
 
+GPU_WORKERS = 5  # per GPU: the fastest of 1, 2 and 5 for chapter 3's jobs, captured engine (benchmarks/bench_workers.py)
+
+
+def default_workers(per_gpu: int = GPU_WORKERS) -> int:
+    """`per_gpu` processes per visible GPU; 1 on a CPU, where one process already uses every core."""
+    gpus = torch.cuda.device_count()
+    return per_gpu * gpus if gpus else 1
+
+
 def check_workers(workers: int) -> int:
     """`workers` itself, or a ValueError unless it is an integer >= 1."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:

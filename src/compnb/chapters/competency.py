@@ -9,9 +9,10 @@ the weights are at hand, each run is scored on every AdvGLUE set sharing its lab
 distributions S are measured on validation, before (the initial model of that seed) and after training:
 `<run>/competency-k<k>.json`. First-seed runs are also analysed like chapter 2's (`<run>/analysis-k<k>/`,
 the paper's Figure 4; the chapter reads only its `summary.json`). Everything is cached, so the chapter renders from results on any machine once a GPU
-has produced them: `python -m compnb.chapters.competency --profile full --workers 4`.
+has produced them: `python -m compnb.chapters.competency --profile full`.
 
-`workers` > 1 trains runs in parallel processes (`compnb.parallel`; several may share one GPU).
+`workers` > 1 trains runs in parallel processes (`compnb.parallel`; several may share one GPU); by default five
+per GPU, one on a CPU (`parallel.default_workers`).
 """
 
 from __future__ import annotations
@@ -277,11 +278,11 @@ def confirmation_configs(profile: str, records: list[dict], seeds: Sequence[int]
 
 
 def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, lam: float | None = None,
-            seeds: Sequence[int] | None = None, k: int = 5, workers: int = 1, read_analyses: bool = True,
+            seeds: Sequence[int] | None = None, k: int = 5, workers: int | None = None, read_analyses: bool = True,
             datasets: Sequence[str] = DATASETS, **overrides) -> list[dict]:
     """Both stages of the sweep over `datasets` (cached); one record per run: config, run_dir, metrics,
     measures, analysis (chapter 2's, for selection-seed runs when `read_analyses`, else None)."""
-    parallel.check_workers(workers)  # before any training
+    workers = parallel.default_workers() if workers is None else parallel.check_workers(workers)  # before training
     stage1, seeds = plan(profile, model, lam, seeds, datasets, **overrides)
     _run(stage1, k, seeds[0], workers, "grid, selection seed")
     for c in stage1:  # per-sentence top-k counts where the word table or the weights are at hand (never retrains)
@@ -344,10 +345,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", default="full")
     parser.add_argument("--model", default=models.DEFAULT_BACKBONE)
     parser.add_argument("--lam", type=float, default=None, help="an extra λ column beside the profile's grid")
-    parser.add_argument("--workers", type=int, default=1, help="parallel training processes (default 1)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="parallel training processes (default: 5 per GPU, 1 on a CPU)")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS,
                         help="sweep these datasets only (default: both)")
     args = parser.parse_args(argv)
+    args.workers = parallel.default_workers() if args.workers is None else args.workers
     chosen = tuple(d for d in DATASETS if d in args.datasets)
     _, seeds = plan(args.profile, args.model, args.lam, None, chosen)
     before = {p.parent.name: p.stat().st_mtime_ns

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -348,15 +349,56 @@ def engine_step_table(record: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def engine_loop_table(record: dict, chapter2: dict[str, dict]) -> pd.DataFrame:
+def _workers(command: str) -> int | None:
+    """The `--workers N` of a recorded command line, or None."""
+    found = re.search(r"--workers\s+(\d+)", command)
+    return int(found.group(1)) if found else None
+
+
+def engine_loop_table(record: dict, chapters: dict[str, dict[str, dict]]) -> pd.DataFrame:
     """The real training loop with each engine: `benchmarks/bench_train_loop.py`'s runs (examples per second,
-    wall seconds, validation accuracy), then chapter 2's six runs trained from scratch with each engine, six
-    workers on one GPU (`chapter2`: engine → its invocation record)."""
+    wall seconds, validation accuracy), then each chapter trained from scratch with each engine (`chapters`:
+    chapter name → engine → its invocation record; the worker count is read from the recorded command)."""
     rows = [{"what": r["run"], "engine": r["engine"], "training examples / s": r["train_examples_per_s"],
              "wall s": r["wall_time_s"], "validation accuracy": r["val_accuracy"]} for r in record["rows"]]
-    rows += [{"what": f"chapter 2, {p['runs_trained']} runs from scratch, {p.get('workers', 6)} workers",
+    rows += [{"what": f"{chapter}, {p['runs_trained']} runs from scratch, {_workers(p['command'])} workers",
               "engine": engine, "training examples / s": None, "wall s": p["wall_time_s"], "validation accuracy": None}
-             for engine, p in ((e, inv["params"]) for e, inv in chapter2.items())]
+             for chapter, engines in chapters.items() for engine, p in ((e, inv["params"]) for e, inv in engines.items())]
+    return pd.DataFrame(rows)
+
+
+def engine_cost_table(chapters: dict[str, dict[str, dict]], target: float = 1 / 3) -> pd.DataFrame:
+    """Per chapter trained from scratch with each engine (`chapters` as in `engine_loop_table`): wall seconds
+    eager and captured, their ratio, and whether it meets `target` (the issue's one third)."""
+    rows = []
+    for chapter, engines in chapters.items():
+        eager, graphs = (engines[e]["params"]["wall_time_s"] for e in ("eager", "captured"))
+        rows.append({"chapter": chapter, "runs": engines["captured"]["params"]["runs_trained"],
+                     "workers": _workers(engines["captured"]["params"]["command"]), "eager s": eager,
+                     "captured s": graphs, "captured / eager": graphs / eager, "target": f"≤ {target:.2f}",
+                     "met": graphs / eager <= target})
+    return pd.DataFrame(rows)
+
+
+def busy_table(path: str | Path) -> pd.DataFrame:
+    """`train-step-busy.tsv`: per backbone, batch × tokens and loss, the eager and captured step's milliseconds,
+    the milliseconds in which the GPU ran a kernel or a copy, the eager step's GPU-busy share and the largest
+    speed-up that removing idle time can give (eager ms / eager busy ms)."""
+    table = pd.read_csv(path, sep="\t", comment="#")
+    table.insert(1, "batch × tokens", table.pop("batch").astype(str) + " × " + table.pop("tokens").astype(str))
+    return table
+
+
+def workers_table(record: dict) -> pd.DataFrame:
+    """`benchmarks/bench_workers.py`'s record: per worker count, the set's wall seconds, its speed over one
+    worker, and the runs' median training seconds by saliency method."""
+    one = next(r["wall_s"] for r in record["rows"] if r["workers"] == 1)
+    rows = []
+    for r in sorted(record["rows"], key=lambda r: r["workers"]):
+        runs = pd.DataFrame(r["runs"])
+        median = runs.groupby("method")["train_time_s"].median()
+        rows.append({"workers": r["workers"], "runs": len(runs), "wall s": r["wall_s"], "speed over 1 worker": one / r["wall_s"],
+                     **{f"median training s, {m}": median.get(m) for m in ("gradient", "mask")}})
     return pd.DataFrame(rows)
 
 
