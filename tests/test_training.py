@@ -15,6 +15,7 @@ import datasets
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import torch.nn.functional as F
 from transformers import AutoTokenizer, BertConfig, BertModel
 
@@ -48,6 +49,7 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("training")
     tokenizer = AutoTokenizer.from_pretrained(models.resolve_backbone(models.DEFAULT_BACKBONE))
     backbone = root / "tiny-bert"
+    torch.manual_seed(0)  # torch seeds each process at random: unseeded, every session trained another backbone
     BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                          intermediate_size=32, max_position_embeddings=64)).save_pretrained(backbone)
     tokenizer.save_pretrained(backbone)

@@ -7,9 +7,10 @@ same metrics (exactly, on CPU). Losses live in `LOSSES`: a loss maps (model, bat
 (batch, classes), logs: detached 0-d tensors), so new objectives plug in without touching the loop. A batch may
 carry `weight` (batch,), 0.0 on padding rows (`PadCollator`'s `rows`): every loss's batch means are then
 weighted (`compnb.penalties.batch_mean`). The loop sums what it logs on the device (`LogWindow`) and reads it on
-the host only to log, before a checkpoint and at the end. Batches come from `compnb.batching`, validation from
-`compnb.inference`, and on one GPU each step is a replay of `compnb.captured`'s graph. The same code runs on a
-CPU, one GPU or under `accelerate launch`.
+the host only to log, before a checkpoint and at the end. Batches come from `compnb.batching` and validation
+from `compnb.inference` (static shapes). On one GPU each step replays `compnb.captured`'s graph and validation
+replays captured forwards; metrics record the `engine`, the run id does not. The same code runs on a CPU, one
+GPU or under `accelerate launch`.
 """
 
 from __future__ import annotations
@@ -36,11 +37,10 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoTokenizer, get_linear_schedule_with_warmup
 
-from compnb import atomicio, captured, data, determinism, models, profiles, run_cache, sharding
+from compnb import atomicio, captured, data, determinism, inference, models, profiles, run_cache, sharding
 from compnb.batching import Encoded, LengthBucketSampler, MicroBatches, PadCollator, encode
 from compnb.evaluation import classification_metrics
 from compnb.fingerprints import weights_fingerprint
-from compnb.inference import gather_probs, predict
 from compnb.paths import project_root
 from compnb.penalties import mean_cross_entropy, model_inputs
 from compnb.provenance import run_record
@@ -393,9 +393,9 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
 @dataclass
 class _Run:
     """One run while it trains: what `_set_up` built (the encoded sets, the model, optimizer, schedule and
-    loader prepared by `accelerate`, the engine that steps), its progress `state`, the device-side `window` of
-    what it logs, and its clock (`start`, this session's perf_counter origin; `wall0`, earlier sessions' wall
-    seconds)."""
+    loader prepared by `accelerate`, the engine that steps and the forward that validates, both captured or
+    both eager), its progress `state`, the device-side `window` of what it logs, and its clock (`start`, this
+    session's perf_counter origin; `wall0`, earlier sessions' wall seconds)."""
 
     config: TrainConfig
     folder: Path
@@ -412,7 +412,8 @@ class _Run:
     loader: DataLoader
     engine: str
     step_graph: captured.CapturedStep | None
-    collate: PadCollator
+    forward: inference.EagerForward | inference.CapturedForward
+    val_collate: PadCollator
     per_epoch: int
     sizes: tuple[int, int]  # (parameters, trainable parameters)
     state: TrainerState
@@ -465,9 +466,8 @@ class _Run:
 
     def probabilities(self) -> np.ndarray:
         """Validation probabilities (n, classes) of the model as it is, in the validation set's order."""
-        autocast = (self.accelerator.autocast if self.accelerator.mixed_precision != "no"
-                    else _cpu_autocast(self.accelerator, self.config))
-        return gather_probs(self.accelerator, self.model, self.val_enc, self.config.batch_size, self.collate, autocast)
+        return inference.gather_probs(self.accelerator, self.forward, self.val_enc, self.config.batch_size,
+                                      self.val_collate)
 
     def validate(self) -> float:
         """Validation accuracy now, added to the curve; a new best saves its weights, else counts towards
@@ -532,7 +532,6 @@ def _set_up(config: TrainConfig, folder: Path, accelerator: Accelerator, saved: 
     train_enc, val_enc = (encode(tokenizer, ds, spec.text_fields, config.max_length) for ds in (train_ds, val_ds))
     if extra is not None:  # after the training split, in its row order; pre-tokenized rows keep their ids
         train_enc += encode(tokenizer, extra, spec.text_fields, config.max_length)
-    collate = PadCollator(tokenizer.pad_token_id, tokenizer.padding_side)
     engine = captured.engine_for(accelerator.device, procs > 1 or accelerator.distributed_type == DistributedType.FSDP,
                                  config.grad_accum)
     sampler = LengthBucketSampler(train_enc.lengths, config.batch_size * config.grad_accum, config.seed)
@@ -553,14 +552,19 @@ def _set_up(config: TrainConfig, folder: Path, accelerator: Accelerator, saved: 
     state = TrainerState() if saved is None else TrainerState(**saved)
     if saved is not None:
         accelerator.load_state(str(folder / run_cache.CHECKPOINT))
-    # The captured engine steps the bare model (accelerate's own autocast wrapper would cache casts inside the
-    # graph) and the bare optimizer; validation still runs under accelerate's autocast.
-    step_graph = (captured.CapturedStep(accelerator.unwrap_model(model, keep_fp32_wrapper=False), optimizer.optimizer,
-                                        LOSSES[config.loss], config.loss_kwargs, config.max_grad_norm,
-                                        torch.bfloat16 if accelerator.mixed_precision == "bf16" else None)
-                  if engine == captured.GRAPHS else None)
+    # The captured engine steps and validates the bare model (accelerate's own autocast wrapper would cache casts
+    # inside the graphs) with the bare optimizer; eagerly, validation runs the prepared model.
+    autocast_dtype = _autocast_dtype(accelerator, config)
+    if engine == captured.GRAPHS:
+        bare = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+        step_graph = captured.CapturedStep(bare, optimizer.optimizer, LOSSES[config.loss], config.loss_kwargs,
+                                           config.max_grad_norm, autocast_dtype)
+        forward = inference.CapturedForward(bare, autocast_dtype)
+    else:
+        step_graph, forward = None, inference.EagerForward(accelerator.unwrap_model(model), autocast_dtype)
+    val_collate = inference.static_collator(tokenizer, val_enc, config.batch_size)
     return _Run(config, folder, accelerator, spec, sources, weights_id, train_enc, val_enc, model, optimizer,
-                scheduler, sampler, loader, engine, step_graph, collate, per_epoch, sizes, state,
+                scheduler, sampler, loader, engine, step_graph, forward, val_collate, per_epoch, sizes, state,
                 LogWindow(accelerator.device, state.loss_sums),  # a resumed window goes on from its saved sums
                 start, state.wall_s)
 
@@ -672,6 +676,14 @@ def _finish(run: _Run, deterministic: bool) -> None:
         path.unlink()
 
 
+def _autocast_dtype(accelerator: Accelerator, config: TrainConfig) -> torch.dtype | None:
+    """The dtype a forward autocasts to: bf16 under accelerate's mixed precision (a GPU), else the weight dtype
+    when it is 16-bit (a CPU), else None (no autocast)."""
+    if accelerator.mixed_precision == "bf16":
+        return torch.bfloat16
+    return None if config.weight_dtype == "float32" else WEIGHT_DTYPES[config.weight_dtype]
+
+
 def _cpu_autocast(accelerator: Accelerator, config: TrainConfig) -> Callable[[], Any]:
     """torch's autocast in the weight dtype on a CPU with 16-bit weights (float32 head and adapters meet 16-bit
     activations there), else a no-op: on a GPU accelerate's bf16 autocast already wraps the prepared model."""
@@ -736,7 +748,7 @@ def evaluate(folder: str | Path, dataset: str, split: str = "validation", *,
                          f"trained on {config.dataset!r} with labels {list(trained.label_names)}")
     ds = data.load(dataset, split, complete=config.profile == "paper")
     model.to(models.best_device())
-    probs = predict(model, tokenizer, ds, target.text_fields, config.max_length, config.batch_size)
+    probs = inference.predict(model, tokenizer, ds, target.text_fields, config.max_length, config.batch_size)
     result = {"run_id": config.run_id(), "dataset": dataset, "split": split, "source": data.source_of(ds),
               **classification_metrics(np.asarray(data.column(ds, "label")), probs, target.label_names)}
     atomicio.write_json(folder / f"eval-{dataset}-{split}.json", result)
