@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from compnb import atomicio, training
+from compnb import atomicio, run_cache, training
 from compnb.paths import results_dir
 from compnb.provenance import git_state
 
@@ -38,7 +38,7 @@ def main() -> None:
             os.environ["COMPNB_CUDA_GRAPHS"] = flag
             with tempfile.TemporaryDirectory() as root:
                 folder = training.train(config, force=True, runs_root=root)
-                m = json.loads((folder / training.FINISHED).read_text())
+                m = json.loads((folder / run_cache.FINISHED).read_text())
             rows.append({"run": name, "loss": config.loss, "engine": m["engine"], "batch": config.batch_size,
                          "max_length": config.max_length, "train_examples": m["train_examples"],
                          "epochs": m["epochs_run"], "train_examples_per_s": m["train_examples_per_s"],

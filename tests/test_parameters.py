@@ -18,7 +18,7 @@ def test_every_chapter_declares_its_parameters_as_literals():
     ({"k": "abc"}, "parameter k of chapter 03-modified-loss must be an integer (default 5), got 'abc'"),
     ({"lam": [1]}, "parameter lam of chapter 03-modified-loss must be a number, a string or None"),
     ({"kk": 5}, "unknown parameter 'kk' for chapter 03-modified-loss; allowed: profile, model, lam, k, workers"),
-    ({"workers": True}, "must be an integer"),
+    ({"workers": True}, "parameter workers of chapter 03-modified-loss must be a number, a string or None"),
     ({"model": 3}, "must be a string")])
 def test_bad_overrides_are_named_with_what_is_allowed(values, message):
     with pytest.raises(parameters.ParameterError, match=message.replace("(", r"\(").replace(")", r"\)")

@@ -55,7 +55,7 @@ class StaticBatches:
     """Collates a sampled batch for the captured engine: ([the batch padded by `pad`, whose `rows` and `bucket`
     fix its shape], the number of real rows), the count known on the host so that a step never reads it back."""
 
-    pad: Any  # a training.PadCollator with rows and bucket set
+    pad: Any  # a batching.PadCollator with rows and bucket set
 
     def __call__(self, items: list[dict[str, Any]]) -> tuple[list[Batch], int]:
         return [self.pad(items)], len(items)
