@@ -22,7 +22,7 @@ import resource
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -31,13 +31,14 @@ import datasets
 import numpy as np
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.utils import DistributedType, set_seed
+from accelerate.utils import DistributedType, broadcast_object_list, set_seed
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoTokenizer, get_linear_schedule_with_warmup
 
 from compnb import atomicio, captured, data, determinism, inference, models, profiles, run_cache, sharding
+from compnb import run_lock
 from compnb.batching import Encoded, LengthBucketSampler, MicroBatches, PadCollator, encode
 from compnb.evaluation import classification_metrics
 from compnb.fingerprints import weights_fingerprint
@@ -369,7 +370,9 @@ class LogWindow:
 def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | None = None,
           callback: Callable[[TrainerState], None] | None = None) -> Path:
     """Train (or resume) the run of `config` and return its folder; a finished run returns at once unless
-    `force`, which retrains from scratch. `callback(state)` runs after every optimizer step."""
+    `force`, which retrains from scratch. One process trains a run at a time (`compnb.run_lock`, held by the
+    main process): another asking for it meanwhile waits, then returns the run as the first left it (finished,
+    or to resume). `callback(state)` runs after every optimizer step."""
     folder = run_cache.run_dir(config, runs_root)
     if (folder / run_cache.FINISHED).is_file() and not force:
         run_cache.require_reusable(folder, config)
@@ -380,13 +383,21 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     deterministic = determinism.enable()
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-    if accelerator.is_main_process and folder.is_dir():
-        run_cache.tidy(folder, fresh=force)
-    accelerator.wait_for_everyone()
-    run = _set_up(config, folder, accelerator, run_cache.read_checkpoint(folder, config))
-    _train_epochs(run, callback)
-    _finish(run, deterministic)
-    accelerator.wait_for_everyone()
+    with ExitStack() as locked:
+        done = False  # finished by another process while this one waited (or, unforced, before it got the lock)
+        if accelerator.is_main_process:
+            waited = locked.enter_context(run_lock.hold(folder))
+            done = (folder / run_cache.FINISHED).is_file() and (waited or not force)
+        if broadcast_object_list([done])[0]:
+            run_cache.require_reusable(folder, config)
+            return folder
+        if accelerator.is_main_process:
+            run_cache.tidy(folder, fresh=force)
+        accelerator.wait_for_everyone()
+        run = _set_up(config, folder, accelerator, run_cache.read_checkpoint(folder, config))
+        _train_epochs(run, callback)
+        _finish(run, deterministic)
+        accelerator.wait_for_everyone()
     return folder
 
 
