@@ -41,7 +41,12 @@ def write_text(path: str | Path, text: str) -> Path:
 
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write `obj` as indented JSON atomically (numpy scalars and paths become plain values)."""
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_plain) + "\n")
+    return write_text(path, json_text(obj))
+
+
+def json_text(obj: Any) -> str:
+    """`obj` as the text `write_json` writes."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=_plain) + "\n"
 
 
 def close(a: Any, b: Any, rtol: float) -> bool:

@@ -67,7 +67,7 @@ def _train(args: argparse.Namespace) -> None:
 
     from compnb.training import TrainConfig, train
 
-    folder = train(TrainConfig.from_json(args.config), force=args.force, runs_root=args.runs_root)
+    folder = train(TrainConfig.from_json(args.config), force=args.force, runs_root=args.runs_root, verify=args.verify)
     if PartialState().is_main_process:
         print(folder)
 
@@ -77,7 +77,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     from compnb.training import evaluate
 
-    print(json.dumps(evaluate(args.run, args.dataset, args.split), indent=2, sort_keys=True))
+    print(json.dumps(evaluate(args.run, args.dataset, args.split, verify=args.verify), indent=2, sort_keys=True))
 
 
 def _plan(args: argparse.Namespace) -> None:
@@ -136,6 +136,8 @@ def parser() -> argparse.ArgumentParser:
     fit.add_argument("--config", required=True, help="JSON file with TrainConfig fields")
     fit.add_argument("--force", action="store_true", help="retrain even if the run has finished")
     fit.add_argument("--runs-root", help="folder of run folders (default: results/<profile>/runs)")
+    fit.add_argument("--verify", action="store_true", help="hash every file of a finished run before reusing it, "
+                     "the weights too (by default the weights' size and header are checked)")
     fit.set_defaults(handler=_train)
 
     score = commands.add_parser("evaluate", help="score a finished run on a dataset split; writes "
@@ -143,6 +145,7 @@ def parser() -> argparse.ArgumentParser:
     score.add_argument("--run", required=True, help="run folder written by `compnb train`")
     score.add_argument("--dataset", required=True, help=f"one of {', '.join(sorted(DATASETS))}")
     score.add_argument("--split", default="validation")
+    score.add_argument("--verify", action="store_true", help="hash the run's weights before loading them")
     score.set_defaults(handler=_evaluate)
 
     sweep = commands.add_parser("plan", help="write a chapter's unfinished training runs as JSON TrainConfigs "

@@ -7,7 +7,9 @@ marks it finished. `checkpoint/` (accelerate state plus `trainer_state.json`) is
 validation weights so far wait in `best-<step>.safetensors`; `backbone/` keeps the backbone's config and
 tokenizer, so a finished run loads without the hub. A finished run records the SHA-256 of the data it read and
 of its backbone's weights (`compnb.fingerprints`); `reuse_problem` says why it may not be reused when any of
-them has changed. What chapters measured on a run's weights (`MEASUREMENTS`) is dropped before it retrains.
+them has changed. It also records the size and SHA-256 of each file it wrote (`compnb.run_integrity`), and
+`require_reusable` refuses a damaged run before anything else. One process trains a run at a time
+(`compnb.run_lock`). What chapters measured on a run's weights (`MEASUREMENTS`) is dropped before it retrains.
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ import torch
 from accelerate import Accelerator
 from safetensors.torch import save as safetensors_bytes
 
-from compnb import atomicio, data, models
+from compnb import atomicio, data, models, run_integrity
 from compnb.fingerprints import data_sha256, weights_fingerprint
 from compnb.paths import project_root
 
 if TYPE_CHECKING:
     from compnb.training import TrainConfig
 
-FINISHED, CHECKPOINT, STATE_FILE, BACKBONE = "metrics.json", "checkpoint", "trainer_state.json", "backbone"
+FINISHED, BACKBONE = run_integrity.METRICS, run_integrity.BACKBONE
+CHECKPOINT, STATE_FILE = "checkpoint", "trainer_state.json"
 MEASUREMENTS = ("eval-*.json", "probs-*.npy", "probs-*.json", "competency-k*.json", "analysis-k*", "ig-test-*.npz")
 
 
@@ -49,7 +52,7 @@ def reuse_problem(folder: Path, config: TrainConfig) -> str | None:
     of each data file it read and of its backbone's weights (`compnb.fingerprints`); each must still match
     what the same names resolve to now. A run recorded before fingerprints compares the labelled row count
     of each local file instead."""
-    record = json.loads((folder / "run.json").read_text()) if (folder / "run.json").is_file() else {}
+    record = run_integrity.read_json(folder, run_integrity.RECORD) if (folder / run_integrity.RECORD).is_file() else {}
     for source in record.get("data_sources", []):
         if source.get("origin") == "hub":
             problem = _hub_reuse_problem(folder, config, source)
@@ -86,8 +89,11 @@ def reuse_problem(folder: Path, config: TrainConfig) -> str | None:
     return None
 
 
-def require_reusable(folder: Path, config: TrainConfig) -> None:
-    """Raise `StaleRunError` (`reuse_problem`'s reason) when the finished run in `folder` may not be reused."""
+def require_reusable(folder: Path, config: TrainConfig, verify: bool = False) -> None:
+    """Raise `run_integrity.DamagedRunError` when a file of the finished run in `folder` is damaged (`verify`:
+    hash every recorded file, the weights too), and `StaleRunError` (`reuse_problem`'s reason) when the run
+    may not be reused."""
+    run_integrity.require_intact(folder, verify)
     problem = reuse_problem(folder, config)
     if problem is not None:
         raise StaleRunError(problem)

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoTokenizer, get_linear_schedule_with_warmup
 
 from compnb import atomicio, captured, data, determinism, inference, models, profiles, run_cache, sharding
-from compnb import run_lock
+from compnb import run_integrity, run_lock
 from compnb.batching import Encoded, LengthBucketSampler, MicroBatches, PadCollator, encode
 from compnb.evaluation import classification_metrics
 from compnb.fingerprints import weights_fingerprint
@@ -368,14 +368,16 @@ class LogWindow:
 
 
 def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | None = None,
-          callback: Callable[[TrainerState], None] | None = None) -> Path:
+          callback: Callable[[TrainerState], None] | None = None, verify: bool = False) -> Path:
     """Train (or resume) the run of `config` and return its folder; a finished run returns at once unless
     `force`, which retrains from scratch. One process trains a run at a time (`compnb.run_lock`, held by the
     main process): another asking for it meanwhile waits, then returns the run as the first left it (finished,
-    or to resume). `callback(state)` runs after every optimizer step."""
+    or to resume). A finished run is checked first (`run_cache.require_reusable`: its files intact, `verify`
+    hashing the weights too; its data and backbone unchanged). `callback(state)` runs after every optimizer
+    step."""
     folder = run_cache.run_dir(config, runs_root)
     if (folder / run_cache.FINISHED).is_file() and not force:
-        run_cache.require_reusable(folder, config)
+        run_cache.require_reusable(folder, config, verify)
         return folder
     if config.profile == "paper":  # one message for a missing backbone and missing data, before anything is written
         profiles.require([config.model], [(config.dataset, "train"), (config.dataset, "validation")],
@@ -389,7 +391,7 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
             waited = locked.enter_context(run_lock.hold(folder))
             done = (folder / run_cache.FINISHED).is_file() and (waited or not force)
         if broadcast_object_list([done])[0]:
-            run_cache.require_reusable(folder, config)
+            run_cache.require_reusable(folder, config, verify)
             return folder
         if accelerator.is_main_process:
             run_cache.tidy(folder, fresh=force)
@@ -650,8 +652,8 @@ def _train_epochs(run: _Run, callback: Callable[[TrainerState], None] | None) ->
 
 def _finish(run: _Run, deterministic: bool) -> None:
     """The finished run's files: the best validation weights loaded back and validated once more, then (main
-    process) `model.safetensors`, `val_probs.npy`, `run.json` and, last, `metrics.json`; the checkpoint and the
-    best-step weights go."""
+    process) `model.safetensors`, `val_probs.npy`, `run.json` (with the size and SHA-256 of each file the run
+    wrote, `compnb.run_integrity`) and, last, `metrics.json`; the checkpoint and the best-step weights go."""
     accelerator, config, folder, state = run.accelerator, run.config, run.folder, run.state
     best = load_file(run_cache.best_file(folder, state.best_step))
     sharding.load_full_state_dict(accelerator.unwrap_model(run.model), best)
@@ -676,12 +678,14 @@ def _finish(run: _Run, deterministic: bool) -> None:
         "deterministic": deterministic, "engine": run.engine,
         "parameters": run.sizes[0], "trainable_parameters": run.sizes[1],
     }
-    run_cache.save_weights(folder / "model.safetensors", weights)
-    atomicio.atomic_write(folder / "val_probs.npy", lambda f: np.save(f, probs))
+    run_cache.save_weights(folder / run_integrity.WEIGHTS, weights)
+    atomicio.atomic_write(folder / run_integrity.PROBS, lambda f: np.save(f, probs))
+    text = atomicio.json_text(metrics)
     record = run_record(config.to_dict(), config.seed, run.sources)
     record["weights"] = run.weights_id
-    atomicio.write_json(folder / "run.json", record)
-    atomicio.write_json(folder / run_cache.FINISHED, metrics)
+    record[run_integrity.KEY] = run_integrity.record(folder, {run_cache.FINISHED: text.encode()})
+    atomicio.write_json(folder / run_integrity.RECORD, record)
+    atomicio.write_text(folder / run_cache.FINISHED, text)
     shutil.rmtree(folder / run_cache.CHECKPOINT, ignore_errors=True)
     for path in folder.glob("best-*.safetensors"):
         path.unlink()
@@ -727,32 +731,35 @@ def train_with_weights(config: TrainConfig) -> Path:
     return train(config, force=weightless)
 
 
-def load_run(folder: str | Path,
-             dtype: torch.dtype = torch.float32) -> tuple[models.SequenceClassifier, Any, TrainConfig]:
+def load_run(folder: str | Path, dtype: torch.dtype = torch.float32, *,
+             verify: bool = False) -> tuple[models.SequenceClassifier, Any, TrainConfig]:
     """(model in eval mode on the CPU, tokenizer, config) of a finished run folder, every weight in `dtype`
-    (float32 holds a run with 16-bit weights exactly; its LoRA adapters are injected before loading)."""
+    (float32 holds a run with 16-bit weights exactly; its LoRA adapters are injected before loading). A damaged
+    file raises `run_integrity.DamagedRunError` (`verify`: hash the weights too)."""
     folder = Path(folder)
     if not (folder / run_cache.FINISHED).is_file():
         raise FileNotFoundError(f"{str(folder)!r} is not a finished training run (no {run_cache.FINISHED}); "
                                 "train it first")
+    run_integrity.require_intact(folder, verify)
     config = TrainConfig.from_json(folder / "config.json")
     tokenizer = AutoTokenizer.from_pretrained(folder / run_cache.BACKBONE)
     model = models.SequenceClassifier.from_config(AutoConfig.from_pretrained(folder / run_cache.BACKBONE),
                                                   len(data.spec(config.dataset).label_names), config.pooling)
     if config.lora is not None:
         add_lora(model, config.lora_kwargs)
-    model.load_state_dict(load_file(folder / "model.safetensors"))
+    model.load_state_dict(run_integrity.load_weights(folder))
     return model.to(dtype).eval(), tokenizer, config
 
 
 def evaluate(folder: str | Path, dataset: str, split: str = "validation", *,
-             run: tuple[models.SequenceClassifier, Any, TrainConfig] | None = None) -> dict:
+             run: tuple[models.SequenceClassifier, Any, TrainConfig] | None = None, verify: bool = False) -> dict:
     """classification_metrics of a finished run on `dataset`/`split`, also written to `eval-<dataset>-<split>.json`
     in the run folder. The dataset must share the training set's labels (e.g. adv_mnli for an SNLI model).
-    `run`, the run's `load_run` result when the caller already holds it, saves loading the weights again."""
+    `run`, the run's `load_run` result when the caller already holds it, saves loading the weights again
+    (`verify`: `load_run`'s)."""
     folder = Path(folder)
     target = data.spec(dataset)
-    model, tokenizer, config = run if run is not None else load_run(folder)
+    model, tokenizer, config = run if run is not None else load_run(folder, verify=verify)
     trained = data.spec(config.dataset)
     if target.label_names != trained.label_names:
         raise ValueError(f"dataset {dataset!r} has labels {list(target.label_names)}, but run {folder.name} was "

@@ -37,7 +37,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from transformers import AutoTokenizer
 
-from compnb import adversarial, atomicio, data, inference, invocations, models, parallel, run_cache, training
+from compnb import (adversarial, atomicio, data, inference, invocations, models, parallel, run_cache, run_integrity,
+                    training)
 from compnb.paths import project_root, results_dir
 from compnb.profiles import settings
 
@@ -281,7 +282,7 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, workers: int = 1
         for kind, cfg in cfgs.items():
             folder = run_cache.run_dir(cfg)
             records.append({"seed": seed, "kind": kind, "config": cfg, "run_dir": folder, "sets": sets,
-                            "metrics": json.loads((folder / run_cache.FINISHED).read_text()),
+                            "metrics": run_integrity.read_json(folder),
                             "probs": score(folder, sets)})
     return records
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from compnb import advglue, artifacts, atomicio, data, influence, invocations, models, parallel, run_cache, training
+from compnb import (advglue, artifacts, atomicio, data, influence, invocations, models, parallel, run_cache,
+                    run_integrity, training)
 from compnb.models import DEFAULT_BACKBONE
 from compnb.profiles import settings
 
@@ -72,7 +73,7 @@ def analyse(run_dir: Path, k: int = 5, n_examples: int = 4, force: bool = False)
         table = influence.word_saliency_of(tables)
         entropy = influence.saliency_entropy(model, tokenizer, ranked, labels, pairs=pairs,
                                              max_length=config.max_length)
-        probs = np.load(Path(run_dir) / "val_probs.npy")
+        probs = run_integrity.load_probs(Path(run_dir))
         atomicio.write_csv(folder / "word_saliency.csv", table)
         atomicio.write_csv(folder / "entropy.csv", entropy)
         atomicio.write_json(folder / "examples.json", _examples(table, probs, ranked, pairs, labels, k, n_examples))
@@ -142,7 +143,7 @@ def run_all(profile: str, model: str = DEFAULT_BACKBONE, seeds: tuple[int, ...] 
     for config, _, _, analysed in jobs:
         run_dir = run_cache.run_dir(config)
         records.append({"config": config, "run_dir": run_dir,
-                        "metrics": json.loads((run_dir / "metrics.json").read_text()),
+                        "metrics": run_integrity.read_json(run_dir),
                         "analysis": analyse(run_dir, k, n_examples) if analysed else None})
     return records
 

@@ -8,7 +8,6 @@ ledger (`compnb.chapters.claims`) corrects every test over its chapter's family 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ import pandas as pd
 
 from compnb import formatting as fmt
 from compnb import paper_numbers as pn
+from compnb import run_integrity
 from compnb.verdicts import Evidence
 
 KINDS = ("direction", "equivalence", "absolute", "tolerance")
@@ -109,8 +109,7 @@ def estimate(e: Evidence, decimals: int = 3) -> str:
 
 def _run_facts(folder: Path, run: str) -> dict:
     run_dir = folder.parent / RUNS / run
-    config = json.loads((run_dir / "config.json").read_text())
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    config, metrics = run_integrity.read_json(run_dir, "config.json"), run_integrity.read_json(run_dir)
     return {"model": config["model"].split("/")[-1], "dataset": config["dataset"], "seed": config["seed"],
             "epochs": config["epochs"], "rows": metrics.get("train_examples")}
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from compnb import paper_numbers as pn
+from compnb import run_integrity
 from compnb import verdicts
 from compnb.chapters.claim_base import (MARGINS, RUNS, Claim, Measured, cite, cites, csv, estimate, scope,
                                         seeds_text, text)
@@ -211,9 +212,9 @@ def _ch2_accuracy(dataset: str) -> Callable[[Path], tuple[np.ndarray, str, str]]
         runs = [r for r in json.loads((folder / "run.json").read_text())["params"]["runs"] if r.startswith(dataset)]
         accs, seeds = [], []
         for run in runs:
-            record = json.loads((folder.parent / RUNS / run / "metrics.json").read_text())
+            record = run_integrity.read_json(folder.parent / RUNS / run)
             accs.append(record["validation"]["accuracy"])
-            seeds.append(json.loads((folder.parent / RUNS / run / "config.json").read_text())["seed"])
+            seeds.append(run_integrity.read_json(folder.parent / RUNS / run, "config.json")["seed"])
         return (np.array(accs), f"{row['accuracy']:.3f} {row['accuracy 95% CI']} ({seeds_text(seeds)})",
                 scope(folder, runs, seeds))
     return values

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 from accelerate.utils import set_seed
 
-from compnb import advglue, atomicio, data, influence, models, parallel, run_cache, training
+from compnb import advglue, atomicio, data, influence, models, parallel, run_cache, run_integrity, training
 from compnb.chapters import baseline, competency_report
 from compnb.losses import METHODS
 from compnb.paths import project_root, results_dir
@@ -249,7 +249,7 @@ def _record(cfg: training.TrainConfig, k: int, analysed: bool) -> dict:
     read, and are not committed for competency runs)."""
     folder = run_cache.run_dir(cfg)
     summary = folder / f"analysis-k{k}" / "summary.json"
-    return {"config": cfg, "run_dir": folder, "metrics": json.loads((folder / run_cache.FINISHED).read_text()),
+    return {"config": cfg, "run_dir": folder, "metrics": run_integrity.read_json(folder),
             "measures": json.loads((folder / f"competency-k{k}.json").read_text()),
             "analysis": {"summary": json.loads(summary.read_text())} if analysed else None}
 

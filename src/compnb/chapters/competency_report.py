@@ -20,7 +20,7 @@ from scipy import stats
 
 from compnb import formatting as fmt
 from compnb import paper_numbers as pn
-from compnb import plots
+from compnb import plots, run_integrity
 from compnb.evaluation import holm, paired_t_p, seed_summary
 from compnb.tables import captioned, styled
 
@@ -332,7 +332,7 @@ def lambda_sensitivity(records: list[dict]) -> pd.DataFrame:
             continue
         p = c.loss_kwargs
         runs.setdefault((c.dataset, p["method"], p["form"]), []).append(
-            (p["lam"], np.load(r["run_dir"] / "val_probs.npy"), r["metrics"]["validation"]["accuracy"]))
+            (p["lam"], run_integrity.load_probs(r["run_dir"]), r["metrics"]["validation"]["accuracy"]))
     rows = []
     for (dataset, method, form), found in runs.items():
         found.sort(key=lambda t: t[0])

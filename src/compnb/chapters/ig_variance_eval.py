@@ -13,7 +13,6 @@ first seed only). The chapter renders from these files on any machine:
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from compnb import (atomicio, batching, data, ig_variance, inference, invocations, measurements, models, parallel,
-                    run_cache, training)
+                    run_cache, run_integrity, training)
 from compnb.profiles import settings
 from compnb.saliency import IntegratedGradients
 
@@ -170,7 +169,7 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, seeds: Sequence[
         with np.load(ig_path(folder, p["method"], p["n_steps"])) as ig:
             arrays = {key: ig[key] for key in ig.files}
         records.append({"seed": seed, "variant": variant, "config": cfg, "run_dir": folder,
-                        "metrics": json.loads((folder / run_cache.FINISHED).read_text()),
+                        "metrics": run_integrity.read_json(folder),
                         "probs": np.load(folder / "probs-test.npy"), "ig": arrays})
     return records
 

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from compnb import atomicio, models, run_cache, training
+from compnb import atomicio, models, run_cache, run_integrity, training
 from compnb.chapters import baseline, competency, ig_variance_eval
 from compnb.profiles import paper_backbones, settings
 
@@ -52,7 +52,7 @@ def stage_runs(chapter: str, profile: str, model: str) -> tuple[int, list[traini
         stage1, seeds = competency.plan(profile, model)
         if not all(_finished(c) for c in stage1):
             return 1, stage1
-        records = [{"config": c, "metrics": json.loads((run_cache.run_dir(c) / run_cache.FINISHED).read_text())}
+        records = [{"config": c, "metrics": run_integrity.read_json(run_cache.run_dir(c))}
                    for c in stage1]
         return 2, competency.confirmation_configs(profile, records, seeds, model)
     raise ValueError(f"chapter {chapter!r} cannot be planned; allowed: {', '.join(PLANNED)} (or their numbers)")
