@@ -1,7 +1,17 @@
-"""Sharded training (FSDP2) of the second-order losses, on two gloo CPU processes: gradients and weights
-after two AdamW steps on each rank's half of a batch equal those of one unsharded model on the whole batch
-(float64), for cross-entropy and for the competency loss with gradient and mask saliency, on the decoder and
-encoder twins; the IG-variance loss refuses with a clear message. `tests/sharded_worker.py` is the rank."""
+"""A training step on a batch split over two gloo CPU processes gives the gradient of one model on the whole batch
+(float64, every twin: OPT, Llama, ELECTRA), whatever the loss's form; `tests/sharded_worker.py` is the rank.
+
+- Data parallel (each rank a full copy, the gradients averaged as DDP does), as `training._Run._eager_step` runs
+  it (`compnb.batch_stats`): every competency form (inverse, exp_subtract, subtract) × saliency method
+  (gradient, mask), and the IG-variance loss in both variants, with halves, with halves as two micro-batches
+  each, and with 1 + 3 rows, to 1e-10 relative; without `batch_stats` (each part's loss at its own means) the
+  non-linear forms and the IG-variance loss are off with halves, and every one of these losses with 1 + 3 rows.
+- Sharded (FSDP2): two AdamW steps of cross-entropy and of the competency loss with gradient saliency in each
+  form and mask saliency with exp_subtract give the gradients and weights of the unsharded model; with each
+  rank's half as two micro-batches, gradient·inverse, gradient·exp_subtract and mask·subtract give its gradient.
+- The IG-variance loss refuses sharding with a clear message; a full state dict loads into the sharded model.
+
+Split over `grad_accum` micro-batches in one process: tests/test_split_batches.py."""
 
 from __future__ import annotations
 
@@ -13,12 +23,14 @@ from pathlib import Path
 
 import pytest
 import twins
+from sharded_worker import FSDP_ACCUM_CASES, FSDP_CASES, LAYOUTS, NAIVE_LAYOUTS, SPLIT_CASES
 from test_training import _free_port
 
 from compnb import sharding
 
 WORKER = Path(__file__).parent / "sharded_worker.py"
 NAMES = (twins.LLAMA, twins.OPT, twins.ELECTRA)
+TOLERANCE = 1e-10  # relative: max |Δ gradient| over the largest gradient entry
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +45,32 @@ def ranks(twins_dir, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", NAMES, ids=lambda n: n.split("/")[1])
-@pytest.mark.parametrize("case", ["ce", "competency-gradient", "competency-mask"])
+@pytest.mark.parametrize("case", SPLIT_CASES)
+def test_data_parallel_steps_give_the_whole_batchs_gradient(ranks, name, case):
+    for rank in ranks:
+        result = rank[name]["split"][case]
+        assert result.keys() == LAYOUTS.keys()
+        for layout, found in result.items():
+            assert found["exact"] < TOLERANCE, (layout, found)
+            if layout in NAIVE_LAYOUTS and (layout == "uneven" or not case.endswith("-subtract")):
+                assert found["naive"] > 1e-9, (layout, found)  # the test can tell the loss from another
+
+
+@pytest.mark.parametrize("name", NAMES, ids=lambda n: n.split("/")[1])
+@pytest.mark.parametrize("case", FSDP_CASES)
 def test_sharded_steps_equal_one_unsharded_model_on_the_whole_batch(ranks, name, case):
     for rank in ranks:
-        result = rank[name][case]
+        result = rank[name]["fsdp"][case]
         assert result["units"] == 2, "every transformer layer is its own FSDP unit"
         assert result["grad_max_abs_diff"] < 1e-12, result
         assert result["weight_max_abs_diff"] < 1e-11, result
+
+
+@pytest.mark.parametrize("name", NAMES, ids=lambda n: n.split("/")[1])
+def test_sharded_micro_batches_give_the_whole_batchs_gradient(ranks, name):
+    for rank in ranks:
+        found = rank[name]["fsdp_accum"]
+        assert found.keys() == set(FSDP_ACCUM_CASES) and max(found.values()) < TOLERANCE, found
 
 
 def test_a_full_state_dict_loads_into_the_sharded_model(ranks):

@@ -12,7 +12,10 @@ embedding dimension; the loss does not depend on the chunking). Two variants of 
   only the (x − baseline) factor keeps a graph: the penalty reaches the word-embedding matrix and gives
   exactly zero gradient to every other parameter.
 
-λ = 0 is plain cross-entropy (same forward, same numbers).
+λ = 0 is plain cross-entropy (same forward, same numbers). A batch that a training step splits (several
+processes, `grad_accum` micro-batches) gets the gradient and logs of the whole batch (`compnb.batch_stats`: the
+surrogate's weight on each row's variance is λ·α·(1 − tanh²(α·Var̄))/W); with micro-batches a statistics pass
+runs first.
 
 The computations live in `compnb.penalties` (importable without the training loop's dependencies); this
 module registers the loss and keeps their names.
@@ -24,6 +27,7 @@ from typing import Any
 
 import torch
 
+from compnb import batch_stats
 from compnb.penalties import IG_DEFAULTS, VARIANTS, attribution_variance, ig_penalty, ig_variance_terms
 from compnb.penalties import check_ig_params as check_params
 from compnb.training import Batch, cross_entropy, register_loss
@@ -38,6 +42,7 @@ def penalty(model: torch.nn.Module, batch: Batch, params: dict[str, Any]) -> tor
 
 
 @register_loss("ig_variance", params=tuple(DEFAULTS), check=check_params)
+@batch_stats.of_means(lambda params: check_params(params)["lam"] > 0)
 def ig_variance_loss(model: torch.nn.Module, batch: Batch, params: dict[str, Any]):
     """L = mean CE + λ·tanh(α·Var_attr); logs ce and the penalty. λ = 0 is plain cross-entropy."""
     p = check_params(params)

@@ -18,6 +18,9 @@
   finite when S collapses onto one token; `exp_subtract` exp(a)/exp(b), computed as exp(a − b) so neither
   factor overflows; `subtract` a − b. Each is increasing in CE and decreasing in H for λ > 0.
 - λ = 0 means no penalty: the loss is exactly plain cross-entropy (same forward, same numbers), for every F.
+- A batch that a training step splits (several processes, `grad_accum` micro-batches) gets the gradient and logs
+  of the whole batch for every F (`compnb.batch_stats`); with micro-batches, `inverse` and `exp_subtract` take a
+  statistics pass first (`subtract` is linear in the means and needs none).
 
 The computations live in `compnb.penalties` (importable without the training loop's dependencies); this
 module registers the loss and keeps their names.
@@ -29,6 +32,7 @@ from typing import Any
 
 import torch
 
+from compnb import batch_stats
 from compnb.penalties import (COMPETENCY_DEFAULTS, FORMS, H_FLOOR, METHODS, combine, competency_terms,
                               gradient_s, mask_s, topk_entropy)
 from compnb.penalties import check_competency_params as check_params
@@ -36,10 +40,17 @@ from compnb.training import Batch, cross_entropy, register_loss
 
 DEFAULTS = COMPETENCY_DEFAULTS
 __all__ = ["DEFAULTS", "FORMS", "H_FLOOR", "METHODS", "check_params", "combine", "competency_loss", "gradient_s",
-           "mask_s", "topk_entropy"]
+           "mask_s", "non_linear", "topk_entropy"]
+
+
+def non_linear(params: dict[str, Any]) -> bool:
+    """Whether the loss with `params` is non-linear in its batch means: λ > 0 and a form other than `subtract`."""
+    p = check_params(params)
+    return p["lam"] > 0 and p["form"] != "subtract"
 
 
 @register_loss("competency", params=tuple(DEFAULTS), check=check_params)
+@batch_stats.of_means(non_linear)
 def competency_loss(model: torch.nn.Module, batch: Batch, params: dict[str, Any]):
     """L = F(mean CE, λ·mean H(S_topk)); logs ce, H and the loss. λ = 0 is plain cross-entropy."""
     p = check_params(params)

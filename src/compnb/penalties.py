@@ -9,7 +9,10 @@ A batch is a dict of tensors: input_ids and attention_mask (B, T), labels (B,), 
 With weights, every batch mean (CE, H(S_topk), the attribution variance) is Σ w·x / Σ w (`batch_mean`), so
 padding rows change neither the loss nor its gradient; without them the means are the plain ones, computed as
 before weights existed. Each `*_terms` function returns (loss, logits (B, classes), logs) as a registered loss
-does, its logs detached 0-d tensors (no host sync). The mask saliency's masked copies and the IG path points go
+does, its logs detached 0-d tensors (no host sync). Both losses are non-linear functions of batch means: when a
+training step splits the batch (several processes, or `grad_accum` micro-batches; `compnb.batch_stats.part`),
+they compute through `batch_stats.split_loss`, so that the step's gradient and logs are the whole batch's;
+otherwise they compute as before. The mask saliency's masked copies and the IG path points go
 through the model in chunks sized by a memory budget (`compnb.saliency`: `COMPNB_MEMORY_BUDGET` or a share of
 free GPU memory); the result does not depend on the chunking.
 """
@@ -22,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from compnb import batch_stats
 from compnb.saliency import IG_METHODS, IntegratedGradients, MaskSaliency, masked_softmax
 from compnb.sharding import embedding_output, first_backward, is_sharded
 
@@ -141,13 +145,23 @@ def mask_s(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Te
 def competency_terms(model: torch.nn.Module, batch: Batch, params: dict[str, Any]
                      ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """(L = F(mean CE, λ·mean H(S_topk)), logits, {ce, H_topk} as detached 0-d tensors) for λ > 0 (`compnb.losses`
-    takes λ = 0 to plain cross-entropy); the means weighted by the batch's `weight` when it has one."""
+    takes λ = 0 to plain cross-entropy); the means weighted by the batch's `weight` when it has one, and the whole
+    batch's when a step splits it (`compnb.batch_stats`: L and the logs are the whole batch's, the gradient its
+    share of the whole batch's, for every form, the inverse form's H floor included)."""
     p = check_competency_params(params)
     logits, s = (gradient_s if p["method"] == "gradient" else mask_s)(model, batch)
-    ce = mean_cross_entropy(_full(logits), batch)
-    h = batch_mean(topk_entropy(s, p["k"]), batch)
-    guarded = h.clamp_min(H_FLOOR) if p["form"] == "inverse" else h
-    loss = combine(ce, p["lam"] * guarded, p["form"])
+
+    def loss_at(ce: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        guarded = h.clamp_min(H_FLOOR) if p["form"] == "inverse" else h
+        return combine(ce, p["lam"] * guarded, p["form"])
+
+    if batch_stats.is_split():
+        rows = (F.cross_entropy(_full(logits), batch["labels"], reduction="none"), topk_entropy(s, p["k"]))
+        loss, (ce, h) = batch_stats.split_loss(loss_at, rows, batch.get("weight"), linear=p["form"] == "subtract")
+    else:
+        ce = mean_cross_entropy(_full(logits), batch)
+        h = batch_mean(topk_entropy(s, p["k"]), batch)
+        loss = loss_at(ce, h)
     return loss, logits, {"ce": ce.detach(), "H_topk": h.detach()}
 
 
@@ -176,11 +190,10 @@ def attribution_variance(attributions: torch.Tensor, attention_mask: torch.Tenso
     return (((attributions - mean[:, None]) ** 2) * mask).sum(-1) / count
 
 
-def ig_penalty(model: torch.nn.Module, batch: Batch, params: dict[str, Any]) -> torch.Tensor:
-    """tanh(α · mean Var_attr) for the batch (a scalar; the mean weighted by the batch's `weight` when it has one),
-    with the graph the variant asks for; the path points in chunks sized by the memory budget (the
+def attribution_variances(model: torch.nn.Module, batch: Batch, p: dict[str, Any]) -> torch.Tensor:
+    """Var_attr of each row (B,) (`attribution_variance` of the IG attributions, at least float32) with the graph
+    the variant asks for (checked params `p`); the path points in chunks sized by the memory budget (the
     differentiable variant recomputes each in the backward when there is more than one)."""
-    p = check_ig_params(params)
     if is_sharded(model):
         raise ShardingUnsupported(
             "the IG-variance loss does not run under FSDP sharding: its path points enter the model as input "
@@ -190,17 +203,29 @@ def ig_penalty(model: torch.nn.Module, batch: Batch, params: dict[str, Any]) -> 
         batch["input_ids"], batch["attention_mask"], batch["labels"], n_steps=p["n_steps"], method=p["method"],
         differentiable=p["variant"] == "differentiable", input_graph=p["variant"] == "detached",
         token_type_ids=batch.get("token_type_ids"))
-    variance = batch_mean(attribution_variance(_full(attributions), batch["attention_mask"]), batch)  # bf16 up
-    return torch.tanh(p["alpha"] * variance)
+    return attribution_variance(_full(attributions), batch["attention_mask"])  # bf16 up
+
+
+def ig_penalty(model: torch.nn.Module, batch: Batch, params: dict[str, Any]) -> torch.Tensor:
+    """tanh(α · mean Var_attr) for the batch (a scalar; the mean weighted by the batch's `weight` when it has one),
+    with the graph the variant asks for (`attribution_variances`)."""
+    p = check_ig_params(params)
+    return torch.tanh(p["alpha"] * batch_mean(attribution_variances(model, batch, p), batch))
 
 
 def ig_variance_terms(model: torch.nn.Module, batch: Batch, params: dict[str, Any]
                       ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """(mean CE + λ·tanh(α·Var_attr), logits, {ce, tanh_var} as detached 0-d tensors) for λ > 0
     (`compnb.ig_variance` takes λ = 0 to plain cross-entropy); the means weighted by the batch's `weight` when it
-    has one."""
+    has one, and the whole batch's when a step splits it (`compnb.batch_stats`, as `competency_terms`)."""
     p = check_ig_params(params)
     logits = model(**model_inputs(batch))
+    if batch_stats.is_split():
+        rows = (F.cross_entropy(logits.float(), batch["labels"], reduction="none"),
+                attribution_variances(model, batch, p))
+        loss, (ce, variance) = batch_stats.split_loss(
+            lambda ce, v: ce + p["lam"] * torch.tanh(p["alpha"] * v), rows, batch.get("weight"), linear=False)
+        return loss, logits, {"ce": ce, "tanh_var": torch.tanh(p["alpha"] * variance)}
     ce = mean_cross_entropy(logits.float(), batch)
     tanh_var = ig_penalty(model, batch, p)
     return ce + p["lam"] * tanh_var, logits, {"ce": ce.detach(), "tanh_var": tanh_var.detach()}

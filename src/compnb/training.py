@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoTokenizer, get_linear_schedule_with_warmup
 
-from compnb import atomicio, captured, data, determinism, inference, models, profiles, run_cache, sharding
+from compnb import atomicio, batch_stats, captured, data, determinism, inference, models, profiles, run_cache, sharding
 from compnb import run_integrity, run_lock
 from compnb.batching import Encoded, LengthBucketSampler, MicroBatches, PadCollator, encode
 from compnb.evaluation import classification_metrics
@@ -457,16 +457,30 @@ class _Run:
     def _eager_step(self, parts: list[Batch]) -> None:
         """One optimizer step over the micro-batches `parts`, eagerly: each micro-batch's loss backward
         (gradients sync across processes on the last one only), clipping, the update; its logged values go to
-        the window on the device, with the step's examples on this process."""
+        the window on the device, with the step's examples on this process. A batch split over processes or
+        micro-batches runs each part inside `batch_stats.part`, so that a loss of batch means (competency,
+        IG-variance) gives the whole batch's gradient and logs; with micro-batches, a loss non-linear in its means
+        first takes the whole batch's sums in a statistics pass (`batch_stats.split_batch`: forwards only, the
+        random state restored)."""
         accelerator, config, loss_fn = self.accelerator, self.config, LOSSES[self.config.loss]
         cpu_autocast = _cpu_autocast(accelerator, config)
         n = sum(len(part["labels"]) for part in parts)
+
+        def loss_of(part: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+            with cpu_autocast():
+                return loss_fn(self.model, part, config.loss_kwargs)
+
+        split = None
+        if accelerator.num_processes > 1 or config.grad_accum > 1:
+            statistics = config.grad_accum > 1 and batch_stats.needs_statistics(loss_fn, config.loss_kwargs)
+            with accelerator.no_sync(self.model):
+                split = batch_stats.split_batch(parts, loss_of, accelerator.device, statistics)
         step_sums = None  # (keys,) float64: the micro-batches' logged values, weighted by their shares
         for j, part in enumerate(parts):
             share = len(part["labels"]) / n
-            with accelerator.no_sync(self.model) if j + 1 < len(parts) else nullcontext():
-                with cpu_autocast():
-                    loss, _, logs = loss_fn(self.model, part, config.loss_kwargs)
+            whole = batch_stats.part(split, share / accelerator.num_processes) if split is not None else nullcontext()
+            with accelerator.no_sync(self.model) if j + 1 < len(parts) else nullcontext(), whole:
+                loss, _, logs = loss_of(part)
                 accelerator.backward(loss * share)
             values = share * torch.stack([v.detach().double() for v in (loss, *logs.values())])
             step_sums = values if step_sums is None else step_sums + values
