@@ -156,3 +156,17 @@ def test_only_a_loss_non_linear_in_its_means_takes_a_statistics_pass(twins_dir, 
     step(model, batching.MicroBatches(pad, 2)(items), loss, params, 2)
     per_micro_batch = 2 if loss == "ig_variance" else 1  # the IG path points (one step, one chunk): one more
     assert len(forwards) == passes * 2 * per_micro_batch
+
+
+@pytest.mark.parametrize("name", twins.NAMES, ids=lambda n: n.split("/")[1])
+def test_cross_entropy_of_unequal_parts_steps_as_the_whole_batch(twins_dir, name):
+    """Parts of 3 and 1 rows: each part's sum over the whole batch's count, so that the parts add up to its mean
+    (the same division puts unequal ranks right, where DDP averages the ranks' gradients)."""
+    base, items, pad = twin(name)
+    model = copy.deepcopy(base).eval()
+    whole, whole_logs = step(model, [pad(items)], "ce", {}, 1)
+    parts = batching.MicroBatches(pad, 3)(items)
+    assert [len(p["labels"]) for p in parts] == [3, 1]
+    split, split_logs = step(model, parts, "ce", {}, 2)
+    assert relative_difference(split, whole) < TOLERANCE
+    assert split_logs["ce"] == pytest.approx(whole_logs["ce"], rel=1e-6)  # the loss takes CE in float32

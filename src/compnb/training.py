@@ -30,6 +30,7 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import DistributedType, broadcast_object_list, set_seed
 from safetensors.torch import load_file
@@ -88,8 +89,13 @@ def _register_builtin_losses() -> None:
 @register_loss("ce")
 def cross_entropy(model: torch.nn.Module, batch: Batch, params: dict[str, Any]):
     """Mean cross-entropy of logits (batch, classes) against labels (batch,), weighted by `weight` (batch,) when
-    the batch has one; logs it as a detached 0-d tensor."""
+    the batch has one; logs it as a detached 0-d tensor. A part of a split batch (`batch_stats.part`) divides
+    its sum by the whole batch's row count, so that parts of unequal size add up to the whole batch's mean."""
     logits = model(**model_inputs(batch))
+    if batch_stats.is_split():
+        rows = F.cross_entropy(logits.float(), batch["labels"], reduction="none")
+        loss, (ce,) = batch_stats.split_loss(lambda mean: mean, (rows,), batch.get("weight"), linear=True)
+        return loss, logits, {"ce": ce}
     loss = mean_cross_entropy(logits.float(), batch)
     return loss, logits, {"ce": loss.detach()}
 
