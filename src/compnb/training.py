@@ -7,7 +7,9 @@ same metrics (exactly, on CPU). Losses live in `LOSSES`: a loss maps (model, bat
 (batch, classes), logs: detached 0-d tensors), so new objectives plug in without touching the loop. A batch may
 carry `weight` (batch,), 0.0 on padding rows (`PadCollator`'s `rows`): every loss's batch means are then
 weighted (`compnb.penalties.batch_mean`). The loop sums what it logs on the device (`LogWindow`) and reads it on
-the host only to log, before a checkpoint and at the end. Batches come from `compnb.batching` and validation
+the host only to log, before a checkpoint and at the end; at the same points it reads where the loss or gradient
+norm first went non-finite (`compnb.divergence`) and stops a diverged run there, nothing marked finished and no
+checkpoint written from the non-finite state. Batches come from `compnb.batching` and validation
 from `compnb.inference` (static shapes). On one GPU each step replays `compnb.captured`'s graph and validation
 replays captured forwards; metrics record the `engine`, the run id does not. The same code runs on a CPU, one
 GPU or under `accelerate launch`.
@@ -39,7 +41,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoTokenizer, get_linear_schedule_with_warmup
 
 from compnb import atomicio, batch_stats, captured, data, determinism, inference, models, profiles, run_cache, sharding
-from compnb import run_integrity, run_lock
+from compnb import divergence, run_integrity, run_lock
 from compnb.batching import Encoded, LengthBucketSampler, MicroBatches, PadCollator, encode
 from compnb.evaluation import classification_metrics
 from compnb.fingerprints import weights_fingerprint
@@ -413,8 +415,9 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
 class _Run:
     """One run while it trains: what `_set_up` built (the encoded sets, the model, optimizer, schedule and
     loader prepared by `accelerate`, the engine that steps and the forward that validates, both captured or
-    both eager), its progress `state`, the device-side `window` of what it logs, and its clock (`start`, this
-    session's perf_counter origin; `wall0`, earlier sessions' wall seconds)."""
+    both eager), its progress `state`, the device-side `window` of what it logs and `watch` for non-finite
+    values, and its clock (`start`, this session's perf_counter origin; `wall0`, earlier sessions' wall
+    seconds)."""
 
     config: TrainConfig
     folder: Path
@@ -437,6 +440,7 @@ class _Run:
     sizes: tuple[int, int]  # (parameters, trainable parameters)
     state: TrainerState
     window: LogWindow
+    watch: divergence.Watch
     start: float
     wall0: float
 
@@ -451,14 +455,17 @@ class _Run:
 
     def step(self, parts: Any) -> None:
         """One optimizer step on a collated batch (the captured engine's `StaticBatches`, else `MicroBatches`);
-        what it logs goes to the window on the device."""
+        what it logs goes to the window on the device, and the watch notes the step if the window's sums are not
+        finite (they turn so at the first non-finite value they add)."""
+        self.watch.step = self.state.step + 1
         if self.step_graph is None:
             self._eager_step(parts)
-            return
-        (part,), n = parts  # one replay: forward, loss, backward, clipping and the update
-        out = self.step_graph(part)
-        self.scheduler.step()
-        self.window.add(list(out), torch.stack([v.double() for v in out.values()]), n)
+        else:
+            (part,), n = parts  # one replay: forward, loss, backward, clipping and the update
+            out = self.step_graph(part)
+            self.scheduler.step()
+            self.window.add(list(out), torch.stack([v.double() for v in out.values()]), n)
+        self.watch.see(0, self.window.sums)
 
     def _eager_step(self, parts: list[Batch]) -> None:
         """One optimizer step over the micro-batches `parts`, eagerly: each micro-batch's loss backward
@@ -504,7 +511,8 @@ class _Run:
 
     def validate(self) -> float:
         """Validation accuracy now, added to the curve; a new best saves its weights, else counts towards
-        early stopping. Leaves the model in train mode."""
+        early stopping. Leaves the model in train mode. Stops first if training has diverged."""
+        self.check_finite(weights=True)
         state = self.state
         accuracy = float((self.probabilities().argmax(1) == np.asarray(self.val_enc.labels)).mean())
         epoch = round(state.step / self.per_epoch, 4)
@@ -526,7 +534,9 @@ class _Run:
         self.state.examples += examples
 
     def log(self) -> None:
-        """A `loss_curve` point: the window's mean values and the learning rate; the window starts again."""
+        """A `loss_curve` point: the window's mean values and the learning rate; the window starts again. Stops
+        first if training has diverged."""
+        self.check_finite()
         state = self.state
         self.read()
         means = {k: v / state.loss_count for k, v in state.loss_sums.items()}
@@ -536,10 +546,20 @@ class _Run:
         self.window.clear()
 
     def save(self) -> None:
-        """A checkpoint of the run as it is."""
+        """A checkpoint of the run as it is; never of a diverged one."""
+        self.check_finite(weights=True)
         self.read()
         self.state.wall_s = self.wall_s()
         run_cache.save_checkpoint(self.accelerator, self.folder, self.config, asdict(self.state))
+
+    def check_finite(self, weights: bool = False) -> None:
+        """Raise `divergence.DivergedError`, naming the run and the first step, if a step's loss or gradient norm
+        was not finite, or (`weights`) the weights are not now; one gather and one host sync."""
+        found = self.watch.read(self.accelerator, self.model if weights else None)
+        if found is not None:
+            saved = run_cache.read_checkpoint(self.folder, self.config)
+            raise divergence.diverged(self.folder.name, *found, None if saved is None else saved["step"],
+                                      self.config.lr, self.config.max_grad_norm)
 
 
 def _set_up(config: TrainConfig, folder: Path, accelerator: Accelerator, saved: dict[str, Any] | None) -> _Run:
@@ -596,10 +616,13 @@ def _set_up(config: TrainConfig, folder: Path, accelerator: Accelerator, saved: 
     else:
         step_graph, forward = None, inference.EagerForward(accelerator.unwrap_model(model), autocast_dtype)
     val_collate = inference.static_collator(tokenizer, val_enc, config.batch_size)
+    watch = divergence.Watch(accelerator.device, state.step)
+    if step_graph is None:  # the captured step's gradients stay inside its graph
+        watch.watch_gradients(optimizer.optimizer)
     return _Run(config, folder, accelerator, spec, sources, weights_id, train_enc, val_enc, model, optimizer,
                 scheduler, sampler, loader, engine, step_graph, forward, val_collate, per_epoch, sizes, state,
                 LogWindow(accelerator.device, state.loss_sums),  # a resumed window goes on from its saved sums
-                start, state.wall_s)
+                watch, start, state.wall_s)
 
 
 def _collator(config: TrainConfig, tokenizer, engine: str) -> Callable[[list[dict[str, Any]]], Any]:
@@ -631,10 +654,21 @@ def _train_epochs(run: _Run, callback: Callable[[TrainerState], None] | None) ->
     """The epochs from where `run.state` stands until the last one or an early stop: a step per batch, a log
     point every `log_every` steps, validation every `eval_every` steps and at each epoch's end, a checkpoint
     every `checkpoint_every` steps, at an early stop and at each epoch's end; `callback(state)` after every step.
-    Ends with the last log point written (or the window read)."""
+    Ends with the last log point written (or the window read). The progress bar is closed before an error (a
+    diverged run's, say) goes on, so that its one line comes last."""
+    config, state = run.config, run.state
+    with tqdm(total=run.per_epoch * config.epochs, initial=state.step, desc=run.folder.name,
+              disable=not run.accelerator.is_local_main_process) as bar:
+        _epochs(run, callback, bar)
+    if state.loss_count:
+        run.log()
+    else:
+        run.read()
+
+
+def _epochs(run: _Run, callback: Callable[[TrainerState], None] | None, bar: tqdm) -> None:
+    """`_train_epochs`'s loop, showing its progress on `bar`."""
     config, accelerator, state = run.config, run.accelerator, run.state
-    bar = tqdm(total=run.per_epoch * config.epochs, initial=state.step, desc=run.folder.name,
-               disable=not accelerator.is_local_main_process)
     run.model.train()
     while state.epoch < config.epochs and not state.stopped:
         run.sampler.set_epoch(state.epoch)
@@ -663,11 +697,6 @@ def _train_epochs(run: _Run, callback: Callable[[TrainerState], None] | None) ->
             bar.set_postfix(val_acc=f"{run.validate():.3f}")
             state.epoch, state.batches_done = state.epoch + 1, 0
             run.save()
-    bar.close()
-    if state.loss_count:
-        run.log()
-    else:
-        run.read()
 
 
 def _finish(run: _Run, deterministic: bool) -> None:
