@@ -51,7 +51,7 @@ def test_a_lock_whose_process_is_gone_is_taken_over_with_a_message(tmp_path, fas
     with run_lock.hold(tmp_path / "run", say=said.append) as waited:
         assert run_lock._read(tmp_path / "run" / run_lock.LOCK).pid == os.getpid()
     assert not waited and len(said) == 1
-    assert said[0].startswith(f"run: taking over the training lock process {pid} on {socket.gethostname()} took at ")
+    assert said[0].startswith(f"run: taking over the training lock of process {pid} on {socket.gethostname()} (taken ")
     assert said[0].endswith(": that process is gone")
     assert not (tmp_path / "run" / run_lock.LOCK).exists()
 
@@ -94,7 +94,7 @@ def test_another_hosts_lock_is_stale_only_when_silent_past_the_limit(tmp_path, f
     said = []
     with run_lock.hold(tmp_path / "run", say=said.append):
         pass
-    assert said[0].startswith("run: taking over the training lock process 1 on elsewhere took at ")
+    assert said[0].startswith("run: taking over the training lock of process 1 on elsewhere (taken ")
     assert said[0].endswith("no sign of life from that host for 150 s, more than the limit of 100 s "
                             "(COMPNB_LOCK_STALE_S)")
     monkeypatch.setenv(run_lock.STALE_ENV, "soon")
@@ -180,7 +180,7 @@ def test_a_killed_lock_holder_is_taken_over_by_the_waiting_process(world, tmp_pa
     text = log.read_text()
     assert waiter.exitcode == 0, text
     assert log.with_suffix(".out").read_text() == f"{folder}\n" and "Traceback" not in text
-    assert (f"{folder.name}: taking over the training lock process {holder.pid} on {socket.gethostname()} took at "
-            in text) and ": that process is gone" in text
+    assert (f"{folder.name}: taking over the training lock of process {holder.pid} on {socket.gethostname()} "
+            "(taken " in text) and "): that process is gone" in text
     assert (folder / "metrics.json").is_file() and not (folder / run_lock.LOCK).exists()
     assert json.loads((folder / "metrics.json").read_text())["steps"] == 12

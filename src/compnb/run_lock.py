@@ -85,7 +85,8 @@ def hold(folder: Path, say: Callable[[str], None] | None = None) -> Iterator[boo
             continue  # released meanwhile
         reason = _stale(path, other)
         if reason is not None:
-            whose = "an empty training lock" if other.pid == 0 else f"the training lock {other} took at {other.taken()}"
+            whose = (f"the training lock of {other} (taken {other.taken()})" if other.pid
+                     else "an empty training lock")
             _take_over(path, other, f"{folder.name}: taking over {whose}: {reason}", say)
             continue
         now = time.monotonic()
