@@ -50,6 +50,23 @@ def test_a_captured_step_is_refused_without_a_gpu():
         captured.CapturedStep(tiny(), torch.optim.AdamW(tiny().parameters()), training.cross_entropy, {})
 
 
+@pytest.mark.parametrize("max_grad_norm", [None, 1e-3])
+def test_the_step_body_returns_the_gradient_norm_before_clipping(max_grad_norm):
+    """The body that capture records (run eagerly here, on the CPU) reports the gradients' total norm as the
+    eager step's clipping sees it, so that the loop can watch it for non-finite values."""
+    model, reference = tiny().eval(), tiny().eval()  # dropout off: both compute the same gradients
+    step = captured.CapturedStep.__new__(captured.CapturedStep)
+    step.model, step.loss_fn, step.params, step.max_grad_norm, step.autocast_dtype = (
+        model, training.cross_entropy, {}, max_grad_norm, None)
+    step.optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    out = step._body(batch())
+    loss, _, _ = training.cross_entropy(reference, batch(), {})
+    loss.backward()
+    expected = torch.nn.utils.get_total_norm([p.grad for p in reference.parameters() if p.grad is not None])
+    assert set(out) == {"loss", "ce", captured.GRAD_NORM}
+    assert float(out[captured.GRAD_NORM]) == pytest.approx(float(expected), rel=1e-6) and float(expected) > 1e-3
+
+
 LOSSES = [("ce", {}), ("competency", COMPETENCY_DEFAULTS | {"method": "gradient", "lam": 0.5}),
           ("competency", COMPETENCY_DEFAULTS | {"method": "mask", "lam": 0.5}),
           ("ig_variance", IG_DEFAULTS | {"variant": "detached", "n_steps": 4}),

@@ -41,6 +41,7 @@ EAGER, GRAPHS = "eager", "cuda-graph"
 LENGTH_BUCKET = 16  # the captured engine pads lengths to multiples of this (at most max_length): few shapes
 LossFn = Callable[[torch.nn.Module, Batch, dict[str, Any]], tuple[torch.Tensor, torch.Tensor, Mapping[str, Any]]]
 WARMUP_STEPS = 3
+GRAD_NORM = "grad_norm"  # the key of a captured step's gradient norm, which is watched, not logged
 
 
 def engine_for(device: torch.device, distributed: bool, grad_accum: int) -> str:
@@ -108,9 +109,10 @@ class _Snapshot:
 
 class CapturedStep:
     """`step(batch)` runs one optimizer step of `loss_fn` on `batch` (a dict of CUDA tensors, a fixed set of
-    keys) by replaying the CUDA graph captured for the batch's shapes, and returns the step's loss and logs as
-    device tensors: {"loss": (), <log name>: (), ...}. `max_grad_norm` clips as `clip_grad_norm_` does; the
-    optimizer must come from `capturable_adamw`. `autocast_dtype` None runs in the parameters' dtype."""
+    keys) by replaying the CUDA graph captured for the batch's shapes, and returns the step's loss, logs and the
+    gradients' total norm (before clipping) as device tensors: {"loss": (), <log name>: (), ..., GRAD_NORM: ()}.
+    `max_grad_norm` clips as `clip_grad_norm_` does; the optimizer must come from `capturable_adamw`.
+    `autocast_dtype` None runs in the parameters' dtype."""
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn,
                  params: dict[str, Any], max_grad_norm: float | None = None,
@@ -131,9 +133,13 @@ class CapturedStep:
             loss, _, logs = self.loss_fn(self.model, batch, self.params)
         loss.backward()
         if self.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm, foreach=True)
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm, foreach=True)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in self.model.parameters() if p.grad is not None],
+                                                 foreach=True)
         self.optimizer.step()
-        return {"loss": loss.detach(), **{k: torch.as_tensor(v, device=loss.device).detach() for k, v in logs.items()}}
+        return {"loss": loss.detach(), **{k: torch.as_tensor(v, device=loss.device).detach() for k, v in logs.items()},
+                GRAD_NORM: norm.detach()}
 
     def _capture(self, batch: Batch) -> tuple[torch.cuda.CUDAGraph, Batch, dict[str, torch.Tensor]]:
         static = {k: v.clone() for k, v in batch.items()}

@@ -5,8 +5,9 @@ finite: each step adds a few device operations and no host sync; the loop reads 
 where it reads its logs anyway and before it writes a checkpoint or best weights, so that it stops before any
 file is written from a non-finite state, and names the exact step where it went wrong. The gradient norm is
 watched through an optimizer step pre-hook, on the gradient the optimizer is about to apply (after clipping,
-which leaves a non-finite norm non-finite); the captured engine's step runs inside a CUDA graph, so only its loss
-is watched there, and the weights themselves are checked before anything is saved.
+which leaves a non-finite norm non-finite); the captured engine's step runs inside a CUDA graph and returns the
+norm it computed (`captured.GRAD_NORM`), which the loop watches the same way; the weights themselves are checked
+before anything is saved.
 """
 
 from __future__ import annotations

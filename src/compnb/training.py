@@ -464,6 +464,7 @@ class _Run:
             (part,), n = parts  # one replay: forward, loss, backward, clipping and the update
             out = self.step_graph(part)
             self.scheduler.step()
+            self.watch.see(1, out.pop(captured.GRAD_NORM))
             self.window.add(list(out), torch.stack([v.double() for v in out.values()]), n)
         self.watch.see(0, self.window.sums)
 
