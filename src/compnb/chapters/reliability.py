@@ -1,7 +1,9 @@
 """The book's reliability checks, run for real in its appendix: a training run killed mid-way resumes from
 its checkpoint to the result of an uninterrupted run, and every CLI command refuses bad input with a clear
-message, without a traceback and without leaving output behind; and the book's GPU cost, from the chapters'
-invocation records (`compnb.invocations`).
+message, without a traceback and without leaving output behind; faults during training (`compnb.chapters.faults`)
+and split batches (`compnb.chapters.split_exactness`) are tried beside them, and `tally` counts every case and
+how many behaved as expected; and the book's GPU cost, from the chapters' invocation records
+(`compnb.invocations`).
 """
 
 from __future__ import annotations
@@ -90,9 +92,19 @@ def interrupted_training(workdir: str | Path, config: TrainConfig | None = None,
 
 
 def resume_table(result: dict) -> pd.DataFrame:
-    """`interrupted_training`'s findings as (check, value) rows, the loss curves left out."""
-    return pd.DataFrame([{"check": key, "value": f"{value:.4f}" if isinstance(value, float) else str(value)}
-                         for key, value in result.items() if key != "curves"])
+    """`interrupted_training`'s findings as (check, value) rows, the loss curves left out, yes/no for booleans."""
+    def shown(value) -> str:
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return f"{value:.4f}" if isinstance(value, float) else "none" if value is None else str(value)
+
+    return pd.DataFrame([{"check": key, "value": shown(value)} for key, value in result.items() if key != "curves"])
+
+
+def resumed_as_expected(result: dict) -> bool:
+    """Whether the killed run left no finished marker and resumed to the uninterrupted run exactly."""
+    return (not result["finished marker"] and result["max |Δ probability|"] == 0 and result["loss curves equal"]
+            and result["validation curves equal"])
 
 
 def plot_resume(result: dict) -> plt.Axes:
@@ -231,6 +243,42 @@ def check_cli(root: Path, jobs: int = 2) -> pd.DataFrame:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             rows = list(pool.map(lambda i: _check_case(root, i, Path(tmp) / f"case-{i}", validation), range(count)))
     return pd.DataFrame(rows)
+
+
+def cli_as_expected(checks: pd.DataFrame) -> pd.Series:
+    """Per `check_cli` row: refused (non-zero exit) with a message naming the problem, no traceback, no file."""
+    return ((checks["exit code"] != 0) & checks["names the problem"] & ~checks["traceback"]
+            & ~checks["files written"])
+
+
+def yes_no(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` for display: its boolean columns as "yes" / "no"."""
+    return table.assign(**{c: table[c].map({True: "yes", False: "no"}) for c in table.columns
+                           if table[c].dtype == bool})
+
+
+def tally(resume: dict, checks: pd.DataFrame, fault_rows: pd.DataFrame, split: pd.DataFrame) -> pd.DataFrame:
+    """One row per group of the appendix's cases: how many were tried and how many behaved as expected (a fault:
+    its expected line and nothing lost or half-written; a split batch: within its tolerance)."""
+    faults_ok = fault_rows["as expected"] & fault_rows["nothing lost or half-written"]
+    groups = [("killed-and-resumed run", 1, int(resumed_as_expected(resume))),
+              ("bad CLI inputs", len(checks), int(cli_as_expected(checks).sum())),
+              ("faults during training", len(fault_rows), int(faults_ok.sum())),
+              ("split batches", len(split), int(split["within tolerance"].sum()))]
+    return pd.DataFrame([{"cases": name, "tried": tried, "as expected": ok} for name, tried, ok in groups])
+
+
+def tally_sentence(counts: pd.DataFrame) -> str:
+    """The appendix's count of bad inputs and faults tried and of those that behaved as expected."""
+    tried, ok = int(counts["tried"].sum()), int(counts["as expected"].sum())
+    parts = ", ".join(f"{r['tried']} {r['cases']}" for _, r in counts.iterrows())
+    sentence = (f"**{tried} bad inputs and faults were tried in this build, and {ok} of {tried} behaved as "
+                f"expected** ({parts})")
+    if ok == tried:
+        return sentence + "."
+    off = counts[counts["as expected"] < counts["tried"]]
+    return sentence + ": " + "; ".join(f"{r['tried'] - r['as expected']} of the {r['cases']} did not"
+                                        for _, r in off.iterrows()) + " (see the tables above)."
 
 
 PIPELINES = ("02-baseline-finetune", "03-modified-loss", "04-adversarial-eval", "05-ig-variance")
