@@ -10,6 +10,7 @@ and may import the library and an earlier chapter's module, never the other way 
 - `ig_variance_eval`, `ig_variance_report` (chapter 5): IG-variance training and its measurements;
 - `claims` (chapter 6): the claims ledger;
 - `plans`: a chapter's runs as configs for a scheduler (`compnb plan`);
-- `reliability` (chapter 7, appendix): resume and bad-input checks and the book's GPU cost;
+- `reliability`, `faults`, `split_exactness` (chapter 7, appendix): resume, bad-input and fault checks (locks,
+  damaged run files, divergence), split-batch exactness, and the book's GPU cost;
 - `paper_scale` (appendix): the paper-scale benchmark and the paper profile's projected GPU time.
 """
