@@ -43,8 +43,8 @@ def damaged(folder: Path, name: str, detail: str) -> DamagedRunError:
 
 
 def record(folder: Path, pending: Mapping[str, bytes]) -> dict[str, dict[str, Any]]:
-    """{name: {"bytes", "sha256"}} of the files the run in `folder` produced (`PRODUCED` and backbone/*) that are
-    there now, and of `pending`, files about to be written (name → their bytes)."""
+    """{name: {"bytes", "sha256"}} of the files the run in `folder` produced (`PRODUCED` and the files in
+    `backbone/`) that are there now, and of `pending`, files about to be written (name → their bytes)."""
     paths = [folder / name for name in PRODUCED if name not in pending] + sorted((folder / BACKBONE).glob("*"))
     files = {p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
              for p in paths if p.is_file()}
