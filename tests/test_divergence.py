@@ -9,7 +9,9 @@ from accelerate import Accelerator
 from safetensors.torch import load_file
 
 import tiny_runs
+
 from compnb import cli, divergence, run_lock, training
+from compnb.chapters import faults
 from compnb.run_cache import CHECKPOINT, FINISHED, STATE_FILE, run_dir
 
 CALLS = {"n": 0}  # loss calls in this process: one per optimizer step here (eager, no gradient accumulation)
@@ -36,7 +38,7 @@ def nan_gradient_at(model, batch, params):
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    return tiny_runs.build(tmp_path_factory.mktemp("divergence-world"))
+    return faults.tiny_world(tmp_path_factory.mktemp("divergence-world"))
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +60,7 @@ def _stopped_cleanly(folder, checkpoint_step: int) -> None:
 def test_a_non_finite_value_stops_training_at_its_step(world, tmp_path, loss, what):
     """Steps 1-4 are finite (checkpoints at 2 and 4), step 5's loss or gradient is NaN; the loop reads the watch at
     step 6 (a log point), before the checkpoint it would write there."""
-    cfg = tiny_runs.config(world, loss=loss, loss_params={"at": 5})
+    cfg = faults.tiny_config(world, loss=loss, loss_params={"at": 5})
     folder = run_dir(cfg, tmp_path)
     with pytest.raises(divergence.DivergedError) as caught:
         training.train(cfg, runs_root=tmp_path)
@@ -70,7 +72,7 @@ def test_a_non_finite_value_stops_training_at_its_step(world, tmp_path, loss, wh
 
 
 def test_a_huge_learning_rate_without_clipping_stops_compnb_train_with_one_line(world, tmp_path, capsys):
-    cfg = tiny_runs.config(world, lr=1e8, max_grad_norm=None, warmup_ratio=0.0)
+    cfg = faults.tiny_config(world, lr=1e8, max_grad_norm=None, warmup_ratio=0.0)
     config = tiny_runs.write_config(cfg, tmp_path / "c.json")
     assert cli.main(["train", "--config", str(config), "--runs-root", str(tmp_path / "runs")]) == 2
     folder = run_dir(cfg, tmp_path / "runs")

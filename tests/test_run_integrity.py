@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 import tiny_runs
+
 from compnb import cli, run_integrity
+from compnb.chapters import faults
 from compnb.run_cache import run_dir
 from compnb.run_integrity import DamagedRunError
 from compnb.training import evaluate, load_run, train
@@ -21,10 +23,10 @@ COMMITTED = Path(__file__).resolve().parents[1] / "results" / "full" / "runs"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    world = tiny_runs.build(tmp_path_factory.mktemp("integrity-world"))
+    world = faults.tiny_world(tmp_path_factory.mktemp("integrity-world"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("COMPNB_DATA_DIR", str(world.data))
-        world.finished = train(tiny_runs.config(world, epochs=1), runs_root=world.root / "runs")
+        world.finished = train(faults.tiny_config(world, epochs=1), runs_root=world.root / "runs")
     return world
 
 
@@ -36,7 +38,7 @@ def _data_env(world, monkeypatch):
 @pytest.fixture
 def run(world, tmp_path) -> Path:
     """A copy of the finished run, to damage."""
-    return Path(shutil.copytree(world.finished, run_dir(tiny_runs.config(world, epochs=1), tmp_path / "runs")))
+    return Path(shutil.copytree(world.finished, run_dir(faults.tiny_config(world, epochs=1), tmp_path / "runs")))
 
 
 def _truncate(path: Path, size: int) -> None:
@@ -74,12 +76,12 @@ def test_truncated_weights_stop_reuse_load_run_and_evaluate_with_one_line(world,
     size = (run / "model.safetensors").stat().st_size
     _truncate(run / "model.safetensors", 1000)
     line = _line(run, "model.safetensors", f"1,000 bytes where run.json records {size:,}")
-    for attempt in (lambda: train(tiny_runs.config(world, epochs=1), runs_root=run.parent),
+    for attempt in (lambda: train(faults.tiny_config(world, epochs=1), runs_root=run.parent),
                     lambda: load_run(run), lambda: evaluate(run, "sst2")):
         with pytest.raises(DamagedRunError) as caught:
             attempt()
         assert str(caught.value) == line
-    config = tiny_runs.write_config(tiny_runs.config(world, epochs=1), tmp_path / "c.json")
+    config = tiny_runs.write_config(faults.tiny_config(world, epochs=1), tmp_path / "c.json")
     assert _cli_error(capsys, ["train", "--config", str(config), "--runs-root", str(run.parent)]) == \
         f"compnb train: error: {line}\n"
     assert _cli_error(capsys, ["evaluate", "--run", str(run), "--dataset", "sst2"]) == f"compnb evaluate: error: {line}\n"
@@ -92,7 +94,7 @@ def test_truncated_metrics_stop_reuse_and_the_chapters_readers(world, run):
     text = (run / "metrics.json").read_text()
     _truncate(run / "metrics.json", 100)
     line = _line(run, "metrics.json", f"100 bytes where run.json records {len(text):,}")
-    for attempt in (lambda: train(tiny_runs.config(world, epochs=1), runs_root=run.parent),
+    for attempt in (lambda: train(faults.tiny_config(world, epochs=1), runs_root=run.parent),
                     lambda: load_run(run), lambda: run_integrity.read_json(run)):
         with pytest.raises(DamagedRunError) as caught:
             attempt()
@@ -107,16 +109,16 @@ def test_same_size_damage_is_caught_by_the_hash_where_cheap_or_when_asked(world,
     shutil.copy2(world.finished / "val_probs.npy", run / "val_probs.npy")
     monkeypatch.setattr(run_integrity, "HASH_BYTES", 1000)  # the weights are now too large to hash unasked
     _flip_last_byte(run / "model.safetensors")
-    assert train(tiny_runs.config(world, epochs=1), runs_root=run.parent) == run
+    assert train(faults.tiny_config(world, epochs=1), runs_root=run.parent) == run
     with pytest.raises(DamagedRunError, match="model.safetensors is damaged \\(SHA-256 "):
-        train(tiny_runs.config(world, epochs=1), runs_root=run.parent, verify=True)
+        train(faults.tiny_config(world, epochs=1), runs_root=run.parent, verify=True)
     err = _cli_error(capsys, ["evaluate", "--run", str(run), "--dataset", "sst2", "--verify"])
     assert err.startswith(f"compnb evaluate: error: {run / 'model.safetensors'} is damaged (SHA-256 ")
 
 
 def test_a_run_without_its_weights_is_reused_and_load_run_says_how_to_get_them(world, run, capsys):
     (run / "model.safetensors").unlink()
-    assert train(tiny_runs.config(world, epochs=1), runs_root=run.parent) == run
+    assert train(faults.tiny_config(world, epochs=1), runs_root=run.parent) == run
     assert _cli_error(capsys, ["evaluate", "--run", str(run), "--dataset", "sst2"]) == (
         f"compnb evaluate: error: run {run.name} has no weights ({run / 'model.safetensors'} was not kept: only "
         "the run's small files were); retrain it with `compnb train --force` (force=True)\n")
@@ -126,7 +128,7 @@ def test_a_run_without_a_record_is_checked_for_what_can_be_checked(world, run):
     record = json.loads((run / "run.json").read_text())
     del record[run_integrity.KEY]
     (run / "run.json").write_text(json.dumps(record))
-    assert train(tiny_runs.config(world, epochs=1), runs_root=run.parent) == run
+    assert train(faults.tiny_config(world, epochs=1), runs_root=run.parent) == run
     _truncate(run / "model.safetensors", 1000)
     with pytest.raises(DamagedRunError) as caught:
         load_run(run)
@@ -141,7 +143,7 @@ def test_a_run_without_a_record_is_checked_for_what_can_be_checked(world, run):
         run_integrity.load_probs(run)
     (run / "run.json").write_text("{")
     with pytest.raises(DamagedRunError, match=r"run.json is damaged \(not valid JSON: "):
-        train(tiny_runs.config(world, epochs=1), runs_root=run.parent)
+        train(faults.tiny_config(world, epochs=1), runs_root=run.parent)
 
 
 @pytest.mark.skipif(not COMMITTED.is_dir(), reason="no committed runs in this checkout")

@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 
 import tiny_runs
+
 from compnb import run_lock
+from compnb.chapters import faults
 from compnb.run_cache import run_dir
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    return tiny_runs.build(tmp_path_factory.mktemp("lock-world"))
+    return faults.tiny_world(tmp_path_factory.mktemp("lock-world"))
 
 
 @pytest.fixture
@@ -139,14 +141,14 @@ def test_concurrent_trainings_of_one_config_train_it_once(world, tmp_path, proce
     """`compnb train --config c.json` started in `processes` processes while the run's lock is held here: each
     waits with a message; once the lock is let go one trains and the others return its finished folder, with no
     traceback anywhere."""
-    cfg = tiny_runs.config(world)
+    cfg = faults.tiny_config(world)
     config = tiny_runs.write_config(cfg, tmp_path / "c.json")
     folder = run_dir(cfg, tmp_path / "runs")
     waiting = f"{folder.name}: waiting for process {os.getpid()} on "
     logs = [tmp_path / f"stderr-{i}" for i in range(processes)]
     args = ["train", "--config", str(config), "--runs-root", str(tmp_path / "runs")]
     with run_lock.hold(folder):
-        children = [tiny_runs.processes().Process(target=tiny_runs.run_cli, args=(args, log, tiny_runs.env(world)))
+        children = [faults.processes().Process(target=faults.run_cli, args=(args, log, tiny_runs.env(world)))
                     for log in logs]
         for child in children:
             child.start()
@@ -162,15 +164,15 @@ def test_concurrent_trainings_of_one_config_train_it_once(world, tmp_path, proce
 
 
 def test_a_killed_lock_holder_is_taken_over_by_the_waiting_process(world, tmp_path):
-    cfg = tiny_runs.config(world)
+    cfg = faults.tiny_config(world)
     config = tiny_runs.write_config(cfg, tmp_path / "c.json")
     folder, paused, log = run_dir(cfg, tmp_path / "runs"), tmp_path / "paused", tmp_path / "stderr"
-    context, env = tiny_runs.processes(), tiny_runs.env(world)
-    holder = context.Process(target=tiny_runs.train_paused, args=(config, tmp_path / "runs", paused, 3, env))
+    context, env = faults.processes(), tiny_runs.env(world)
+    holder = context.Process(target=faults.train_paused, args=(config, tmp_path / "runs", paused, 3, env))
     holder.start()
     _wait_for(paused.is_file, "the first process to reach step 3")
     args = ["train", "--config", str(config), "--runs-root", str(tmp_path / "runs")]
-    waiter = context.Process(target=tiny_runs.run_cli, args=(args, log, env))
+    waiter = context.Process(target=faults.run_cli, args=(args, log, env))
     waiter.start()
     _wait_for(lambda: log.is_file() and f"waiting for process {holder.pid} on" in log.read_text(),
               "the second process to wait")

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import copy
 import functools
-from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
 import twins
-from accelerate import Accelerator
 from test_twins import HYPOTHESES, LABELS, PREMISES
 
-from compnb import batch_stats, batching, data, losses, models, penalties, training
+from compnb import batch_stats, batching, data, losses, models, penalties
+from compnb.chapters.split_exactness import relative_difference, step
 
 FORMS, METHODS = losses.FORMS, losses.METHODS
 TOLERANCE = 1e-10  # max |Δ gradient| over the largest gradient entry
@@ -46,37 +45,6 @@ def twin(name: str) -> tuple[models.SequenceClassifier, list[dict], batching.Pad
     keys = [k for k in data.PRETOKENIZED if k in tokenizer.model_input_names]
     items = [{**{k: ids[k][i] for k in keys}, "labels": LABELS[i], "index": i} for i in range(len(LABELS))]
     return model.double(), items, batching.PadCollator(tokenizer.pad_token_id, tokenizer.padding_side, 32, None, 32)
-
-
-class Recorder:
-    """The optimizer's place in a step: keeps the gradients it is asked to apply."""
-
-    def __init__(self, model: torch.nn.Module):
-        self.model, self.grads = model, {}
-
-    def step(self) -> None:
-        self.grads = {n: p.grad.clone() for n, p in self.model.named_parameters() if p.grad is not None}
-
-    def zero_grad(self) -> None:
-        self.model.zero_grad()
-
-
-def step(model: torch.nn.Module, parts: list[training.Batch], loss: str, params: dict, grad_accum: int
-         ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-    """(the gradients, the logged values) of one `_Run._eager_step` on `parts`, in one process on the CPU."""
-    config = training.TrainConfig(loss=loss, loss_params=params, grad_accum=grad_accum, max_grad_norm=None)
-    run = SimpleNamespace(accelerator=Accelerator(cpu=True), config=config, model=model, optimizer=Recorder(model),
-                          scheduler=SimpleNamespace(step=lambda: None),
-                          window=training.LogWindow(torch.device("cpu"), {}))
-    training._Run._eager_step(run, parts)
-    return run.optimizer.grads, dict(zip(run.window.keys, run.window.sums.tolist()))
-
-
-def relative_difference(grads: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> float:
-    """max |grads − reference| over every entry of every parameter, over the largest |reference| entry."""
-    assert grads.keys() == reference.keys()
-    largest = max(float(g.abs().max()) for g in reference.values())
-    return max(float((grads[n] - g).abs().max()) for n, g in reference.items()) / largest
 
 
 def split_against_whole(name: str, loss: str, params: dict, train: bool = False):
