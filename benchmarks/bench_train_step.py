@@ -2,7 +2,7 @@
 (`compnb.captured.CapturedStep`), on randomly initialised MiniLM-L6 and ELECTRA-small backbones, all in one run.
 
     python benchmarks/bench_train_step.py [--iters 30] [--losses ce competency-mask] \
-        [--json results/full/paper-scale/train-step-benchmark.json]
+        [--backbones electra-small] [--json results/full/paper-scale/train-step-benchmark.json]
 
 For each (backbone, batch × tokens, loss): ms per step eager (the same step body, autocast's cast cache on,
 fused AdamW as training uses it) and captured (replays of the graph; the capture itself is left out), examples
@@ -157,14 +157,18 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--busy-iters", type=int, default=5, help="profiled steps per engine (the profiler is slow)")
     parser.add_argument("--losses", nargs="+", choices=sorted(LOSSES), default=list(LOSSES), help="default: all")
+    parser.add_argument("--backbones", nargs="+", choices=list(BACKBONES), default=list(BACKBONES),
+                        help="default: all")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench_train_step needs a CUDA GPU; captured steps do not run on a CPU")
     training._register_builtin_losses()
     device = torch.device("cuda")
     rows = []
-    for backbone, make_config in BACKBONES.items():
-        config = make_config()
+    record = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "git": git_state(),
+              "iters": args.iters, "busy_iters": args.busy_iters, "complete": False, "rows": rows}
+    for backbone in args.backbones:
+        config = BACKBONES[backbone]()
         for (n, t), (name, (loss, params)) in ((s, item) for s in SHAPES for item in LOSSES.items() if item[0] in args.losses):
             batch = make_batch(config, n, t, 0, device)
             row = {"backbone": backbone, "batch": n, "tokens": t, "loss": name}
@@ -191,8 +195,9 @@ def main() -> None:
                 row["where"] = traceback.format_exc().strip().splitlines()[-3][:300]
             rows.append(row)
             print(json.dumps(row), flush=True)
-    record = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "git": git_state(),
-              "iters": args.iters, "rows": rows}
+            if args.json:  # after every row, so that a run cut short keeps what it measured ("complete": false)
+                atomicio.write_json(args.json, record)
+    record["complete"] = True
     if args.json:
         atomicio.write_json(args.json, record)
 
