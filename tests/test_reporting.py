@@ -66,3 +66,24 @@ def test_the_source_is_the_compnb_call_in_the_cell_or_the_calling_function():
     exec(compile(cell, name, "exec"), scope)
     assert scope["book"].source == "compnb.reporting.paper_baselines"
     assert "made by <code>compnb.reporting.paper_baselines</code>" in scope["book"].to_html()
+
+
+def test_the_run_record_reads_as_a_definition_list_with_short_hashes(tmp_path):
+    from compnb import reporting
+
+    digest = "ab" * 32
+    run = tmp_path / "run-a"
+    run.mkdir()
+    (run / "run.json").write_text('{"weights": "sha256:' + "cd" * 32 + '"}')
+    record = {"params": {"profile": "smoke", "lam": None, "runs": [f"r{i}" for i in range(6)]}, "seed": None,
+              "git": {"commit": "f" * 40, "dirty": True}, "created": "2026-01-01T00:00:00+00:00",
+              "python": "3.12.3", "platform": "Linux", "packages": {"torch": "2.13.0", "captum": None},
+              "data_sources": [{"dataset": "sst2", "split": "validation", "rows": 872, "origin": "local",
+                                "note": "", "sha256": digest}]}
+    page = reporting.record_html(record, [run])
+    assert page.startswith('<dl class="compnb-record">') and "<dt>parameters</dt>" in page
+    assert "<code>lam</code> = <code>None</code>" in page and "6 entries" in page
+    assert f"<code>{digest[:12]}…</code>" in page and digest in page  # short in sight, full one click away
+    assert "sha256:" + "cd" * 6 + "…" in page and "(1 run)" in page
+    assert "(uncommitted changes)" in page and "torch 2.13.0" in page and "captum" not in page
+    assert "872 rows" in page and "{" not in page  # no raw dict left

@@ -1,12 +1,18 @@
 """Tables and figures that several chapters share: seed summaries beside the papers' numbers,
-artifact-influence results, entropy distributions and throughput."""
+artifact-influence results, entropy distributions, throughput, and the run record of each "Reproducibility"
+section (`record_display`)."""
 
 from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from IPython.display import HTML
 
 from compnb import paper_numbers as pn
 from compnb import plots
@@ -163,3 +169,71 @@ def throughput_table(records: list[dict]) -> pd.DataFrame:
                           "eval examples/s": r["metrics"]["eval_examples_per_s"],
                           "wall time (s)": r["metrics"]["wall_time_s"],
                           "peak memory (MiB)": r["metrics"]["peak_memory_mb"]} for r in records])
+
+
+SHORT_HASH = 12  # hex digits of a fingerprint shown inline; the full value is one click away
+
+
+def _fingerprint(value: str) -> str:
+    """A hash as `<kind>:<first digits>…`, the full value in a collapsed block under it (wraps at any width)."""
+    if not value:
+        return "not recorded"
+    kind, _, digest = value.rpartition(":")
+    if len(digest) <= SHORT_HASH:
+        return f"<code>{html.escape(value)}</code>"
+    short = f"{kind}:{digest[:SHORT_HASH]}…" if kind else f"{digest[:SHORT_HASH]}…"
+    return (f'<details class="compnb-hash"><summary><code>{html.escape(short)}</code></summary>'
+            f'<code style="word-break: break-all">{html.escape(value)}</code></details>')
+
+
+def _value(value: object) -> str:
+    """One parameter's value as the notebook would write it (None, strings quoted, lists of names collapsed)."""
+    if isinstance(value, list) and len(value) > 4:
+        names = ", ".join(map(str, value))
+        return (f"<details><summary>{len(value)} entries</summary><small style=\"word-break: break-all\">"
+                f"{html.escape(names)}</small></details>")
+    return f"<code>{html.escape(repr(value))}</code>"
+
+
+def _sources(sources: list[dict]) -> str:
+    items = []
+    for s in sources:
+        sample = f" ({html.escape(s['note'])})" if s.get("note") else ""
+        items.append(f"<li>{html.escape(s['dataset'])} {html.escape(s['split'])}: {s['rows']:,} rows, "
+                     f"{html.escape(s['origin'])}{sample}; SHA-256 {_fingerprint(s.get('sha256', ''))}</li>")
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def record_html(record: dict, run_dirs: list[Path] | None = None) -> str:
+    """`provenance.run_record`'s record as an HTML definition list a reader can scan: parameters, seed,
+    commit, Python and packages, data sources with their fingerprints, and, with `run_dirs`, the distinct
+    backbone weight fingerprints those training runs recorded. Hashes are shortened, each with its full value
+    in a collapsed block."""
+    git = record.get("git") or {}
+    state = {True: " (uncommitted changes)", False: "", None: " (state not known)"}[git.get("dirty")]
+    rows = [("parameters", "<ul>" + "".join(f"<li><code>{html.escape(k)}</code> = {_value(v)}</li>"
+                                            for k, v in record["params"].items()) + "</ul>"),
+            ("seed", "none of its own (each training run records its seed)" if record.get("seed") is None
+             else str(record["seed"])),
+            ("commit", f"{_fingerprint(git.get('commit') or '')}{state}"),
+            ("created", html.escape(record.get("created", ""))),
+            ("Python, platform", html.escape(f"{record.get('python', '')}, {record.get('platform', '')}")),
+            ("packages", html.escape(", ".join(f"{k} {v}" for k, v in record.get("packages", {}).items()
+                                               if v is not None)))]
+    if record.get("data_sources"):
+        rows.append(("data", _sources(record["data_sources"])))
+    if run_dirs:
+        weights = {}
+        for folder in run_dirs:
+            path = Path(folder) / "run.json"
+            value = json.loads(path.read_text()).get("weights") if path.is_file() else None
+            weights[value or ""] = weights.get(value or "", 0) + 1
+        rows.append(("backbone weights", "<ul>" + "".join(
+            f"<li>{_fingerprint(w)} ({n} run{'s' if n != 1 else ''})</li>" for w, n in weights.items()) + "</ul>"))
+    body = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
+    return f'<dl class="compnb-record">{body}</dl>'
+
+
+def record_display(record: dict, run_dirs: list[Path] | None = None) -> HTML:
+    """`record_html` for a notebook cell's output (the chapters' "Reproducibility" section)."""
+    return HTML(record_html(record, run_dirs))
