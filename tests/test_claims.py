@@ -216,3 +216,17 @@ def test_an_undefined_measurement_makes_its_claim_not_run_with_the_reason():
     claim = replace(next(c for c in claims.CLAIMS if c.id == "P3-calibration"), measure=nan_calibration)
     m = claims._measure(claim, "smoke")
     assert m.verdict == "not run" and "undefined" in m.why and "nan" in m.why
+
+
+def test_the_ledger_table_holds_each_verdicts_rule_scope_and_test_with_its_anchor(full_ledger):
+    shown = full_ledger[full_ledger["group"] != "sanity check"]
+    reading = claims.for_reading(shown)
+    page = claims.ledger_table(reading, caption="the ledger").to_html()
+    assert list(reading.columns) == ["claim", "verdict", "the paper claims", "we found (scope)", "rule and why"]
+    for _, row in shown.iterrows():  # the glance boxes link to #claim-<id>
+        assert f'<span id="claim-{row["id"]}">' in page, row["id"]
+    assert page.count("<strong>rule</strong>") == len(shown) and page.count("<details") == len(shown)
+    tested = shown[shown["test"] != ""].iloc[0]
+    row = reading[reading["claim"] == tested["id"]].iloc[0]
+    assert f"scope: {tested['scope']}" in row["we found (scope)"]
+    assert f"rule: {tested['rule']}" in row["rule and why"] and f"test: {tested['test']}" in row["rule and why"]

@@ -13,6 +13,7 @@ or when an earlier full-profile rerun reached another verdict (`HISTORY`).
 
 from __future__ import annotations
 
+import html
 import math
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from compnb import formatting as fmt
-from compnb import plots, verdicts
+from compnb import plots, tables, verdicts
 from compnb.chapters import claims_paper1, claims_paper2, claims_paper3
 from compnb.chapters.claim_base import MARGINS, Claim, Measured, csv
 from compnb.paths import results_dir
@@ -41,7 +42,8 @@ HISTORY = {
                                "the baselines too, so GPU rerun noise is part of the change",
 }
 
-COLUMNS = ["id", "paper", "source", "claim", "metric", "kind", "scope", "paper's value", "ours", "test", "family",
+PAPER_VALUE = "paper's value"
+COLUMNS = ["id", "paper", "source", "claim", "metric", "kind", "scope", PAPER_VALUE, "ours", "test", "family",
            "p", "p adjusted", "p opposite adjusted", "margin", "MDE", "units for 80% power", "verdict", "why", "borderline", "compared with",
            "rule", "chapter", "group"]
 
@@ -124,7 +126,7 @@ def ledger(profile: str) -> pd.DataFrame:
     for c in CLAIMS:
         m = measured[c.id]
         row = {"id": c.id, "paper": c.paper, "source": c.source, "claim": c.claim, "metric": c.metric,
-               "kind": c.kind, "scope": m.scope, "paper's value": c.paper_value(), "ours": m.value,
+               "kind": c.kind, "scope": m.scope, PAPER_VALUE: c.paper_value(), "ours": m.value,
                "compared with": c.recipe, "rule": c.rule, "chapter": c.chapter,
                "group": "sanity check" if c.aim else "beyond the paper" if c.beyond else "claim",
                "margin": f"±{MARGINS[c.margin][0]:g}: {MARGINS[c.margin][1]}" if c.margin else ""}
@@ -188,27 +190,72 @@ def plot_verdicts(table: pd.DataFrame) -> plt.Axes:
     return ax
 
 
+# The ledger table's last column: labelled lines, the first ones shown, the rest folded under "comparison and test".
+SHOWN = ("rule", "why", "⚑ borderline")
+FOLDED = ("compared with", "test", "family", "p", "power")
+
+
 def for_reading(table: pd.DataFrame) -> pd.DataFrame:
-    """The ledger as the book shows it: per claim the verdict with why; the claim with its source, metric and
-    the paper's number; the scope; ours; the test, its family and the adjusted p (the opposite test's too);
-    the margin, minimum detectable effect and units 80% power would need (one column, to fit the page)."""
+    """The ledger as the book shows it, one row per claim: the id; the verdict (⚑ when borderline); the claim
+    with its source, metric and the paper's number; ours with its scope; and, as labelled lines ('rule: …'),
+    the rule, why and the borderline flag, then what ours is compared with, the test, its family, the
+    adjusted p (the opposite test's too) and the power (margin, minimum detectable effect, units 80% power
+    would need). Plain text: `ledger_table` renders it, the CSV keeps it as it is."""
     def join(*parts: str) -> str:
         return " · ".join(p for p in parts if p)
 
+    def lines(**parts: str) -> str:
+        return "\n".join(f"{label.replace('_', ' ')}: {' '.join(text.split())}" for label, text in parts.items() if text)
+
     rows = []
     for _, r in table.iterrows():
-        p = (f"adjusted p {r['p adjusted']} (raw {r['p']}); opposite {r['p opposite adjusted']}"
+        p = (f"adjusted {r['p adjusted']} (raw {r['p']}); opposite test adjusted {r['p opposite adjusted']}"
              if r["p adjusted"] else "")
         power = join(f"margin {r['margin'].split(':')[0]}" if r["margin"] else "",
                      f"MDE {r['MDE']}" if r["MDE"] else "", f"80% power: {r['units for 80% power']}"
                      if r["units for 80% power"] not in ("", "—") else "")
-        rows.append({"id": r["id"], "verdict": r["verdict"] + (" ⚑" if r["borderline"] else ""),
-                     "claim (source; metric) and the paper's number":
-                         f"{r['claim']} ({r['source']}; {r['metric']}): " + r["paper's value"],
-                     "scope": r["scope"], "ours": r["ours"],
-                     "test, family, p and power": join(r["test"], r["family"], p, power),
-                     "why": join(r["why"], r["borderline"])})
+        rows.append({"claim": r["id"], "verdict": r["verdict"] + (" ⚑" if r["borderline"] else ""),
+                     "the paper claims": f"{r['claim']} ({r['source']}; {r['metric']}): {r[PAPER_VALUE]}",
+                     "we found (scope)": lines(ours=r["ours"], scope=r["scope"]),
+                     "rule and why": "\n".join(filter(None, [
+                         lines(rule=r["rule"], why=r["why"]),
+                         f"⚑ borderline: {r['borderline']}" if r["borderline"] else "",
+                         lines(compared_with=r["compared with"], test=r["test"], family=r["family"], p=p,
+                               power=power)]))})
     return pd.DataFrame(rows)
+
+
+def _labelled(text: str) -> list[tuple[str, str]]:
+    """('label', 'value') per line of a `for_reading` cell."""
+    return [tuple(line.split(": ", 1)) for line in text.split("\n") if ": " in line]
+
+
+def _ours_html(text: str) -> str:
+    parts = dict(_labelled(text))
+    return html.escape(parts.get("ours", "")) + (f"<br><small>{html.escape(parts['scope'])}</small>"
+                                                  if parts.get("scope") else "")
+
+
+def _rule_html(text: str) -> str:
+    parts = _labelled(text)
+
+    def block(labels: tuple[str, ...]) -> str:
+        return "".join(f"<div><strong>{html.escape(label)}</strong>: {html.escape(value)}</div>"
+                       for label, value in parts if label in labels)
+
+    folded = block(FOLDED)
+    return block(SHOWN) + (f'<details class="compnb-ledger-test"><summary>comparison and test</summary>{folded}</details>'
+                           if folded else "")
+
+
+def ledger_table(reading: pd.DataFrame, caption: str) -> tables.BookTable:
+    """`for_reading`'s rows as one book table: each claim's verdict beside it, ours with its scope, the rule
+    and why in the last column with the test, family, p and power folded under a `<details>` there; each
+    claim's row is the link target `#claim-<id>` that the chapters' glance boxes point to."""
+    return tables.styled(reading, key=["verdict"], anchors="claim-", caption=caption,
+                         source="compnb.chapters.claims.for_reading",
+                         formats={"claim": html.escape, "verdict": html.escape, "the paper claims": html.escape,
+                                  "we found (scope)": _ours_html, "rule and why": _rule_html})
 
 
 def margins() -> pd.DataFrame:
