@@ -5,9 +5,11 @@ BIN     := $(VENV)/bin
 PROFILE ?= full
 CH      ?=
 PARAMS  ?=
+YES     ?=
+TWEAK   ?=
 CHAPTERS := $(basename $(notdir $(wildcard notebooks/[0-9][0-9]-*.md)))
 
-.PHONY: install test unit nbval site book chapters html chapter bench clean
+.PHONY: install test unit nbval site book chapters html chapter tweak-html bench clean
 
 install:  ## a .venv with the pinned CPU torch and compnb with its dev extras
 	$(PYTHON) -m venv $(VENV)
@@ -57,8 +59,11 @@ html-%:
 html:  ## render the committed, executed full-profile chapters without executing anything
 	$(BIN)/compnb html --profile full
 
-chapter:  ## one chapter with overrides: make chapter CH=01 PARAMS="-p alpha 0.05"
-	$(BIN)/compnb chapter $(CH) --profile $(PROFILE) $(PARAMS)
+chapter:  ## one chapter with overrides (a tweak: its own folder, never the book): make chapter CH=01 PROFILE=smoke PARAMS="-p alpha 0.05"; YES=1 trains on a CPU at full
+	$(BIN)/compnb chapter $(CH) --profile $(PROFILE) $(PARAMS) $(if $(YES),--yes)
+
+tweak-html:  ## render a tweak's notebook to TWEAK/<chapter>.html: make tweak-html TWEAK=build/smoke/tweaks/01-artifact-mining-1a2b3c4d
+	$(BIN)/compnb html --tweak $(TWEAK)
 
 bench:
 	$(BIN)/python benchmarks/bench_artifacts.py

@@ -21,6 +21,7 @@ import nbformat
 import papermill
 import yaml
 
+from compnb import tweaks
 from compnb.chapters import glance
 from compnb.paths import project_root
 from compnb.profiles import check_profile
@@ -55,7 +56,9 @@ def executed_path(chapter: str, profile: str) -> Path:
 
 def run_chapter(chapter: str, profile: str, parameters: dict | None = None, *,
                 prepare_only: bool = False) -> Path:
-    """Execute one chapter (or, with `prepare_only`, only inject its parameters) and return the notebook.
+    """Execute one chapter (or, with `prepare_only`, only inject its parameters) and return the notebook:
+    `executed_path` with the chapter's default parameters, the tweak's notebook (`compnb.tweaks`) with any
+    other value, so that only a run with the defaults publishes.
 
     The output is written to a temporary file and moved into place only on success.
     """
@@ -66,7 +69,11 @@ def run_chapter(chapter: str, profile: str, parameters: dict | None = None, *,
     work.mkdir(parents=True, exist_ok=True)
     source = work / f"{chapter}.source.ipynb"
     jupytext.write(jupytext.read(root / "notebooks" / f"{chapter}.md"), source)
-    target = work / f"{chapter}.ipynb" if prepare_only else executed_path(chapter, profile)
+    tweak = tweaks.of(chapter, profile, parameters or {})
+    if prepare_only:
+        target = work / f"{chapter}.ipynb"
+    else:
+        target = tweak.notebook if tweak is not None else executed_path(chapter, profile)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.stem}.partial.ipynb")
     params = {"profile": profile, **(parameters or {})}

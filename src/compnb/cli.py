@@ -1,11 +1,13 @@
 """The `compnb` command: `artifacts` mines lexical artifacts, `train` and `evaluate` fine-tune and score one run,
-`chapter` executes a chapter with papermill, `html` renders the executed chapters into the book, `plan` writes a
+`chapter` executes a chapter with papermill (a tweak, i.e. other parameters than the defaults, into its own
+folder), `html` renders the executed chapters into the book (or a tweak into a page), `plan` writes a
 chapter's runs as configs for a scheduler and `execute` runs such a plan on a Dask cluster."""
 
 from __future__ import annotations
 
 import argparse
 import ast
+import os
 import sys
 from pathlib import Path
 
@@ -43,7 +45,7 @@ def _artifacts(args: argparse.Namespace) -> None:
 def _chapter(args: argparse.Namespace) -> None:
     from papermill.exceptions import PapermillExecutionError
 
-    from compnb import parameters
+    from compnb import announce, parameters, tweaks
     from compnb.bookbuild import resolve_chapter, run_chapter
     from compnb.profiles import paper_backbones, require_inputs
 
@@ -55,11 +57,19 @@ def _chapter(args: argparse.Namespace) -> None:
             require_inputs(chapter, args.profile)
         if paper_backbones(chapter) and "model" not in params:
             params["model"] = paper_backbones(chapter)[0]
+    if args.yes:  # the chapter's kernel inherits it (`compnb.announce`)
+        os.environ[announce.YES_ENV] = "1"
     try:
-        print(run_chapter(chapter, args.profile, params, prepare_only=args.prepare_only))
+        notebook = run_chapter(chapter, args.profile, params, prepare_only=args.prepare_only)
     except PapermillExecutionError as err:  # the chapter's own error, not papermill's traceback of it
         raise ValueError(f"chapter {args.chapter} stopped in cell {err.exec_count} with {err.ename}: "
                          f"{err.evalue} (nothing was written)") from None
+    print(notebook)
+    tweak = None if args.prepare_only else tweaks.of(chapter, args.profile, params)
+    if tweak is not None:
+        folder = os.path.relpath(tweak.folder)
+        print(f"a tweak ({tweak.describe()}): notebook and results in {folder}/; the published chapter is "
+              f"untouched. Render it: compnb html --tweak {folder}")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -103,6 +113,11 @@ def _execute(args: argparse.Namespace) -> None:
 
 
 def _html(args: argparse.Namespace) -> None:
+    if args.tweak is not None:
+        from compnb.tweak_page import render
+
+        print(render(args.tweak))
+        return
     from compnb.bookbuild import build_html
 
     print(build_html(args.profile))
@@ -129,6 +144,8 @@ def parser() -> argparse.ArgumentParser:
     chapter.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                          help="override a parameter of the chapter's parameter cell (repeatable)")
     chapter.add_argument("--prepare-only", action="store_true", help="inject parameters without executing")
+    chapter.add_argument("--yes", action="store_true", help="train what the chapter announces even on a CPU at the "
+                         "full or paper profile (the same as COMPNB_YES=1)")
     chapter.set_defaults(handler=_chapter)
 
     fit = commands.add_parser("train", help="fine-tune a classifier from a JSON TrainConfig (cached by run id); "
@@ -166,8 +183,12 @@ def parser() -> argparse.ArgumentParser:
                      "(workers started with --resources GPU=1)")
     run.set_defaults(handler=_execute)
 
-    html = commands.add_parser("html", help="render executed chapters into book/_build/html")
-    html.add_argument("--profile", default="full", choices=PROFILES)
+    html = commands.add_parser("html", help="render executed chapters into book/_build/html, or one tweak's "
+                               "notebook into a page in its folder")
+    which = html.add_mutually_exclusive_group()
+    which.add_argument("--profile", default="full", choices=PROFILES)
+    which.add_argument("--tweak", metavar="FOLDER", help="a tweak folder printed by `compnb chapter`; writes "
+                       "FOLDER/<chapter>.html")
     html.set_defaults(handler=_html)
     return top
 

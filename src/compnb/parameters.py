@@ -66,5 +66,14 @@ def check(chapter: str, values: Mapping[str, object], only: set[str] | None = No
 
 
 def check_cell(chapter: str, scope: Mapping[str, object]) -> None:
-    """The check a chapter runs on its own parameters (every name of its parameters cell, read from `scope`)."""
-    check(chapter, {name: scope[name] for name in defaults(chapter)})
+    """The check a chapter runs on its own parameters (every name of its parameters cell, read from `scope`),
+    which also decides whether this run is a tweak (`compnb.tweaks`): if any value is not its default, the
+    chapter's results go to the tweak's folder, said in one printed line, and never to the published ones."""
+    from compnb import tweaks
+
+    values = {name: scope[name] for name in defaults(chapter)}
+    check(chapter, values)
+    tweak = tweaks.of(chapter, str(values["profile"]), values)
+    tweaks.activate(tweak)
+    if tweak is not None:
+        print(f"A tweak ({tweak.describe()}): its results go to {tweak.results}, not to the published chapter's")

@@ -26,7 +26,18 @@ def data_search_paths() -> list[Path]:
 
 
 def results_dir(profile: str, chapter: str) -> Path:
-    """Folder for one chapter's results at one profile: `results/<profile>/<chapter>/` (created)."""
-    folder = project_root() / "results" / profile / chapter
+    """Folder for one chapter's results at one profile (created): `published_results_dir`, or, while that
+    chapter runs as a tweak (`compnb.tweaks`), the tweak's `results/` folder; other chapters' results stay
+    the published ones."""
+    from compnb import tweaks
+
+    tweak = tweaks.active(profile, chapter)
+    folder = tweak.results if tweak is not None else published_results_dir(profile, chapter)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def published_results_dir(profile: str, chapter: str) -> Path:
+    """`results/<profile>/<chapter>/`, where a chapter run with its default parameters keeps its results
+    (not created)."""
+    return project_root() / "results" / profile / chapter

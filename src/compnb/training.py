@@ -772,10 +772,12 @@ def _device_name(device: torch.device) -> str:
 
 def train_with_weights(config: TrainConfig) -> Path:
     """`train`, but a run that finished elsewhere and whose weights were not kept (only its small files were
-    committed) is retrained, so that its weights are at hand for measurements taken after training."""
+    committed) is retrained, so that its weights are at hand for measurements taken after training; during a
+    tweak (`compnb.tweaks`) such a run is refused instead (a ValueError)."""
     folder = run_cache.run_dir(config)
     weightless = (folder / run_cache.FINISHED).is_file() and not (folder / "model.safetensors").is_file()
     if weightless:
+        tweaks.refuse_retrain(folder)  # a tweak never replaces a published run's files
         print(f"{folder.name}: finished without its weights, which are needed now; retraining")
         run_cache.drop_measurements(folder)
     return train(config, force=weightless)

@@ -37,9 +37,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from transformers import AutoTokenizer
 
-from compnb import (adversarial, atomicio, data, inference, invocations, models, parallel, run_cache, run_integrity,
-                    training)
-from compnb.paths import project_root, results_dir
+from compnb import (adversarial, announce, atomicio, data, inference, invocations, models, parallel, run_cache,
+                    run_integrity, training, tweaks)
+from compnb.paths import project_root, published_results_dir
 from compnb.profiles import settings
 
 CHAPTER = "04-adversarial-eval"
@@ -61,8 +61,24 @@ def config(profile: str, seed: int, model: str = models.DEFAULT_BACKBONE, extra:
                                 extra_train=extra, **train)
 
 
+def adv_path(profile: str) -> Path:
+    """Where the attacked and adversarial training sets live (their paths are part of the runs' configs):
+    the published `results/<profile>/04-adversarial-eval/adv/`, also for a tweak that keeps the backbone once
+    they are all there; else, for a tweak, its own `results/adv/`, so a tweak never writes the published ones."""
+    published = published_results_dir(profile, CHAPTER) / "adv"
+    tweak = tweaks.active(profile, CHAPTER)
+    if tweak is None:
+        return published
+    names = [f"attacked-s{s}.parquet" for s in settings(CHAPTER, profile)["seeds"]]
+    names += [f"train-{name}-s{s}.parquet" for name in TRAIN_FILES.values() for s in settings(CHAPTER, profile)["seeds"]]
+    if "model" not in tweak.changed and all((published / name).is_file() for name in names):
+        return published
+    return tweak.results / "adv"
+
+
 def adv_folder(profile: str) -> Path:
-    folder = results_dir(profile, CHAPTER) / "adv"
+    """`adv_path`, created."""
+    folder = adv_path(profile)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -271,6 +287,8 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, workers: int = 1
     seeds = tuple(settings(CHAPTER, profile)["seeds"])
     workers = min(parallel.check_workers(workers), len(seeds))
     adversarial.mask_substitute(models.load_tokenizer(model), substitute)  # a decoder's refusal before any training
+    train, planned = to_train(profile, model, substitute)
+    announce.announce(CHAPTER, profile, train, planned - len(train))  # may stop here, before any training
     parallel.run_jobs(run_seed, [(profile, s, model, substitute) for s in seeds], workers, "adversarial retraining",
                       [f"seed {s}" for s in seeds])
     records = []
@@ -285,6 +303,32 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, workers: int = 1
                             "metrics": run_integrity.read_json(folder),
                             "probs": score(folder, sets)})
     return records
+
+
+def to_train(profile: str, model: str = models.DEFAULT_BACKBONE, substitute: str = "mask",
+             ) -> tuple[list[training.TrainConfig], int]:
+    """(the runs `run_all` would train, how many runs it plans), reading only what is on disk: a run trains
+    when it is not finished, or when it was kept without its weights and something it is scored on (or, for
+    a baseline, its attacked set) is missing. A set whose content changed is not foreseen (it is scored again
+    when the weights are at hand)."""
+    adv, names = adv_path(profile), ("clean", "attacked", *ADVGLUE)
+    train, planned = [], 0
+    for seed in settings(CHAPTER, profile)["seeds"]:
+        base = config(profile, seed, model)
+        attacked_file = adv / f"attacked-s{seed}.parquet"
+        cfgs = [base] + [config(profile, seed, model, _relative(adv / f"train-{name}-s{seed}.parquet"))
+                         for name in TRAIN_FILES.values()]
+        for cfg in cfgs:
+            planned += 1
+            folder = run_cache.run_dir(cfg)
+            if not (folder / run_cache.FINISHED).is_file():
+                train.append(cfg)
+            elif not (folder / "model.safetensors").is_file():
+                unscored = not all(_probs_path(folder, n).with_suffix(".json").is_file() for n in names)
+                unattacked = cfg is base and not _current(attacked_file, attack_key(profile, folder, substitute))
+                if unscored or unattacked:
+                    train.append(cfg)
+    return train, planned
 
 
 def pending(profile: str, model: str = models.DEFAULT_BACKBONE) -> list[dict]:

@@ -19,14 +19,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from compnb import (advglue, artifacts, atomicio, data, influence, invocations, models, parallel, run_cache,
-                    run_integrity, training)
+from compnb import (advglue, announce, artifacts, atomicio, data, influence, invocations, models, parallel,
+                    run_cache, run_integrity, training)
 from compnb.models import DEFAULT_BACKBONE
 from compnb.profiles import settings
 
 CHAPTER = "02-baseline-finetune"
 DATASETS = ("sst2", "snli")
 ANALYSIS_FILES = ("summary.json", "sensitivity.csv")  # written last by each part of `analyse`
+EXAMPLES = 4  # example maps per dataset: the chapter's default `n_examples`
 
 
 def configs(profile: str, model: str = DEFAULT_BACKBONE, seeds: tuple[int, ...] | None = None,
@@ -55,33 +56,52 @@ def validation_texts(config: training.TrainConfig) -> tuple[list[str], list[str]
     return ranked, pairs, data.column(ds, "label")
 
 
-def analyse(run_dir: Path, k: int = 5, n_examples: int = 4, force: bool = False) -> dict:
+def examples_file(n_examples: int) -> str:
+    """The file of an analysis' `n_examples` example maps: `examples.json` for the chapter's default
+    (`EXAMPLES`), `examples-n<n>.json` for others, so a tweak never replaces the published maps."""
+    return "examples.json" if n_examples == EXAMPLES else f"examples-n{n_examples}.json"
+
+
+def analyse(run_dir: Path, k: int = 5, n_examples: int = EXAMPLES, force: bool = False) -> dict:
     """Word saliency, top-k artifact statistics, S entropies and example maps (`summary.json` and its
     companions), and the unit sensitivity table (`sensitivity.csv`) of one run; each part is cached and
     computed, on the run's weights, only when its file is missing (or with `force`), both from one gradient
-    pass (`influence.unit_saliency`)."""
+    pass (`influence.unit_saliency`). Example maps of another `n_examples` come from the kept per-word table
+    when it is there."""
     folder = Path(run_dir) / f"analysis-k{k}"
     words_missing, sensitivity_missing = (force or not (folder / name).is_file() for name in ANALYSIS_FILES)
-    if not (words_missing or sensitivity_missing):
-        return _read(folder)
+    examples_missing = force or not (folder / examples_file(n_examples)).is_file()
+    if not (words_missing or sensitivity_missing or examples_missing):
+        return _read(folder, n_examples)
+    config = training.TrainConfig.from_json(Path(run_dir) / "config.json")
+    ranked, pairs, labels = validation_texts(config)
+    probs = run_integrity.load_probs(Path(run_dir))
+    if not (words_missing or sensitivity_missing) and (folder / "word_saliency.csv").is_file():
+        table = pd.read_csv(folder / "word_saliency.csv")
+        atomicio.write_json(folder / examples_file(n_examples),
+                            _examples(table, probs, ranked, pairs, labels, k, n_examples))
+        return _read(folder, n_examples)
+    if not (Path(run_dir) / "model.safetensors").is_file():
+        raise ValueError(f"{n_examples} example maps of run {Path(run_dir).name} need its per-word saliency table "
+                         f"or its weights, and neither is kept; use n_examples={EXAMPLES}, or the smoke profile")
     model, tokenizer, config = training.load_run(run_dir)
     model.to(models.best_device())
-    ranked, pairs, labels = validation_texts(config)
     tables = influence.unit_saliency(model, tokenizer, ranked, labels, artifact_words(config.dataset), pairs=pairs,
                                      k=k, max_length=config.max_length)
-    if words_missing:
+    if words_missing or examples_missing:
         table = influence.word_saliency_of(tables)
+        atomicio.write_csv(folder / "word_saliency.csv", table)
+        atomicio.write_json(folder / examples_file(n_examples),
+                            _examples(table, probs, ranked, pairs, labels, k, n_examples))
+    if words_missing:
         entropy = influence.saliency_entropy(model, tokenizer, ranked, labels, pairs=pairs,
                                              max_length=config.max_length)
-        probs = run_integrity.load_probs(Path(run_dir))
-        atomicio.write_csv(folder / "word_saliency.csv", table)
         atomicio.write_csv(folder / "entropy.csv", entropy)
-        atomicio.write_json(folder / "examples.json", _examples(table, probs, ranked, pairs, labels, k, n_examples))
         atomicio.write_json(folder / "summary.json", {"sentence": influence.sentence_level(table, k),
                                                       "dataset": influence.dataset_level(table, k)})
     if sensitivity_missing:
         atomicio.write_csv(folder / "sensitivity.csv", influence.sensitivity_of(tables, k))
-    return _read(folder)
+    return _read(folder, n_examples)
 
 
 def _examples(table: pd.DataFrame, probs: np.ndarray, ranked: list[str], pairs: list[str] | None,
@@ -98,13 +118,13 @@ def _examples(table: pd.DataFrame, probs: np.ndarray, ranked: list[str], pairs: 
              .to_dict("records")} for i in chosen]
 
 
-def _read(folder: Path) -> dict:
+def _read(folder: Path, n_examples: int = EXAMPLES) -> dict:
     """What the chapters read of an analysis: its summary, the S entropies, the example maps and the unit
     sensitivity table. The per-word table `word_saliency.csv` they summarise stays beside them, uncommitted
     (about 1 MB per run)."""
     return {"summary": json.loads((folder / "summary.json").read_text()),
             "entropy": pd.read_csv(folder / "entropy.csv"),
-            "examples": json.loads((folder / "examples.json").read_text()),
+            "examples": json.loads((folder / examples_file(n_examples)).read_text()),
             "sensitivity": pd.read_csv(folder / "sensitivity.csv")}
 
 
@@ -113,7 +133,7 @@ def _ready(folder: Path, dataset: str, k: int, analysed: bool) -> bool:
             and (not analysed or all((folder / f"analysis-k{k}" / name).is_file() for name in ANALYSIS_FILES)))
 
 
-def prepare(config: training.TrainConfig, k: int = 5, n_examples: int = 4, analysed: bool = False) -> Path:
+def prepare(config: training.TrainConfig, k: int = 5, n_examples: int = EXAMPLES, analysed: bool = False) -> Path:
     """Train (or reuse) one baseline, score it on its AdvGLUE sets and, if `analysed`, analyse it; all
     cached. A run finished elsewhere without its weights is retrained only when something is missing (then
     `training.train_with_weights` drops every measurement of the old weights, analyses included, and all are
@@ -129,7 +149,7 @@ def prepare(config: training.TrainConfig, k: int = 5, n_examples: int = 4, analy
 
 
 def run_all(profile: str, model: str = DEFAULT_BACKBONE, seeds: tuple[int, ...] | None = None, k: int = 5,
-            n_examples: int = 4, workers: int = 1, **overrides) -> list[dict]:
+            n_examples: int = EXAMPLES, workers: int = 1, **overrides) -> list[dict]:
     """Train or reuse every baseline run, score each on AdvGLUE and analyse the first seed of each dataset
     (in `workers` parallel processes when > 1, see `compnb.parallel`); one record per run."""
     parallel.check_workers(workers)
@@ -137,6 +157,8 @@ def run_all(profile: str, model: str = DEFAULT_BACKBONE, seeds: tuple[int, ...] 
     first = {c.dataset: min(d.seed for d in planned if d.dataset == c.dataset) for c in planned}
     jobs = [(c, k, n_examples, c.seed == first[c.dataset]) for c in planned]
     todo = [job for job in jobs if not _ready(run_cache.run_dir(job[0]), job[0].dataset, k, job[3])]
+    train = announce.to_train([job[0] for job in todo])
+    announce.announce(CHAPTER, profile, train, len(jobs) - len(train))  # may stop here, before any training
     if todo:
         parallel.run_jobs(prepare, todo, workers, "baselines", [run_cache.run_dir(job[0]).name for job in todo])
     records = []
@@ -200,6 +222,7 @@ def example_sentence(example: dict, label_names: list[str], k: int) -> str:
     artifacts = [w["word"] for w in top if w["artifact"]]
     gold, pred = label_names[example["label"]], label_names[example["prediction"]]
     outcome = "right" if gold == pred else f"wrong ({pred} for {gold})"
-    which = f": {', '.join(artifacts)}" if artifacts else ""
+    found = {0: "none of them is an artifact", 1: f"one of them is an artifact: {''.join(artifacts)}"}.get(
+        len(artifacts), f"{len(artifacts)} of them are artifacts: {', '.join(artifacts)}")
     return (f"Predicted {outcome}. The {len(top)} most salient words, in order: "
-            f"{', '.join(w['word'] for w in top)}; {len(artifacts)} of them are artifacts{which}.")
+            f"{', '.join(w['word'] for w in top)}; {found}.")

@@ -29,7 +29,8 @@ from pathlib import Path
 import pandas as pd
 from accelerate.utils import set_seed
 
-from compnb import advglue, atomicio, data, influence, models, parallel, run_cache, run_integrity, training
+from compnb import (advglue, announce, atomicio, data, influence, models, parallel, run_cache, run_integrity,
+                    training)
 from compnb.chapters import baseline, competency_report
 from compnb.losses import METHODS
 from compnb.paths import project_root, results_dir
@@ -203,6 +204,9 @@ def train_and_measure(cfg: training.TrainConfig, k: int = 5, analysed: bool = Fa
 def _run(configs: list[training.TrainConfig], k: int, analysed_seed: int, workers: int, desc: str) -> None:
     """`train_and_measure` every config not yet measured, in `workers` parallel processes when > 1."""
     todo = [c for c in configs if not _measured(run_cache.run_dir(c), k, c.seed == analysed_seed)]
+    train = announce.to_train(todo)
+    if configs:  # may stop here, before any training of this stage
+        announce.announce(CHAPTER, configs[0].profile, train, len(configs) - len(train), desc)
     if todo:
         parallel.run_jobs(train_and_measure, [(c, k, c.seed == analysed_seed) for c in todo], workers, desc,
                           [run_cache.run_dir(c).name for c in todo])

@@ -21,8 +21,8 @@ import datasets
 import numpy as np
 from tqdm.auto import tqdm
 
-from compnb import (atomicio, batching, data, ig_variance, inference, invocations, measurements, models, parallel,
-                    run_cache, run_integrity, training)
+from compnb import (announce, atomicio, batching, data, ig_variance, inference, invocations, measurements, models,
+                    parallel, run_cache, run_integrity, training)
 from compnb.profiles import settings
 from compnb.saliency import IntegratedGradients
 
@@ -117,7 +117,10 @@ def measure(folder: Path, n_steps: int, method: str, keep_attributions: bool) ->
     result = attribute(model, tokenizer, encoded, n_steps, method)
     if not keep_attributions:
         result = {key: result[key] for key in ("variance", "gap")}
-    atomicio.atomic_write(folder / "probs-test.npy", lambda f: np.save(f, probs))
+    kept = (folder / "probs-test.npy").is_file() and not any(measurements.stale(folder, other.name) is not None
+                                                             for other in folder.glob("ig-test-*.npz"))
+    if not kept or path.is_file():  # a new kind of measurement (a tweak's) leaves current probabilities as they are
+        atomicio.atomic_write(folder / "probs-test.npy", lambda f: np.save(f, probs))
     atomicio.atomic_write(path, lambda f: np.savez_compressed(f, **result))
     measurements.record(folder, path.name, [data.source_of(ds)], complete=cfg.profile == "paper")
 
@@ -160,6 +163,8 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, seeds: Sequence[
             for seed in seeds for variant in VARIANTS]
     todo = [(cfg, p["n_steps"], p["method"], seed == seeds[0]) for seed, _, cfg in plan
             if not _measured(run_cache.run_dir(cfg), p["n_steps"], p["method"])]
+    train = announce.to_train([job[0] for job in todo])
+    announce.announce(CHAPTER, profile, train, len(plan) - len(train))  # may stop here, before any training
     if todo:
         parallel.run_jobs(train_and_measure, todo, workers, "IG-variance runs",
                           [run_cache.run_dir(job[0]).name for job in todo])

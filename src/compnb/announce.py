@@ -1,0 +1,169 @@
+"""Before a chapter trains: the runs it is about to train, an estimate of how long they take here, and a stop
+on a CPU at the full or paper profile unless told to go on.
+
+The estimate is measured, not guessed: each run's training examples (its training split's labelled rows, cut
+to `max_train_examples`, plus its extra rows where they exist yet) times its epochs, divided by the median
+`train_examples_per_s` that finished runs of the same kind (loss and saliency method or variant) recorded on
+this kind of device (`results/*/runs/*/metrics.json`: the committed full-profile runs for a GPU, the smoke
+runs trained here for a CPU). It counts training only (not evaluation or analyses), and is an upper bound
+where early stopping ends a run sooner. Go on with `compnb chapter ... --yes`, `make chapter ... YES=1`, or
+`COMPNB_YES=1` in the environment (a Jupyter kernel's included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import torch
+
+from compnb import data, run_cache
+from compnb.paths import project_root
+from compnb.training import TrainConfig, extra_train_path
+
+YES_ENV = "COMPNB_YES"
+STOPPED_PROFILES = ("full", "paper")
+
+
+class TrainingRefused(ValueError):
+    """Training at the full or paper profile on a CPU, not confirmed."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """What one finished run measured: its device, kind, model, max length and examples per second."""
+
+    device: str
+    kind: str
+    model: str
+    max_length: int
+    rate: float
+
+
+def device() -> str:
+    """This machine's device as runs record it: the first GPU's name, else 'CPU'."""
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+
+
+def kind(config: TrainConfig) -> str:
+    """'ce', 'competency/mask', 'ig_variance/detached', ...: what sets a run's cost per example."""
+    params = config.loss_kwargs or {}
+    detail = params.get("variant") or params.get("method")
+    return f"{config.loss}/{detail}" if detail else config.loss
+
+
+def _device_class(name: str) -> str:
+    return "CPU" if name.startswith("CPU") else name
+
+
+def records(root: Path) -> tuple[Record, ...]:
+    """The finished runs under `root/results/*/runs/` that recorded a training speed."""
+    out = []
+    for metrics in sorted(root.glob("results/*/runs/*/metrics.json")):
+        m = json.loads(metrics.read_text())
+        if not m.get("train_examples_per_s") or not (metrics.parent / "config.json").is_file():
+            continue
+        config = TrainConfig.from_json(metrics.parent / "config.json")
+        out.append(Record(_device_class(m.get("device", "")), kind(config), config.model, config.max_length,
+                          float(m["train_examples_per_s"])))
+    return tuple(out)
+
+
+def rate(config: TrainConfig, here: str) -> tuple[float, str] | None:
+    """(median examples/s, what it rests on) for `config` on device `here`, from the closest recorded runs of its
+    kind on this kind of device (same backbone and max length if any, else same backbone, else any), or None."""
+    same = [r for r in records(project_root()) if r.kind == kind(config) and r.device == here]
+    for chosen in ([r for r in same if r.model == config.model and r.max_length == config.max_length],
+                   [r for r in same if r.model == config.model], same):
+        if chosen:
+            return statistics.median(r.rate for r in chosen), f"{len(chosen)} {kind(config)} runs"
+    return None
+
+
+def examples(config: TrainConfig) -> tuple[int, bool]:
+    """(training examples per epoch, whether its extra rows are counted); a ValueError when the training split
+    is not local (the hub), whose size is not known without downloading it."""
+    location, _ = data.locate(config.dataset, "train", complete=config.profile == "paper")
+    if location is None:
+        raise ValueError(f"{config.dataset}/train is not local; its size is unknown")
+    n = data.labelled_rows(location)
+    n = n if config.max_train_examples is None else min(n, config.max_train_examples)
+    if config.extra_train is None:
+        return n, True
+    extra = extra_train_path(config.extra_train)
+    return (n + pq.read_metadata(extra).num_rows, True) if extra.is_file() else (n, False)
+
+
+def estimate(configs: Sequence[TrainConfig], here: str | None = None) -> tuple[str, str]:
+    """(how long training `configs` one after another takes on device `here` (default: this machine's), e.g.
+    '12 min', 'at least 12 min' or 'no estimate'; what it rests on). Runs of kinds never timed on this device
+    are not estimated, and named."""
+    here = here or device()
+    seconds, bases, untimed, uncounted = 0.0, {}, set(), 0
+    for config in configs:
+        found = rate(config, here)
+        if found is None:
+            untimed.add(kind(config))
+            continue
+        n, counted = examples(config)
+        uncounted += not counted
+        seconds += n * config.epochs / found[0]
+        bases[kind(config)] = found[1]
+    basis = (f"from the median examples/s of recorded runs on {here} ({', '.join(bases.values())}) × examples "
+             f"× epochs, training only" if bases else "")
+    if uncounted:
+        basis += f"; {uncounted} runs' adversarial rows are not made yet and not counted"
+    if untimed:
+        basis += ("; " if basis else "") + (f"no {', '.join(sorted(untimed))} run was ever timed on {here}: "
+                                            "not estimated (run the smoke profile here to time some)")
+    if not bases:
+        return "no estimate", basis
+    return ("at least " if untimed else "") + duration(seconds), basis
+
+
+def duration(seconds: float) -> str:
+    """'45 s', '12 min', '3.4 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def go_on() -> bool:
+    """Whether training on a CPU at the full or paper profile was confirmed (`$COMPNB_YES` is 1)."""
+    return os.environ.get(YES_ENV, "") == "1"
+
+
+def announce(chapter: str, profile: str, todo: Sequence[TrainConfig], cached: int, stage: str = "") -> None:
+    """Print the runs of `chapter` about to train (`todo`, each named; `cached` counted) with their estimated
+    time here; then, on a CPU at the full or paper profile, raise `TrainingRefused` unless `go_on`. Nothing is
+    printed when nothing is to train."""
+    if not todo:
+        return
+    here = device()
+    time, basis = estimate(todo, here)
+    names = ", ".join(run_cache.run_dir(c).name for c in todo)
+    where = f"{chapter}{f' ({stage})' if stage else ''}"
+    print(f"{where}: {len(todo)} runs to train ({cached} cached) at the {profile} profile: {names}. Training "
+          f"time on this machine ({here}): {time}; {basis}.")
+    if profile in STOPPED_PROFILES and here == "CPU" and not go_on():
+        raise TrainingRefused(f"not training {len(todo)} runs of {chapter} at the {profile} profile on a CPU "
+                              f"({time}); try the smoke profile (--profile smoke), or go on "
+                              f"with `compnb chapter ... --yes`, `make chapter ... YES=1` or {YES_ENV}=1")
+
+
+def to_train(configs: Sequence[TrainConfig]) -> list[TrainConfig]:
+    """Of runs that need work, those that train: not finished, or finished without their weights (kept
+    without them, and retrained for the measurements that need them)."""
+    out = []
+    for config in configs:
+        folder = run_cache.run_dir(config)
+        if not (folder / run_cache.FINISHED).is_file() or not (folder / "model.safetensors").is_file():
+            out.append(config)
+    return out
