@@ -117,6 +117,12 @@ def test_two_reruns_are_compared_run_by_run_and_read_back(tmp_path):
     assert "Then pair 2: 2 of 2 runs repeated bit for bit" in text and "did not fit" not in text
     assert paper_scale.differing_files(tmp_path / "reruns.csv").to_dict("records") == [
         {"rerun": "pair 2", "run": "sst2-competency-2", "files that differ": "competency-k5.json"}]
+    outcome = paper_scale.rerun_outcome(paper_scale.rerun_table(tmp_path / "reruns.csv"), 2, latest,
+                                        paper_scale.differing_files(tmp_path / "reruns.csv"))
+    assert outcome == ("The first pair repeated 1 of its 2 runs bit for bit; it repeated none of chapter ?'s 1 "
+                       "mask-saliency runs. Taking each run's latest pair, 2 of 2 runs repeated bit for bit (2 of the 2 "
+                       "runs that chapters 2 to 4 train at the full profile), and 1 of them left a measurement file "
+                       "that differed in a last digit (competency-k5.json).")
 
 
 def test_measurement_repeats_are_read_per_run_and_way_of_measuring(tmp_path):

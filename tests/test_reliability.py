@@ -125,6 +125,10 @@ def test_tally_counts_every_case_and_says_which_did_not_behave():
 def test_tables_show_booleans_as_yes_and_no():
     shown = reliability.yes_no(pd.DataFrame({"ok": [True, False], "code": [0, 2], "text": ["True", "x"]}))
     assert shown.to_dict("list") == {"ok": ["yes", "no"], "code": [0, 2], "text": ["True", "x"]}
+    partial = reliability.yes_no(pd.DataFrame({"identical": [True, None], "line": ["RUN: <step>", None]}))
+    assert partial["identical"].tolist()[0] == "yes" and pd.isna(partial["identical"].tolist()[1])
+    escape = reliability.escaped(partial)
+    assert set(escape) == {"identical", "line"} and escape["line"]("RUN: <step>") == "RUN: &lt;step&gt;"
     table = reliability.resume_table({"finished marker": False, "loss curves equal": True, "exit signal": 9,
                                       "max |Δ probability|": 0.0, "curves": {}})
     assert table["value"].tolist() == ["no", "yes", "9", "0.0000"]

@@ -13,4 +13,6 @@ and may import the library and an earlier chapter's module, never the other way 
 - `reliability`, `faults`, `split_exactness` (chapter 7, appendix): resume, bad-input and fault checks (locks,
   damaged run files, divergence), split-batch exactness, and the book's GPU cost;
 - `paper_scale` (appendix): the paper-scale benchmark and the paper profile's projected GPU time.
+- `lab_notes` (chapter 9, appendix): the forensics behind the reliability and paper-scale appendices, read back
+  from results already written.
 """

@@ -278,6 +278,31 @@ def planned_runs(profile: str) -> int:
     return len(baseline.configs(profile)) + seeds * len(adversarial_eval.KINDS) + len(chapter3)
 
 
+RUN_KINDS = {"— (ce)": "cross-entropy", "gradient": "gradient-saliency", "mask": "mask-saliency"}
+
+
+def rerun_outcome(summary: pd.DataFrame, expected_runs: int, latest: pd.DataFrame, differing: pd.DataFrame) -> str:
+    """The reruns' outcome in two sentences, for the paper-scale appendix (the pairs in detail are the lab
+    notes'): which runs the first pair of `rerun_table`'s `summary` did not repeat, how many of the
+    `expected_runs` runs of chapters 2-4 repeated in their latest pair (`latest_reruns`), and how many of those
+    still left a measurement file that differed (`differing_files`)."""
+    first = summary[summary["rerun"] == summary["rerun"].iloc[0]]
+    moved = first[first["bit-identical"] < first["runs"]]
+    repeated = int(latest["identical probabilities"].astype(bool).sum())
+    text = (f"The first pair repeated {int(first['bit-identical'].sum())} of its {int(first['runs'].sum())} runs bit "
+            "for bit" + ("; it repeated " + ", ".join(
+                f"{'none' if r['bit-identical'] == 0 else r['bit-identical']} of chapter {r['chapter']}'s {r['runs']} "
+                f"{RUN_KINDS.get(r['saliency'], r['saliency'])} runs" for r in moved.to_dict("records"))
+                if len(moved) else "") + ". "
+            f"Taking each run's latest pair, {repeated} of {len(latest)} runs repeated bit for bit ({len(latest)} of "
+            f"the {expected_runs} runs that chapters 2 to 4 train at the full profile"
+            + ("; the rest did not fit the GPU time)" if len(latest) < expected_runs else ")"))
+    if len(differing):
+        text += (f", and {len(differing)} of them left a measurement file that differed in a last digit "
+                 f"({', '.join(sorted(set(differing['files that differ'])))})")
+    return text + "."
+
+
 def rerun_sentence(summary: pd.DataFrame, expected_runs: int, latest: pd.DataFrame) -> str:
     """What `rerun_table` shows, read from it: which runs repeated in the first pair of reruns and which did not,
     how each later pair went, and (from `latest_reruns`) how many of the `expected_runs` planned runs of
@@ -287,13 +312,12 @@ def rerun_sentence(summary: pd.DataFrame, expected_runs: int, latest: pd.DataFra
     same = [r for r in rows if r["bit-identical"] == r["runs"]]
     moved = [r for r in rows if r["bit-identical"] < r["runs"]]
     covered = sum(r["runs"] for r in rows)
-    kind = {"— (ce)": "cross-entropy", "gradient": "gradient-saliency", "mask": "mask-saliency"}
     parts = [f"In the first pair of reruns ({first}), {sum(r['runs'] for r in same)} of {covered} runs repeated bit "
-             "for bit: " + ", ".join(f"chapter {r['chapter']}'s {kind.get(r['saliency'], r['saliency'])} runs"
+             "for bit: " + ", ".join(f"chapter {r['chapter']}'s {RUN_KINDS.get(r['saliency'], r['saliency'])} runs"
                                      for r in same) + "."]
     if moved:
         parts.append("Those that did not: " + ", ".join(
-            f"chapter {r['chapter']}'s {kind.get(r['saliency'], r['saliency'])} runs "
+            f"chapter {r['chapter']}'s {RUN_KINDS.get(r['saliency'], r['saliency'])} runs "
             f"({r['runs'] - r['bit-identical']} of {r['runs']}, validation "
             f"accuracy apart by up to {r['max |Δ accuracy|']:.4f})" for r in moved) + ".")
     for label in later:

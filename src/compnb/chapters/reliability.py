@@ -8,6 +8,7 @@ how many behaved as expected; and the book's GPU cost, from the chapters' invoca
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -252,9 +253,18 @@ def cli_as_expected(checks: pd.DataFrame) -> pd.Series:
 
 
 def yes_no(table: pd.DataFrame) -> pd.DataFrame:
-    """`table` for display: its boolean columns as "yes" / "no"."""
-    return table.assign(**{c: table[c].map({True: "yes", False: "no"}) for c in table.columns
-                           if table[c].dtype == bool})
+    """`table` for display: its boolean columns (those whose every value present is a bool) as "yes" / "no"."""
+    def boolean(column: pd.Series) -> bool:
+        present = column.dropna()
+        return len(present) > 0 and present.map(lambda v: isinstance(v, (bool, np.bool_))).all()
+
+    return table.assign(**{c: table[c].map({True: "yes", False: "no"}) for c in table.columns if boolean(table[c])})
+
+
+def escaped(table: pd.DataFrame) -> dict:
+    """`tables.styled` formats that show `table`'s text columns as written (HTML-escaped: an expected line's
+    `<pid>` or `<step>` stays visible instead of reading as a tag)."""
+    return {c: html.escape for c in table.columns if pd.api.types.is_string_dtype(table[c])}
 
 
 def tally(resume: dict, checks: pd.DataFrame, fault_rows: pd.DataFrame, split: pd.DataFrame) -> pd.DataFrame:
