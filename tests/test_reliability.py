@@ -132,3 +132,12 @@ def test_tables_show_booleans_as_yes_and_no():
     table = reliability.resume_table({"finished marker": False, "loss curves equal": True, "exit signal": 9,
                                       "max |Δ probability|": 0.0, "curves": {}})
     assert table["value"].tolist() == ["no", "yes", "9", "0.0000"]
+
+
+def test_the_cost_sentence_says_which_chapters_reused_cached_runs():
+    cost = pd.DataFrame({"chapter": ["02-baseline-finetune", "03-modified-loss"], "runs trained": [2, 80],
+                         "runs": [6, 80], "wall time (min)": [1.0, 3.0], "device": ["H100", "H100"]})
+    assert reliability.cost_sentence(cost) == (
+        "The whole book is not timed from scratch at this profile. Chapter 4 has no recorded invocation. "
+        "Chapter 5 has no recorded invocation. The last recorded invocations reused cached runs (chapter 2 "
+        "trained 2 of its 6; the others came from the run cache).")

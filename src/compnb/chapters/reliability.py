@@ -327,10 +327,12 @@ def cost_sentence(table: pd.DataFrame) -> str:
     missing = [c for c in PIPELINES if c not in set(table.get("chapter", []))]
     partial = table[table["runs trained"] < table["runs"]] if len(table) else table
     if missing or len(partial):
-        gaps = [f"{c}: no recorded invocation" for c in missing] + [
-            f"{r['chapter']}: {r['runs trained']} of {r['runs']} runs trained (the rest came from the cache)"
-            for _, r in partial.iterrows()]
-        return "The whole book is not timed from scratch at this profile: " + "; ".join(gaps) + "."
+        gaps = [f"Chapter {int(c[:2])} has no recorded invocation." for c in missing]
+        if len(partial):
+            gaps.append("The last recorded invocations reused cached runs (" + ", ".join(
+                f"chapter {int(r['chapter'][:2])} trained {r['runs trained']} of its {r['runs']}"
+                for _, r in partial.iterrows()) + "; the others came from the run cache).")
+        return " ".join(["The whole book is not timed from scratch at this profile.", *gaps])
     total = table["wall time (min)"].sum()
     return (f"**Every run trained from scratch, chapter by chapter, the full profile took {total:.1f} minutes of GPU "
             f"wall time** ({', '.join(sorted(set(table['device'])))}); chapter 1 and the rendering of every chapter "
