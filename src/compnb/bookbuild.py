@@ -26,7 +26,9 @@ from compnb.chapters import glance
 from compnb.paths import project_root
 from compnb.profiles import check_profile
 
-BOOK_SOURCES = ("intro.md", "api.md", "related-work.md", "references.bib", "_toc.yml")
+# what the book holds besides its chapters: files and folders (the API reference, a page per module; the
+# stylesheet; the templates)
+BOOK_SOURCES = ("intro.md", "related-work.md", "references.bib", "_toc.yml", "api", "_static", "_templates")
 
 
 def chapters() -> list[str]:
@@ -157,12 +159,17 @@ def effective_config(source: Path, target: Path) -> Path:
 
 
 def _stage_smoke_book(profile: str) -> Path:
-    """Copy the book's own sources next to the smoke chapters (whose executed notebooks are already there)."""
+    """Copy the book's own sources (`BOOK_SOURCES`) next to the smoke chapters (whose executed notebooks are
+    already there); a staged folder is replaced whole, so a page removed from the book leaves it too."""
     staged = book_dir(profile)
     staged.mkdir(parents=True, exist_ok=True)
     for name in BOOK_SOURCES:
-        shutil.copy2(project_root() / "book" / name, staged / name)
-    shutil.copytree(project_root() / "book" / "_static", staged / "_static", dirs_exist_ok=True)
+        source, target = project_root() / "book" / name, staged / name
+        if source.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target)
+        else:
+            shutil.copy2(source, target)
     return staged
 
 

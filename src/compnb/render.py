@@ -31,7 +31,7 @@ def saliency_html(words: Sequence[str], scores: Sequence[float], *, caption: str
 
 
 def signed_html(words: Sequence[str], scores: Sequence[float], *, caption: str = "", cmap: str = "RdBu_r") -> str:
-    """An HTML paragraph with each word shaded on a diverging scale centred at 0, scaled by the largest |score|:
+    """An HTML paragraph with each word shaded on a diverging scale centred at 0, scaled by the largest `|score|`:
     red for positive scores, blue for negative (hover shows the score)."""
     return _shaded(words, scores, caption, cmap, lambda r: 0.5 + 0.45 * r, "+.3g")  # 0.05 … 0.95
 

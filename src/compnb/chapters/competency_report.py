@@ -322,7 +322,7 @@ def sign_test_p(wins: int, losses: int) -> float:
 def lambda_sensitivity(records: list[dict]) -> pd.DataFrame:
     """Selection seed, per (dataset, method, form): how much λ changes the trained model, from each run's
     validation probabilities (`val_probs.npy`, (n, classes)): for each pair of λ the share of validation
-    examples with the same predicted label, then the largest |Δ probability| over pairs and the range of
+    examples with the same predicted label, then the largest `|Δ probability|` over pairs and the range of
     accuracies. For the inverse form λ only rescales the loss, so its models should nearly coincide."""
     first = min(r["config"].seed for r in records)
     runs: dict[tuple[str, str, str], list[tuple[float, np.ndarray, float]]] = {}
@@ -512,3 +512,43 @@ def comparison_value(table: pd.DataFrame, dataset: str, config: str, column: str
     """One cell of `seed_comparison`'s table (the dataset's configuration row), NaN when the row is absent."""
     row = table[(table["dataset"] == dataset) & (table["config"] == config)]
     return float(row[column].iloc[0]) if len(row) else float("nan")
+
+
+def _span(values: pd.Series, decimals: int) -> str:
+    """'0.841–0.873', or one number when both ends print alike."""
+    low, high = f"{values.min():.{decimals}f}", f"{values.max():.{decimals}f}"
+    return low if low == high else f"{low}–{high}"
+
+
+def sweep_reading(runs: pd.DataFrame) -> str:
+    """A reading of `plot_sweep` at the selection seed (each dataset's first seed): per dataset and saliency
+    method, the range of validation accuracy and of top-k entropy after training over forms and λ, against the
+    baseline's."""
+    parts = []
+    for dataset, part in runs.groupby("dataset", sort=False):
+        part = part[part["seed"] == part["seed"].min()]
+        base = part[part["config"] == "baseline"].iloc[0]
+        methods = []
+        for method, rows in part[part["config"] != "baseline"].groupby("method", sort=False):
+            methods.append(f"{method} accuracy {_span(rows['accuracy'], 3)}, entropy {_span(rows['H_topk_after'], 2)}")
+        parts.append(f"**{dataset}** (baseline: accuracy {base['accuracy']:.3f}, entropy "
+                     f"{base['H_topk_after']:.2f} nats): {'; '.join(methods)}")
+    return ("At the selection seed, over every form and λ: " + ". ".join(parts) + ". The entropy is at most "
+            "log k; read the right column for whether a line climbs above the dotted baseline as λ grows, and "
+            "the left for what that costs in accuracy.")
+
+
+def topk_reading(influence: pd.DataFrame) -> str:
+    """A reading of the top-k artifact figure: per dataset, the observed-to-expected ratio of the baseline and
+    the range over the competency configurations shown."""
+    parts = []
+    for dataset, rows in influence.groupby("dataset", sort=False):
+        base = rows[rows["config"] == "baseline"]["observed / expected"]
+        other = rows[rows["config"] != "baseline"]["observed / expected"]
+        parts.append(f"{dataset}: baseline {base.iloc[0]:.2f}" + (
+            f", competency configurations {other.min():.2f}–{other.max():.2f}" if len(other) else ""))
+    below = bool((influence["observed / expected"] < 1).all())
+    return ("Observed over expected artifacts among the top-k words (1: as many as chance) — " + "; ".join(parts)
+            + (". Every bar of observed artifacts falls short of the expected one: neither the baseline nor the "
+               "modified losses rank artifacts above chance, so the loss has no over-representation to remove."
+               if below else ". Where a ratio exceeds 1, compare it with the baseline's for the loss's effect."))

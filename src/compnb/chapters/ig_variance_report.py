@@ -449,10 +449,12 @@ def _words(text: str) -> list[str]:
 def pick_examples(premises: list[str], hypotheses: list[str], labels: np.ndarray,
                   baseline_probs: np.ndarray) -> dict[str, int]:
     """Test pairs for attribution plots, by rule (ties: the first in test order):
+
     - 'neutral, baseline wrong': the gold-neutral pair the baseline misclassifies most confidently;
     - 'contradiction, high overlap': the gold contradiction whose hypothesis words occur in the premise in
       the largest share (then the longest hypothesis);
     - 'long premise': the pair with the most premise words.
+
     A pair is shown once: a later rule skips the pairs an earlier one chose."""
     neutral, contradiction = LABELS.index("neutral"), LABELS.index("contradiction")
     wrong = np.flatnonzero((labels == neutral) & (baseline_probs.argmax(1) != neutral))
@@ -547,7 +549,7 @@ def paper_table(scores: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
 def rule_comparison(benchmark: dict, n_steps: int = 10) -> pd.DataFrame:
     """The two quadrature rules at `n_steps` path points, from `bench_ig_step.py`'s JSON: Captum's default
     (Gauss–Legendre, the rule paper 3 ran through Captum) and right Riemann (this chapter's penalty), with the
-    mean completeness gap (logits and relative to |F(x) − F(0)|) and the cost of a differentiable step."""
+    mean completeness gap (logits and relative to `|F(x) − F(0)|`) and the cost of a differentiable step."""
     rows = pd.DataFrame(benchmark["rows"])
     rows = rows[(rows["variant"] == "differentiable") & (rows["n_steps"] == n_steps) & (rows["precision"] == "fp32")]
     names = {"gausslegendre": "Gauss–Legendre (Captum's default)", "riemann_right": "right Riemann"}
@@ -559,7 +561,7 @@ def rule_comparison(benchmark: dict, n_steps: int = 10) -> pd.DataFrame:
 def benchmark_table(benchmark: dict) -> pd.DataFrame:
     """The IG step benchmark (`benchmarks/bench_ig_step.py --json`) as a table: per variant, quadrature and
     precision, ms per step, the ratio to a plain step and the completeness gap (logits, and as a share of
-    the mean |F(x) − F(0)|)."""
+    the mean `|F(x) − F(0)|`)."""
     rows = pd.DataFrame(benchmark["rows"])
     rows["steps"] = rows["n_steps"].replace(0, "")
     table = rows[["variant", "method", "steps", "precision", "ms", "ratio", "gap", "relative_gap"]]
@@ -637,8 +639,8 @@ def confusion_sentence(records: list[dict], labels: np.ndarray, seed: int) -> st
 
 
 def attribution_sentence(records: list[dict], index: int, seed: int, tokenizer) -> str:
-    """How to read one pair's attribution maps: under each variant, the word with the largest |attribution|
-    and its share of the pair's total |attribution|, and the pair's Var(IG) relative to the baseline's."""
+    """How to read one pair's attribution maps: under each variant, the word with the largest `|attribution|`
+    and its share of the pair's total `|attribution|`, and the pair's Var(IG) relative to the baseline's."""
     special, parts, base = set(tokenizer.all_special_tokens), [], None
     for variant in VARIANTS:
         ig = next(r for r in records if r["variant"] == variant and r["seed"] == seed)["ig"]

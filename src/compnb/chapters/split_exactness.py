@@ -5,7 +5,7 @@ competency form × saliency method and both variants of the IG-variance loss (`s
 
 The model is a tiny BERT (one layer of width 16, the default backbone's tokenizer) in float64 with dropout off, so
 that the only differences are float64 rounding: the split step must give the whole batch's gradient to
-`TOLERANCE` (max |Δ| over the largest gradient entry) and log the whole batch's loss to `LOG_TOLERANCE`. Beside
+`TOLERANCE` (max `|Δ|` over the largest gradient entry) and log the whole batch's loss to `LOG_TOLERANCE`. Beside
 it, the gradient of each micro-batch's loss at its own means, averaged (what a split batch gave before
 `compnb.batch_stats`): exact only for a loss linear in its batch means.
 """
@@ -76,7 +76,7 @@ def step(model: torch.nn.Module, parts: list[training.Batch], loss: str, params:
 
 
 def relative_difference(grads: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> float:
-    """max |grads − reference| over every entry of every parameter, over the largest |reference| entry."""
+    """max `|grads − reference|` over every entry of every parameter, over the largest `|reference|` entry."""
     if grads.keys() != reference.keys():
         raise ValueError(f"different parameters: {sorted(grads.keys() ^ reference.keys())}")
     largest = max(float(g.abs().max()) for g in reference.values())
