@@ -230,10 +230,19 @@ def _labelled(text: str) -> list[tuple[str, str]]:
     return [tuple(line.split(": ", 1)) for line in text.split("\n") if ": " in line]
 
 
+def _wide(cell: str) -> str:
+    """A text cell kept readable on a phone: at least 13em wide, so the table scrolls sideways instead."""
+    return f'<div style="min-width: 13em">{cell}</div>'
+
+
+def _claim_html(text: str) -> str:
+    return _wide(html.escape(text))
+
+
 def _ours_html(text: str) -> str:
     parts = dict(_labelled(text))
-    return html.escape(parts.get("ours", "")) + (f"<br><small>{html.escape(parts['scope'])}</small>"
-                                                  if parts.get("scope") else "")
+    return _wide(html.escape(parts.get("ours", "")) + (f"<br><small>{html.escape(parts['scope'])}</small>"
+                                                       if parts.get("scope") else ""))
 
 
 def _rule_html(text: str) -> str:
@@ -244,8 +253,8 @@ def _rule_html(text: str) -> str:
                        for label, value in parts if label in labels)
 
     folded = block(FOLDED)
-    return block(SHOWN) + (f'<details class="compnb-ledger-test"><summary>comparison and test</summary>{folded}</details>'
-                           if folded else "")
+    return _wide(block(SHOWN) + (f"<details><summary>comparison and test</summary>{folded}</details>"
+                                 if folded else ""))
 
 
 def ledger_table(reading: pd.DataFrame, caption: str) -> tables.BookTable:
@@ -254,7 +263,7 @@ def ledger_table(reading: pd.DataFrame, caption: str) -> tables.BookTable:
     claim's row is the link target `#claim-<id>` that the chapters' glance boxes point to."""
     return tables.styled(reading, key=["verdict"], anchors="claim-", caption=caption,
                          source="compnb.chapters.claims.for_reading",
-                         formats={"claim": html.escape, "verdict": html.escape, "the paper claims": html.escape,
+                         formats={"claim": html.escape, "verdict": html.escape, "the paper claims": _claim_html,
                                   "we found (scope)": _ours_html, "rule and why": _rule_html})
 
 
