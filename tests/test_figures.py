@@ -162,8 +162,8 @@ def test_earlier_advglue_is_compact_and_marks_chance_per_set():
                      "macro_f1": f1, "macro_f1 low": f1 - 0.07, "macro_f1 high": f1 + 0.07})
     fig = assert_readable(adversarial_report.plot_earlier_advglue(pd.DataFrame(rows)))
     chance = {"adv_sst2": 1 / 2, "adv_mnli": 1 / 3, "adv_mnli_mismatched": 1 / 3}
-    titled = {ax.get_title().rsplit("\n", 1)[0].replace("\n", ""): ax  # the accuracy row: "<set>\n(n = …)"
-              for ax in fig.axes if ax.get_title()}
+    titled = {ax.get_title().split(" (n = ")[0]: ax for ax in fig.axes}  # one panel per set: "<set> (n = …)"
+    assert len(titled) == len(fig.axes) and fig.get_size_inches()[0] <= adversarial_report.NARROW_WIDTH_IN
     assert sorted(titled) == sorted(chance)
     for name, ax in titled.items():
         (line,) = chance_lines(ax)

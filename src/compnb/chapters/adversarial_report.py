@@ -100,6 +100,21 @@ def plot_scores(table: pd.DataFrame, seed: int) -> plt.Figure:
     return fig
 
 
+def scores_reading(table: pd.DataFrame, seed: int) -> str:
+    """A reading of `plot_scores` for one seed: per set, the lowest and highest model accuracy, and which
+    sets have every model's interval reaching chance (1/3)."""
+    part = table[table["seed"] == seed]
+    spans = []
+    for name, rows in part.groupby("set", sort=False):
+        low, high = rows.loc[rows["accuracy"].idxmin()], rows.loc[rows["accuracy"].idxmax()]
+        spans.append(f"{name} {low['accuracy']:.2f} ({low['kind']}) to {high['accuracy']:.2f} ({high['kind']})")
+    at_chance = [name for name, rows in part.groupby("set", sort=False) if (rows["acc low"] <= 1 / len(LABELS)).all()]
+    return (f"Seed {seed}, from the lowest to the highest model on each set: {'; '.join(spans)}. "
+            + (f"On {' and '.join(at_chance)} every model's interval reaches chance: there retraining on "
+               "masked SNLI pairs buys nothing measurable." if at_chance else
+               "No set has every model's interval at chance."))
+
+
 def attack_summary(records: list[dict]) -> pd.DataFrame:
     """Per seed: the baseline's accuracy on the evaluation half before and after the attack, and the share of
     its correct predictions the one-token attack flips."""
@@ -330,6 +345,20 @@ def paper_table(means: pd.DataFrame, shares: pd.DataFrame, backbone: str = "Mini
     return pd.DataFrame(table)
 
 
+def error_shares_reading(shares: pd.DataFrame) -> str:
+    """A reading of `plot_error_shares`: on all clean evaluation pairs, each model's fixed and introduced
+    shares of its errors (pooled over seeds), and the subset where the most errors remain."""
+    whole = shares[shares["subset"] == "all"]
+    parts = [f"{r['model']} fixes {r['fixed share']:.0%} and introduces {r['introduced share']:.0%}"
+             for _, r in whole.iterrows()]
+    stuck = shares.loc[shares["remaining share"].idxmax()]
+    most = ("Errors that remain are more than half of every bar" if (shares["remaining share"] > 0.5).all()
+            else "Errors that remain are the largest share")
+    return (f"Over all clean evaluation pairs, of the errors before or after retraining, {'; '.join(parts)}; the "
+            f"rest remain. {most}, at most on the {stuck['subset']} pairs for {stuck['model']} "
+            f"({stuck['remaining share']:.0%}): retraining moves few errors either way.")
+
+
 def plot_error_shares(shares: pd.DataFrame) -> plt.Axes:
     """Grouped bars of the fixed / introduced / remaining shares of errors per subset (its pair-seeds, each
     pair once per seed, under its name), one panel per model; returns the first panel."""
@@ -382,33 +411,49 @@ def earlier_advglue(profile: str, n_resamples: int = 2000) -> pd.DataFrame:
     return advglue.scores(earlier_runs(profile), n_resamples)
 
 
+NARROW_WIDTH_IN = 5.0  # a figure read at phone width too: drawn narrower, so its 9-pt text shrinks less
+
+
+def model_group(configuration: str) -> str:
+    """The kind of model a configuration label names: 'ch. 3 · gradient · inverse · λ=1' → 'ch. 3 · gradient'."""
+    return " · ".join(configuration.split(" · ")[:2])
+
+
 def plot_earlier_advglue(table: pd.DataFrame) -> plt.Figure:
-    """Small multiples, one column per AdvGLUE set: accuracy (top row, chance = 1 / the set's labels dashed)
-    and macro F1 (bottom row) of each model (rows, in the order the chapters list them), every seed in its
-    colour with its 95% bootstrap interval."""
-    sets, models = list(dict.fromkeys(table["set"])), list(dict.fromkeys(table["configuration"]))
-    seeds = sorted(table["seed"].unique())
+    """One panel per AdvGLUE set, stacked: the accuracy of every model with its 95% bootstrap interval, one row
+    per kind of model (`model_group`: chapter 2's baselines, chapter 3's baselines, its gradient and its mask
+    configurations), every seed in its colour, chance (1 / the set's labels) dashed. Drawn
+    `NARROW_WIDTH_IN` wide with few labels, so that it stays readable at phone width; each configuration's
+    numbers are in `earlier_advglue_table`."""
+    sets, seeds = list(dict.fromkeys(table["set"])), sorted(table["seed"].unique())
     colours = dict(zip(seeds, plots.PALETTE))
-    fig, axes = plots.book_figure(2 * (0.14 * len(models) + 0.6) + 0.6, 2, len(sets), sharex="row", sharey=True)
-    for col, name in enumerate(sets):
+    groups = {name: list(dict.fromkeys(table.loc[table["set"] == name, "configuration"].map(model_group)))
+              for name in sets}
+    heights = [0.3 * len(g) + 0.5 for g in groups.values()]
+    size = (NARROW_WIDTH_IN, min(sum(heights) + 0.6, plots.MAX_ASPECT * NARROW_WIDTH_IN))
+    fig, axes = plt.subplots(len(sets), 1, figsize=size, layout="constrained", sharex=True, squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for ax, name in zip(axes[:, 0], sets):
         part = table[table["set"] == name]
-        for row, (metric, title) in enumerate((("accuracy", "accuracy"), ("macro_f1", "macro F1"))):
-            ax = axes[row, col]
-            for j, seed in enumerate(seeds):
-                rows = part[part["seed"] == seed]
-                y = rows["configuration"].map(models.index) + (j - (len(seeds) - 1) / 2) * 0.7 / len(seeds)
-                ax.errorbar(rows[metric], y, xerr=[rows[metric] - rows[f"{metric} low"], rows[f"{metric} high"] - rows[metric]],
-                            fmt="o", ms=3, capsize=0, lw=0.8, color=colours[seed])
-            if metric == "accuracy":
-                ax.axvline(1 / len(data.spec(name).label_names), color="black", ls="--", lw=1, label="chance")
-            ax.set_xlabel(title)
-            ax.grid(axis="y", lw=0.5)  # a faint line from each model's name across the panels
-        axes[0, col].set_title(f"{plots.wrap(name)}\n(n = {int(part['n'].iloc[0])})")
-    axes[0, 0].set_yticks(range(len(models)), models)
-    axes[0, 0].set_ylim(len(models) - 0.5, -0.5)
+        rows = part["configuration"].map(model_group).map(groups[name].index).to_numpy(float)
+        for row in np.unique(rows):  # spread a group's models over its row, seeds side by side
+            at = np.flatnonzero(rows == row)
+            rows[at] += np.linspace(-0.3, 0.3, len(at)) if len(at) > 1 else 0.0
+        for seed, colour in colours.items():
+            mine = (part["seed"] == seed).to_numpy()
+            acc = part["accuracy"].to_numpy()[mine]
+            ax.errorbar(acc, rows[mine], xerr=[acc - part["accuracy low"].to_numpy()[mine],
+                                               part["accuracy high"].to_numpy()[mine] - acc],
+                        fmt="o", ms=3, capsize=0, lw=0.5, alpha=0.8, color=colour)
+        ax.axvline(1 / len(data.spec(name).label_names), color="black", ls="--", lw=1, label="chance")
+        ax.set_yticks(range(len(groups[name])), groups[name])
+        ax.set_ylim(len(groups[name]) - 0.5, -0.5)
+        ax.set_title(f"{name} (n = {int(part['n'].iloc[0])})")
+        ax.grid(axis="y", visible=False)
+    axes[-1, 0].set_xlabel("accuracy (95% bootstrap interval)")
     handles = [Line2D([], [], color=c, marker="o", ms=4, lw=0.8, label=f"seed {seed}") for seed, c in colours.items()]
-    handles.append(Line2D([], [], color="black", ls="--", lw=1, label="chance (1 / number of labels)"))
-    plots.legend_above(fig, handles)
+    handles.append(Line2D([], [], color="black", ls="--", lw=1, label="chance"))
+    plots.legend_above(fig, handles, ncols=min(len(handles), 5))
     return fig
 
 
@@ -436,6 +481,54 @@ def earlier_advglue_sentences(table: pd.DataFrame) -> str:
                      + (f"; chapter 2's baselines {ch2.mean():.3f} on average over {len(ch2)} seeds" if len(ch2) else "")
                      + f"; {above} of {len(part)} models have their whole interval above chance ({chance:.3f}).")
     return "\n".join(lines)
+
+
+def label_bias(runs: list[tuple[str, Path, str]], adv_set: str = "adv_sst2") -> pd.DataFrame:
+    """Per run (`earlier_runs`' tuples) scored on the two-label `adv_set`: the set's class sizes, the share
+    of its examples predicted negative, each class's recall, the ROC AUC (below 0.5: the model's scores rank
+    the classes the wrong way round) and the run's accuracy on its clean validation set."""
+    rows = []
+    for _, folder, label in runs:
+        path = advglue.eval_path(folder, adv_set)
+        if not path.is_file():
+            continue
+        result = json.loads(path.read_text())
+        confusion = np.asarray(result["confusion_matrix"])  # rows: gold negative, positive; columns: predicted
+        clean = json.loads((Path(folder) / "metrics.json").read_text())["validation"]["accuracy"]
+        rows.append({"configuration": label, "seed": TrainConfig.from_json(Path(folder) / "config.json").seed,
+                     "negative": int(confusion[0].sum()), "positive": int(confusion[1].sum()),
+                     "accuracy": result["accuracy"], "predicted negative": confusion[:, 0].sum() / confusion.sum(),
+                     "recall negative": confusion[0, 0] / confusion[0].sum(),
+                     "recall positive": confusion[1, 1] / confusion[1].sum(),
+                     "ROC AUC": result["roc_auc"], "clean accuracy": clean})
+    return pd.DataFrame(rows)
+
+
+def below_chance_sentences(bias: pd.DataFrame, table: pd.DataFrame) -> str:
+    """Why the SST-2 models score below chance on adv-SST2, in numbers: balanced labels, no single-class
+    guessing, recall under one half on both classes and a ROC AUC under 0.5 at every model; `table` is
+    `earlier_advglue` (its intervals say how many models lie significantly below chance)."""
+    if bias.empty:
+        return ""
+    sst2 = table[table["set"] == "adv_sst2"]
+    below = int((sst2["accuracy high"] < 0.5).sum())
+    first = bias.iloc[0]
+
+    def span(column: str, digits: int = 2) -> str:
+        low, high = f"{bias[column].min():.{digits}f}", f"{bias[column].max():.{digits}f}"
+        return low if low == high else f"{low}–{high}"
+
+    both = int(((bias["recall negative"] < 0.5) & (bias["recall positive"] < 0.5)).sum())
+    return (
+        f"**Why below chance on adv-SST2.** The set is balanced ({first['positive']} positive, {first['negative']} "
+        f"negative sentences), so a model that ignored the text, or always answered one class, would score about "
+        f"0.5; {below} of {len(sst2)} models have their whole interval below 0.5. Nor do they answer one class: "
+        f"they call {bias['predicted negative'].min():.0%}–{bias['predicted negative'].max():.0%} of the "
+        f"sentences negative, and {both} of {len(bias)} miss more than half of *both* classes (mean recall "
+        f"{bias['recall negative'].mean():.2f} on negative, {bias['recall positive'].mean():.2f} on positive "
+        f"sentences). Their scores point the wrong way: the ROC AUC, which ignores the threshold, is "
+        f"{span('ROC AUC')} and below 0.5 for {int((bias['ROC AUC'] < 0.5).sum())} of {len(bias)} models, "
+        f"while the same models score {span('clean accuracy')} on SST-2's validation sentences.")
 
 
 def gain_text(gains: pd.DataFrame, set_name: str, difference: str) -> str:

@@ -177,7 +177,10 @@ def context(profile: str) -> dict:
 
 def write_all(book: Path, profile: str, chapters: list[str]) -> None:
     """`<book>/_generated/glance-intro.md`, `glance-bottom-line.md` and one `glance-<chapter>.md` per chapter
-    (a note or nothing without a ledger)."""
+    (a note or nothing without a ledger); and each chapter's "Try it" box (`try_it.write_all`)."""
+    from compnb.chapters import try_it
+
+    try_it.write_all(book, chapters)
     out = book / "_generated"
     out.mkdir(parents=True, exist_ok=True)
     ledger = read_ledger(profile)

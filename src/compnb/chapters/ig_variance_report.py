@@ -38,6 +38,7 @@ BOUNDS = {"accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "roc_auc": (0.0, 1.0),
 RUN_METRICS = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "macro_f1": "macro F1", "ece": "ECE",
                "calibration_r2": "calibration R²", "variance": "mean Var(IG)", "gap": "mean completeness gap",
                "ms_per_step": "ms / step"}
+BOUNDED_NAMES = {RUN_METRICS[m] for m in BOUNDS}  # the display names of the bounded metrics
 PER_CLASS_COLUMNS = ("variant", "seed", "class", "accuracy", "recall", "precision", "f1", "support")
 LENGTH_SEED_COLUMNS = ("variant", "seed", "words", "pairs", "error rate")
 
@@ -60,6 +61,26 @@ def per_run(records: list[dict], labels: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+DELTA_DECIMALS = 4  # differences of bounded metrics (accuracy, recall, ROC AUC, ...) in fixed notation
+
+
+def delta_text(x: float) -> str:
+    """A difference of a bounded metric to `DELTA_DECIMALS` places in fixed notation ('-0.0003'); one below
+    half the last place prints as 0.0000, zero at the table's precision, not as a power of ten."""
+    return fmt.signed(x, DELTA_DECIMALS)
+
+
+def seed_interval(metric: str, values: np.ndarray, summary: dict) -> str:
+    """The Student-t interval over seeds of `metric` as the table prints it: clipped to what the metric can take
+    (`BOUNDS`); for calibration R², whose interval is uninformative once it runs past both 0 and 1, the word
+    'undetermined' with the seeds' span instead."""
+    if metric not in BOUNDS:
+        return f"[{fmt.sig(summary['low'])}, {fmt.sig(summary['high'])}]"
+    if metric == "calibration_r2" and summary["low"] < 0 and summary["high"] > BOUNDS[metric][1]:
+        return f"undetermined ({len(values)} seeds span {values.min():.2f} to {values.max():.2f})"
+    return fmt.interval(summary["low"], summary["high"], 3, BOUNDS[metric])
+
+
 def comparison(runs: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", "roc_auc", "ece", "variance")
                ) -> pd.DataFrame:
     """Per variant and metric: the mean over seeds with its Student-t 95% interval, and the difference to the
@@ -78,13 +99,14 @@ def comparison(runs: pd.DataFrame, metrics: tuple[str, ...] = ("accuracy", "roc_
             part = runs[runs["variant"] == variant].set_index("seed").sort_index()
             s = seed_summary(part[metric].tolist())
             row = {"metric": RUN_METRICS[metric], "variant": variant, "seeds": len(part), "mean": s["mean"],
-                   "95% CI": (fmt.interval(s["low"], s["high"], 3, BOUNDS[metric]) if metric in BOUNDS
-                              else f"[{fmt.sig(s['low'])}, {fmt.sig(s['high'])}]")}
+                   "95% CI": seed_interval(metric, part[metric].to_numpy(), s)}
             if variant != "baseline":
                 common = part.index.intersection(base.index)
                 delta = (part.loc[common, metric] - base.loc[common, metric]).to_numpy()
                 d = seed_summary(delta.tolist())
-                row |= {"Δ vs baseline": d["mean"], "Δ 95% CI": f"[{fmt.signed_sig(d['low'])}, {fmt.signed_sig(d['high'])}]",
+                row |= {"Δ vs baseline": d["mean"], "Δ 95% CI": (
+                            fmt.interval(d["low"], d["high"], DELTA_DECIMALS, with_sign=True) if metric in BOUNDS
+                            else f"[{fmt.signed_sig(d['low'])}, {fmt.signed_sig(d['high'])}]"),
                         "p": paired_t_p(delta.tolist())}
                 family.append(len(rows))
             rows.append(row)
@@ -99,25 +121,33 @@ def comparison_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:
     lines = []
     for _, row in table[(table["variant"] != "baseline") & table["Δ vs baseline"].notna()].iterrows():
         if np.isnan(row["p"]):
-            lines.append(f"- **{row['variant']}, {row['metric']}**: {fmt.signed_sig(row['Δ vs baseline'])} at every seed "
+            delta = (delta_text if row["metric"] in BOUNDED_NAMES else fmt.signed_sig)(row["Δ vs baseline"])
+            lines.append(f"- **{row['variant']}, {row['metric']}**: {delta} at every seed "
                          f"(not testable: no spread across seeds).")
             continue
         verdict = ("significant after Holm over the two variants" if row["p (Holm)"] < alpha
                    else "significant alone, not after Holm over the two variants" if row["p"] < alpha
                    else "not significant")
-        lines.append(f"- **{row['variant']}, {row['metric']}**: {fmt.signed_sig(row['Δ vs baseline'])} {row['Δ 95% CI']} "
+        delta = (delta_text if row["metric"] in BOUNDED_NAMES else fmt.signed_sig)(row["Δ vs baseline"])
+        lines.append(f"- **{row['variant']}, {row['metric']}**: {delta} {row['Δ 95% CI']} "
                      f"(raw {fmt.p_text(row['p'])}, {verdict}).")
     return "\n".join(lines)
 
 
+def _epoch_counts(epochs: pd.Series) -> str:
+    """The epochs a variant's seeds ran (early stopping may end one sooner): '3', or '2–3' when they differ."""
+    low, high = int(epochs.min()), int(epochs.max())
+    return str(low) if low == high else f"{low}–{high}"
+
+
 def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per variant: mean ms per training step over seeds, its ratio to the same seed's baseline, steps, epochs
-    run (early stopping) and training time."""
+    """Per variant: mean ms per training step over seeds, its ratio to the same seed's baseline, the epochs its
+    seeds ran (early stopping) and mean training time."""
     base = runs[runs["variant"] == "baseline"].set_index("seed")["ms_per_step"]
     ratio = runs["ms_per_step"] / base.reindex(runs["seed"]).to_numpy()
     table = runs.assign(ratio=ratio).groupby("variant", sort=False).agg(
         seeds=("seed", "size"), ms_per_step=("ms_per_step", "mean"), ratio=("ratio", "mean"),
-        epochs=("epochs", "mean"), train_s=("train_s", "mean"), device=("device", "first")).reset_index()
+        epochs=("epochs", _epoch_counts), train_s=("train_s", "mean"), device=("device", "first")).reset_index()
     return table.rename(columns={"ms_per_step": "ms / step", "ratio": "× baseline step", "epochs": "epochs run",
                                  "train_s": "training time (s)"})
 
@@ -376,8 +406,9 @@ def calibration_sentence(runs: pd.DataFrame, records: list[dict], labels: np.nda
     if widths:
         variant, low, high = max(widths, key=lambda w: w[2] - w[1])
         text += (f"The Student-t 95% interval over {len(runs[runs['variant'] == variant])} seeds is widest for "
-                 f"{variant}, {low:.2f} to {high:.2f} before clipping at R²'s maximum of 1: an interval like "
-                 f"[{low:.3f}, 1.000] in the table says only that the measure cannot tell. ")
+                 f"{variant}, {low:.2f} to {high:.2f}, past R²'s maximum of 1 and below 0: clipped to "
+                 f"[{low:.2f}, 1] it would say only that the measure cannot tell, so the table prints such an "
+                 "interval as undetermined, with the span of the seeds' values. ")
     text += (f"The reason is the measure: every filled confidence bin counts once in the R², however few pairs "
              f"it holds. The emptiest filled bin of any run holds {smallest} pair{'s' if smallest != 1 else ''}; "
              f"its accuracy is then a coarse fraction far from its confidence, and it weighs as much as the bin "
@@ -442,6 +473,39 @@ def plot_calibration(records: list[dict], labels: np.ndarray) -> plt.Axes:
     return ax
 
 
+def calibration_reading(records: list[dict], labels: np.ndarray) -> str:
+    """A reading of `plot_calibration`: per variant (seeds pooled), the share of test predictions in the most
+    confident bin and their accuracy against their confidence, and the mean gap between confidence and accuracy
+    over all bins, weighted by their predictions (the ECE of the pooled predictions, signed: > 0 overconfident)."""
+    parts = []
+    for variant in VARIANTS:
+        runs = [r for r in records if r["variant"] == variant]
+        table = reliability_table(np.concatenate([labels] * len(runs)), np.concatenate([r["probs"] for r in runs]),
+                                  CALIBRATION_BINS).dropna()
+        top = table.iloc[-1]
+        gap = float(((table["confidence"] - table["accuracy"]) * table["count"]).sum() / table["count"].sum())
+        parts.append(f"{variant} puts {top['count'] / table['count'].sum():.0%} of its predictions in the top "
+                     f"bin, right {top['accuracy']:.0%} of the time at {top['confidence']:.0%} confidence, and is "
+                     f"{'over' if gap > 0 else 'under'}confident by {abs(gap):.3f} on average")
+    return ("Most points lie " + ("below" if all("overconfident" in p for p in parts) else "on both sides of")
+            + " the diagonal: " + "; ".join(parts) + ". The three variants' curves cross and overlap, as the "
+            "ECE rows of the table above say in one number each.")
+
+
+def length_reading(table: pd.DataFrame) -> str:
+    """A reading of `plot_error_by_length`: per variant, the error rate in the shortest and the longest bin,
+    and whether the variants' intervals overlap in every bin."""
+    first, last = table["words"].iloc[0], table["words"].iloc[-1]
+    parts = [f"{variant} {part['error rate'].iloc[0]:.1%} → {part['error rate'].iloc[-1]:.1%}"
+             for variant, part in table.groupby("variant", sort=False)]
+    overlap = all(part["low"].max() <= part["high"].min() for _, part in table.groupby("words", sort=False))
+    return (f"From the shortest pairs ({first} words) to the longest ({last} words): {'; '.join(parts)}. "
+            + ("In every bin the variants' intervals overlap, so the curves differ by less than the seeds "
+               "vary; the table below puts slope and smoothness to a paired test." if overlap else
+               "In some bin the variants' intervals do not overlap; the table below tests slope and smoothness "
+               "paired by seed."))
+
+
 def _words(text: str) -> list[str]:
     return re.findall(r"[a-z']+", text.lower())
 
@@ -471,6 +535,27 @@ def pick_examples(premises: list[str], hypotheses: list[str], labels: np.ndarray
     words = [(len(p.split()), -i) for i, p in enumerate(premises) if i not in out.values()]
     out["long premise"] = int(-max(words)[1])
     return out
+
+
+def label_note(premises: list[str], hypotheses: list[str], labels: np.ndarray, records: list[dict], index: int,
+               seed: int) -> str:
+    """A comment on test pair `index` when its hypothesis repeats its premise word for word under a label other
+    than entailment: a sentence entails itself, so the gold label is an annotation error; the models' answers
+    at `seed`, and how many test pairs repeat their premise. '' for any other pair."""
+    if _words(premises[index]) != _words(hypotheses[index]) or labels[index] == LABELS.index("entailment"):
+        return ""
+    repeats = sum(_words(p) == _words(h) for p, h in zip(premises, hypotheses))
+    answers = []
+    for variant in VARIANTS:
+        probs = next(r for r in records if r["variant"] == variant and r["seed"] == seed)["probs"][index]
+        answers.append(f"{variant} {LABELS[int(probs.argmax())]} ({probs.max():.2f})")
+    return (f"**Test pair {index} is mislabelled.** Its hypothesis repeats the premise word for word, and a "
+            f"sentence entails itself, yet its gold label is {LABELS[int(labels[index])]}: an annotation error in "
+            f"SNLI ({repeats} of the {len(premises):,} test pairs repeat their premise). The models answer "
+            f"{', '.join(answers)}, the right answer to the text, which accuracy counts as an error. The rule "
+            "that picked it (the most hypothesis words found in the premise, among contradictions) finds such "
+            "slips first, since a true contradiction must change something. The attributions of this pair show what "
+            "a model reads when premise and hypothesis agree, not how it detects a contradiction.")
 
 
 def _merged(tokens: list[str], scores: np.ndarray, special: set[str]) -> tuple[list[str], list[float]]:

@@ -1,0 +1,169 @@
+"""The "Try it" box at the opening of each chapter: a tweak to run on a CPU at the smoke profile with its
+measured time, the full profile's command for a GPU with the GPU time its published runs took, and the
+chapter's parameters with their defaults and meanings.
+
+Times are measured, never guessed: the CPU time of each smoke command comes from `TIMES_FILE`, written by
+`benchmarks/time_tweaks.py` (each command in a fresh process), and the GPU time from the invocation records
+the chapters' training pipelines commit under `results/full/`. `glance.write_all` writes one box per chapter
+into `<book>/_generated/try-it-<chapter>.md`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tokenize
+from pathlib import Path
+
+import jupytext
+
+from compnb import parameters
+from compnb.paths import project_root, results_dir
+
+TIMES_FILE = Path("benchmarks") / "try-it-times.json"  # relative to the project root; committed
+# the tweak each chapter's box suggests: (parameter, value), or None for a chapter with only `profile`
+TWEAKS: dict[str, tuple[str, object] | None] = {
+    "01-artifact-mining": ("min_count", 5), "02-baseline-finetune": ("k", 3), "03-modified-loss": ("lam", 0.3),
+    "04-adversarial-eval": ("long_words", 15), "05-ig-variance": ("lam", 0.3), "06-claims-ledger": None,
+    "07-reliability": ("kill_at", 5), "08-paper-scale": None}
+# chapters whose full profile trains on a GPU, and where the engine comparison kept a whole retrain
+TRAINS = {"02-baseline-finetune": "engines-chapter2", "03-modified-loss": None,
+          "04-adversarial-eval": None, "05-ig-variance": "engines-chapter5"}
+
+
+def command(chapter: str, profile: str = "smoke") -> str:
+    """The make command of `chapter`'s tweak at `profile`: 'make chapter CH=03 PROFILE=smoke PARAMS="-p lam 0.3"'."""
+    tweak = TWEAKS.get(chapter)
+    params = f' PARAMS="-p {tweak[0]} {tweak[1]}"' if tweak else ""
+    return f"make chapter CH={chapter[:2]} PROFILE={profile}{params}"
+
+
+def duration(seconds: float) -> str:
+    """'45 s', '3 min 59 s' or '1 h 2 min'."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def parameter_docs(chapter: str) -> list[tuple[str, object, str]]:
+    """(name, default, the comment on its line) for each assignment of `chapter`'s parameters cell, in order;
+    the comment is '' where the line has none."""
+    notebook = jupytext.read(project_root() / "notebooks" / f"{chapter}.md")
+    cell = next((c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])), None)
+    if cell is None:
+        return []
+    comments = {t.start[0]: t.string.lstrip("#").strip()
+                for t in tokenize.generate_tokens(io.StringIO(cell.source).readline) if t.type == tokenize.COMMENT}
+    lines = {line.split("=")[0].strip(): number for number, line in enumerate(cell.source.splitlines(), 1)
+             if "=" in line and not line.lstrip().startswith("#")}
+    return [(name, value, comments.get(lines.get(name, 0), "")) for name, value in parameters.defaults(chapter).items()]
+
+
+def cpu_times(root: Path | None = None) -> dict:
+    """The measured smoke times (`TIMES_FILE`), or {} before `benchmarks/time_tweaks.py` has run."""
+    path = (root or project_root()) / TIMES_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _chapter_runs(chapter: str) -> list[Path]:
+    """The run folders a chapter's committed full-profile record lists."""
+    record = results_dir("full", chapter) / "run.json"
+    if not record.is_file():
+        return []
+    names = json.loads(record.read_text())["params"].get("runs", [])
+    return [project_root() / "results" / "full" / "runs" / name for name in names]
+
+
+def _invocations(chapter: str) -> list[dict]:
+    """The committed records of a chapter's training invocations (params: runs, runs_trained, wall_time_s,
+    devices, command), its own first."""
+    folder = results_dir("full", chapter)
+    found = []
+    own = folder / "invocation.json"
+    if own.is_file():
+        found.append(json.loads(own.read_text())["params"])
+    sweep = folder / "sweep.json"
+    if sweep.is_file():
+        found += [r["params"] for r in json.loads(sweep.read_text()).values()]
+    engines = TRAINS.get(chapter)
+    if engines:
+        found += [json.loads(p.read_text())["params"] for p in
+                  sorted((project_root() / "results" / "full" / "paper-scale" / engines).glob("invocation-*.json"))]
+    return found
+
+
+def gpu_time(chapter: str) -> dict | None:
+    """What the full profile's training of `chapter` took on a GPU, from its committed records: the first
+    invocation that trained every run (`whole`: True), else the latest partial one with the sum of every
+    run's own training wall time (`runs_sum_s`); None for a chapter that trains nothing."""
+    if chapter not in TRAINS:
+        return None
+    found = _invocations(chapter)
+    whole = next((r for r in found if r.get("runs_trained") == r.get("runs") and r.get("devices")), None)
+    if whole:
+        return {"whole": True, "wall_s": whole["wall_time_s"], "devices": whole["devices"], "runs": whole["runs"]}
+    latest = found[0] if found else {}
+    metrics = [json.loads((f / "metrics.json").read_text()) for f in _chapter_runs(chapter)
+               if (f / "metrics.json").is_file()]
+    return {"whole": False, "wall_s": latest.get("wall_time_s"), "devices": latest.get("devices", []),
+            "runs": latest.get("runs", len(metrics)), "runs_trained": latest.get("runs_trained"),
+            "runs_sum_s": sum(m["wall_time_s"] for m in metrics),
+            "run_devices": sorted({m.get("device") or "" for m in metrics} - {""})}
+
+
+def _gpu_line(chapter: str) -> str:
+    g = gpu_time(chapter)
+    if g is None:
+        return "The full profile needs no GPU for this chapter."
+    if g["whole"]:
+        return (f"Its {g['runs']} training runs took {duration(g['wall_s'])} on one "
+                f"{' and '.join(g['devices'])} (measured, all runs trained in one invocation).")
+    return (f"Its {g['runs']} training runs' own times add up to {duration(g['runs_sum_s'])} on "
+            f"{' and '.join(g['run_devices'])} GPUs (measured per run; several ran at once, so the wall time "
+            "was shorter).")
+
+
+def _short(value: object) -> str:
+    """A default as the box shows it: a long list by its first items and its length."""
+    if isinstance(value, (list, tuple)) and len(value) > 3:
+        return f"[{', '.join(map(repr, value[:3]))}, …] ({len(value)} items)"
+    return repr(value)
+
+
+def box(chapter: str, times: dict | None = None) -> str:
+    """The chapter's "Try it" box as a MyST tip (colon fence): the smoke command and its measured CPU time,
+    the full profile's command and its GPU time, and the parameters (short lines; commands wrap)."""
+    times = cpu_times() if times is None else times
+    smoke = times.get("chapters", {}).get(chapter)
+    machine = times.get("machine", {})
+    if smoke and smoke.get("rc") == 0:
+        cpu = (f"{duration(smoke['wall_s'])} on {machine.get('nproc', '?')} CPU cores "
+               f"({machine.get('cpu', 'CPU')}), measured in a fresh process")
+    else:
+        cpu = "not measured yet (`benchmarks/time_tweaks.py` measures it)"
+    tweak = TWEAKS.get(chapter)
+    what = (f"changes `{tweak[0]}` to `{tweak[1]}`" if tweak else "runs the chapter on the smoke profile")
+    lines = [":::{tip} Try it", f"**On a CPU**, the smoke profile (tiny data) {what}: {cpu}.", "",
+             f"`{command(chapter)}`", "",
+             f"**On a GPU**, the same at the full profile: `{command(chapter, 'full')}`. {_gpu_line(chapter)}", "",
+             "Either writes to its own folder under `build/`, never into the published book.", ""]
+    docs = [d for d in parameter_docs(chapter) if d[0] != "profile"]
+    if docs:
+        lines += ["**Parameters** (`-p NAME VALUE`, repeatable):", ""]
+        for name, value, comment in docs:
+            lines += [f"`{name}` = `{_short(value)}`", f": {comment or 'described in the chapter'}", ""]
+    else:
+        lines += ["**Parameters**: only the profile.", ""]
+    return "\n".join(lines + [":::", ""])
+
+
+def write_all(book: Path, chapters: list[str]) -> None:
+    """`<book>/_generated/try-it-<chapter>.md` for each of `chapters`."""
+    out = book / "_generated"
+    out.mkdir(parents=True, exist_ok=True)
+    times = cpu_times()
+    for chapter in chapters:
+        (out / f"try-it-{chapter}.md").write_text(box(chapter, times))
