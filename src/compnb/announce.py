@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import torch
 
-from compnb import data, run_cache
+from compnb import data, run_cache, tweaks
 from compnb.paths import project_root
 from compnb.training import TrainConfig, extra_train_path
 
@@ -85,18 +85,17 @@ def rate(config: TrainConfig, here: str) -> tuple[float, str] | None:
     return None
 
 
-def examples(config: TrainConfig) -> tuple[int, bool]:
-    """(training examples per epoch, whether its extra rows are counted); a ValueError when the training split
-    is not local (the hub), whose size is not known without downloading it."""
+def examples(config: TrainConfig) -> int:
+    """Training examples per epoch (its extra rows included); a ValueError when the training split is not local
+    (the hub), whose size is not known without downloading it."""
     location, _ = data.locate(config.dataset, "train", complete=config.profile == "paper")
     if location is None:
         raise ValueError(f"{config.dataset}/train is not local; its size is unknown")
     n = data.labelled_rows(location)
     n = n if config.max_train_examples is None else min(n, config.max_train_examples)
     if config.extra_train is None:
-        return n, True
-    extra = extra_train_path(config.extra_train)
-    return (n + pq.read_metadata(extra).num_rows, True) if extra.is_file() else (n, False)
+        return n
+    return n + pq.read_metadata(extra_train_path(config.extra_train)).num_rows
 
 
 def estimate(configs: Sequence[TrainConfig], here: str | None = None) -> tuple[str, str]:
@@ -104,20 +103,16 @@ def estimate(configs: Sequence[TrainConfig], here: str | None = None) -> tuple[s
     '12 min', 'at least 12 min' or 'no estimate'; what it rests on). Runs of kinds never timed on this device
     are not estimated, and named."""
     here = here or device()
-    seconds, bases, untimed, uncounted = 0.0, {}, set(), 0
+    seconds, bases, untimed = 0.0, {}, set()
     for config in configs:
         found = rate(config, here)
         if found is None:
             untimed.add(kind(config))
             continue
-        n, counted = examples(config)
-        uncounted += not counted
-        seconds += n * config.epochs / found[0]
+        seconds += examples(config) * config.epochs / found[0]
         bases[kind(config)] = found[1]
     basis = (f"from the median examples/s of recorded runs on {here} ({', '.join(bases.values())}) × examples "
              f"× epochs, training only" if bases else "")
-    if uncounted:
-        basis += f"; {uncounted} runs' adversarial rows are not made yet and not counted"
     if untimed:
         basis += ("; " if basis else "") + (f"no {', '.join(sorted(untimed))} run was ever timed on {here}: "
                                             "not estimated (run the smoke profile here to time some)")
@@ -140,20 +135,32 @@ def go_on() -> bool:
     return os.environ.get(YES_ENV, "") == "1"
 
 
-def announce(chapter: str, profile: str, todo: Sequence[TrainConfig], cached: int, stage: str = "") -> None:
+def announce(chapter: str, profile: str, todo: Sequence[TrainConfig], cached: int, stage: str = "",
+             later: Sequence[TrainConfig] = ()) -> None:
     """Print the runs of `chapter` about to train (`todo`, each named; `cached` counted) with their estimated
-    time here; then, on a CPU at the full or paper profile, raise `TrainingRefused` unless `go_on`. Nothing is
-    printed when nothing is to train."""
-    if not todo:
+    time here; then, on a CPU at the full or paper profile, raise `TrainingRefused` unless `go_on`. `later`
+    stands for runs whose names are not known yet (their extra training rows are made by earlier runs): each
+    is counted and estimated as its config without those rows. Nothing is printed when nothing is to train.
+    During a tweak, a run to retrain because it was kept without its weights stops it first
+    (`tweaks.refuse_retrain`)."""
+    total = len(todo) + len(later)
+    if not total:
         return
+    for config in todo:  # a tweak needing a published run's weights stops before anything trains
+        folder = run_cache.run_dir(config)
+        if (folder / run_cache.FINISHED).is_file():
+            tweaks.refuse_retrain(folder)
     here = device()
-    time, basis = estimate(todo, here)
+    time, basis = estimate([*todo, *later], here)
     names = ", ".join(run_cache.run_dir(c).name for c in todo)
+    if later:
+        names += (", and " if names else "") + (f"{len(later)} more whose training sets are made first (their "
+                                                "names, and their extra rows in the estimate, follow from them)")
     where = f"{chapter}{f' ({stage})' if stage else ''}"
-    print(f"{where}: {len(todo)} runs to train ({cached} cached) at the {profile} profile: {names}. Training "
+    print(f"{where}: {total} runs to train ({cached} cached) at the {profile} profile: {names}. Training "
           f"time on this machine ({here}): {time}; {basis}.")
     if profile in STOPPED_PROFILES and here == "CPU" and not go_on():
-        raise TrainingRefused(f"not training {len(todo)} runs of {chapter} at the {profile} profile on a CPU "
+        raise TrainingRefused(f"not training {total} runs of {chapter} at the {profile} profile on a CPU "
                               f"({time}); try the smoke profile (--profile smoke), or go on "
                               f"with `compnb chapter ... --yes`, `make chapter ... YES=1` or {YES_ENV}=1")
 

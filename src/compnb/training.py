@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoTokenizer, get_linear_schedule_with_warmup
 
 from compnb import atomicio, batch_stats, captured, data, determinism, inference, models, profiles, run_cache, sharding
-from compnb import divergence, run_integrity, run_lock
+from compnb import divergence, run_integrity, run_lock, tweaks
 from compnb.batching import Encoded, LengthBucketSampler, MicroBatches, PadCollator, encode
 from compnb.evaluation import classification_metrics
 from compnb.fingerprints import weights_fingerprint

@@ -107,7 +107,7 @@ def activate(tweak: Tweak | None) -> None:
         return
     record = {"chapter": tweak.chapter, "profile": tweak.profile, "changed": dict(tweak.changed)}
     atomicio.write_json(tweak.folder / RECORD, record)
-    os.environ[ENV] = json.dumps({**record, "folder": str(tweak.folder)})
+    os.environ[ENV] = json.dumps(record)
 
 
 def active(profile: str, chapter: str) -> Tweak | None:

@@ -287,8 +287,8 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, workers: int = 1
     seeds = tuple(settings(CHAPTER, profile)["seeds"])
     workers = min(parallel.check_workers(workers), len(seeds))
     adversarial.mask_substitute(models.load_tokenizer(model), substitute)  # a decoder's refusal before any training
-    train, planned = to_train(profile, model, substitute)
-    announce.announce(CHAPTER, profile, train, planned - len(train))  # may stop here, before any training
+    train, later, planned = to_train(profile, model, substitute)
+    announce.announce(CHAPTER, profile, train, planned - len(train) - len(later), later=later)  # may stop here
     parallel.run_jobs(run_seed, [(profile, s, model, substitute) for s in seeds], workers, "adversarial retraining",
                       [f"seed {s}" for s in seeds])
     records = []
@@ -306,20 +306,21 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, workers: int = 1
 
 
 def to_train(profile: str, model: str = models.DEFAULT_BACKBONE, substitute: str = "mask",
-             ) -> tuple[list[training.TrainConfig], int]:
-    """(the runs `run_all` would train, how many runs it plans), reading only what is on disk: a run trains
+             ) -> tuple[list[training.TrainConfig], list[training.TrainConfig], int]:
+    """(the runs `run_all` would train, the plain configs standing for those whose training sets are not made
+    yet (`announce.announce`'s `later`), how many runs it plans), reading only what is on disk: a run trains
     when it is not finished, or when it was kept without its weights and something it is scored on (or, for
     a baseline, its attacked set) is missing. A set whose content changed is not foreseen (it is scored again
     when the weights are at hand)."""
     adv, names = adv_path(profile), ("clean", "attacked", *ADVGLUE)
-    train, planned = [], 0
+    train, later, planned = [], [], 0
     for seed in settings(CHAPTER, profile)["seeds"]:
         base = config(profile, seed, model)
         attacked_file = adv / f"attacked-s{seed}.parquet"
-        cfgs = [base] + [config(profile, seed, model, _relative(adv / f"train-{name}-s{seed}.parquet"))
-                         for name in TRAIN_FILES.values()]
-        for cfg in cfgs:
-            planned += 1
+        sets = [adv / f"train-{name}-s{seed}.parquet" for name in TRAIN_FILES.values()]
+        later += [base for path in sets if not path.is_file()]
+        planned += len(sets) + 1
+        for cfg in [base] + [config(profile, seed, model, _relative(path)) for path in sets if path.is_file()]:
             folder = run_cache.run_dir(cfg)
             if not (folder / run_cache.FINISHED).is_file():
                 train.append(cfg)
@@ -328,7 +329,7 @@ def to_train(profile: str, model: str = models.DEFAULT_BACKBONE, substitute: str
                 unattacked = cfg is base and not _current(attacked_file, attack_key(profile, folder, substitute))
                 if unscored or unattacked:
                     train.append(cfg)
-    return train, planned
+    return train, later, planned
 
 
 def pending(profile: str, model: str = models.DEFAULT_BACKBONE) -> list[dict]:
