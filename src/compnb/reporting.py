@@ -142,6 +142,11 @@ def _device_kind(memory_kind: str) -> str:
     return {"cuda_max_allocated": "a CUDA GPU", "cpu_max_rss": "CPU"}[memory_kind]
 
 
+def _mean(values: np.ndarray) -> float:
+    """The mean, or NaN (a blank cell) for no values, without numpy's empty-slice warning."""
+    return float(values.mean()) if values.size else np.nan
+
+
 def entropy_by_outcome(records: list[dict], labels: dict[str, np.ndarray], low: float = 0.5) -> pd.DataFrame:
     """Per analysed run: the share of validation examples whose S has entropy below `low` nats, and the error
     rate and mean confidence of the model on those and on the rest. `labels` maps dataset → validation labels
@@ -153,11 +158,12 @@ def entropy_by_outcome(records: list[dict], labels: dict[str, np.ndarray], low: 
         probs = np.load(r["run_dir"] / "val_probs.npy")
         wrong = probs.argmax(1) != labels[r["config"].dataset]
         collapsed = r["analysis"]["entropy"]["entropy"].to_numpy() < low
+        confidence = probs.max(1)
         rows.append({"dataset": r["config"].dataset, "seed": r["config"].seed,
                      f"share with H(S) < {low}": collapsed.mean(),
-                     "error rate there": wrong[collapsed].mean(), "error rate elsewhere": wrong[~collapsed].mean(),
-                     "mean confidence there": probs.max(1)[collapsed].mean(),
-                     "mean confidence elsewhere": probs.max(1)[~collapsed].mean()})
+                     "error rate there": _mean(wrong[collapsed]), "error rate elsewhere": _mean(wrong[~collapsed]),
+                     "mean confidence there": _mean(confidence[collapsed]),
+                     "mean confidence elsewhere": _mean(confidence[~collapsed])})
     return pd.DataFrame(rows)
 
 
