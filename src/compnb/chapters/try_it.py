@@ -135,7 +135,8 @@ def _short(value: object) -> str:
 
 def box(chapter: str, times: dict | None = None) -> str:
     """The chapter's "Try it" box as a MyST tip (colon fence): the smoke command and its measured CPU time,
-    the full profile's command and its GPU time, and the parameters (short lines; commands wrap)."""
+    the full profile's command and its GPU time, each in a code block (the book's prose code blocks wrap at
+    phone width), and the parameters as a definition list."""
     times = cpu_times() if times is None else times
     smoke = times.get("chapters", {}).get(chapter)
     machine = times.get("machine", {})
@@ -147,8 +148,9 @@ def box(chapter: str, times: dict | None = None) -> str:
     tweak = TWEAKS.get(chapter)
     what = (f"changes `{tweak[0]}` to `{tweak[1]}`" if tweak else "runs the chapter on the smoke profile")
     lines = [":::{tip} Try it", f"**On a CPU**, the smoke profile (tiny data) {what}: {cpu}.", "",
-             f"`{command(chapter)}`", "",
-             f"**On a GPU**, the same at the full profile: `{command(chapter, 'full')}`. {_gpu_line(chapter)}", "",
+             "```bash", command(chapter), "```", "",
+             f"**On a GPU**, the same at the full profile. {_gpu_line(chapter)}", "",
+             "```bash", command(chapter, "full"), "```", "",
              "Either writes to its own folder under `build/`, never into the published book.", ""]
     docs = [d for d in parameter_docs(chapter) if d[0] != "profile"]
     if docs:
