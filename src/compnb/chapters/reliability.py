@@ -150,7 +150,7 @@ def bad_inputs(out: str) -> list[BadInput]:
         BadInput("unknown dataset", ("artifacts", "--dataset", "imdb", "--out", csv), "invalid choice: 'imdb'"),
         BadInput("α outside (0, 1)", ("artifacts", "--dataset", "sst2", "--alpha", "1.5", "--out", csv), "1.5"),
         BadInput("output not a CSV", ("artifacts", "--dataset", "sst2", "--out", f"{out}/artifacts.txt"), ".csv"),
-        BadInput("unknown chapter", ("chapter", "09"), "unknown chapter '09'", writes=("results/full", "build/full")),
+        BadInput("unknown chapter", ("chapter", "99"), "unknown chapter '99'", writes=("results/full", "build/full")),
         BadInput("unknown profile", ("chapter", "03", "--profile", "fast"), "invalid choice: 'fast'", writes=ch3),
         BadInput("λ < 0 in a chapter", ("chapter", "03", "--profile", "smoke", "-p", "lam", "-0.5"),
                  "lam must be a finite number >= 0, got -0.5", writes=ch3),
