@@ -180,7 +180,8 @@ def test_a_tweak_made_in_jupyter_goes_to_the_same_folder(chapter_1_world):
 
     nb = jupytext.read(chapter_1_world / "notebooks" / f"{CH1}.md")
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    cell.source = cell.source.replace('profile = "full"', 'profile = "smoke"').replace("min_count = 1 ", "min_count = 7 ")
+    cell.source = (cell.source.replace('profile = "full"', 'profile = "smoke"')
+                   .replace("min_count = 1 ", "min_count = 7 "))
     before = _published(chapter_1_world)
     NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(chapter_1_world / "notebooks")}},
                    timeout=600).execute()

@@ -44,7 +44,8 @@ def render(folder: str | Path) -> Path:
                            "replaces; update compnb.tweak_page for the installed nbconvert")
     html = html[:start] + MATHJAX3 + html[end + len(MATHJAX_BLOCK[1]):]
     html = html.replace(NO_REQUIRE, "", 1)
-    html = html.replace("<title>Notebook</title>", f"<title>{escape(tweak.chapter)} (tweak: {escape(tweak.describe())})</title>", 1)
+    title = escape(f"{tweak.chapter} (tweak: {tweak.describe()})")
+    html = html.replace("<title>Notebook</title>", f"<title>{title}</title>", 1)
     source, target = mathjax_source(), folder / "mathjax"
     (target / FONTS).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(source / BUNDLE, target / BUNDLE)

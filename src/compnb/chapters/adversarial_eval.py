@@ -69,8 +69,9 @@ def adv_path(profile: str) -> Path:
     tweak = tweaks.active(profile, CHAPTER)
     if tweak is None:
         return published
-    names = [f"attacked-s{s}.parquet" for s in settings(CHAPTER, profile)["seeds"]]
-    names += [f"train-{name}-s{s}.parquet" for name in TRAIN_FILES.values() for s in settings(CHAPTER, profile)["seeds"]]
+    seeds = settings(CHAPTER, profile)["seeds"]
+    names = [f"attacked-s{s}.parquet" for s in seeds]
+    names += [f"train-{name}-s{s}.parquet" for name in TRAIN_FILES.values() for s in seeds]
     if "model" not in tweak.changed and all((published / name).is_file() for name in names):
         return published
     return tweak.results / "adv"

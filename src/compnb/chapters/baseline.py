@@ -73,27 +73,27 @@ def analyse(run_dir: Path, k: int = 5, n_examples: int = EXAMPLES, force: bool =
     examples_missing = force or not (folder / examples_file(n_examples)).is_file()
     if not (words_missing or sensitivity_missing or examples_missing):
         return _read(folder, n_examples)
-    config = training.TrainConfig.from_json(Path(run_dir) / "config.json")
-    ranked, pairs, labels = validation_texts(config)
-    probs = run_integrity.load_probs(Path(run_dir))
-    if not (words_missing or sensitivity_missing) and (folder / "word_saliency.csv").is_file():
-        table = pd.read_csv(folder / "word_saliency.csv")
+    if not (words_missing or sensitivity_missing):  # only other example maps: from the kept per-word table
+        if not (folder / "word_saliency.csv").is_file():
+            raise ValueError(f"{n_examples} example maps of run {Path(run_dir).name} need its per-word saliency "
+                             f"table, which is not kept; use n_examples={EXAMPLES}, or the smoke profile")
+        config = training.TrainConfig.from_json(Path(run_dir) / "config.json")
+        ranked, pairs, labels = validation_texts(config)
+        table, probs = pd.read_csv(folder / "word_saliency.csv"), run_integrity.load_probs(Path(run_dir))
         atomicio.write_json(folder / examples_file(n_examples),
                             _examples(table, probs, ranked, pairs, labels, k, n_examples))
         return _read(folder, n_examples)
-    if not (Path(run_dir) / "model.safetensors").is_file():
-        raise ValueError(f"{n_examples} example maps of run {Path(run_dir).name} need its per-word saliency table "
-                         f"or its weights, and neither is kept; use n_examples={EXAMPLES}, or the smoke profile")
     model, tokenizer, config = training.load_run(run_dir)
     model.to(models.best_device())
+    ranked, pairs, labels = validation_texts(config)
     tables = influence.unit_saliency(model, tokenizer, ranked, labels, artifact_words(config.dataset), pairs=pairs,
                                      k=k, max_length=config.max_length)
     if words_missing or examples_missing:
         table = influence.word_saliency_of(tables)
-        atomicio.write_csv(folder / "word_saliency.csv", table)
-        atomicio.write_json(folder / examples_file(n_examples),
-                            _examples(table, probs, ranked, pairs, labels, k, n_examples))
+        atomicio.write_json(folder / examples_file(n_examples), _examples(
+            table, run_integrity.load_probs(Path(run_dir)), ranked, pairs, labels, k, n_examples))
     if words_missing:
+        atomicio.write_csv(folder / "word_saliency.csv", table)
         entropy = influence.saliency_entropy(model, tokenizer, ranked, labels, pairs=pairs,
                                              max_length=config.max_length)
         atomicio.write_csv(folder / "entropy.csv", entropy)
