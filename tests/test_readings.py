@@ -15,11 +15,11 @@ from compnb.chapters import adversarial_report, baseline, competency_report, ig_
 
 def test_try_it_box_has_the_commands_their_times_and_the_parameters():
     times = {"machine": {"nproc": 2, "cpu": "Test CPU"},
-             "chapters": {"03-modified-loss": {"wall_s": 239.4, "rc": 0}}}
+             "chapters": {"03-modified-loss": {"wall_s": 239.4, "rc": 0, "load_average_at_start": [1.0, 1.0, 1.0]}}}
     box = try_it.box("03-modified-loss", times)
     assert box.startswith(":::{tip} Try it\n") and box.rstrip().endswith(":::")
     assert '```bash\nmake chapter CH=03 PROFILE=smoke PARAMS="-p lam 0.3"\n```' in box
-    assert "3 min 59 s on 2 CPU cores (Test CPU)" in box
+    assert "3 min 59 s on 2 shared CPU cores (Test CPU; load 1.0 at the start)" in box
     assert 'PROFILE=full PARAMS="-p lam 0.3"' in box and "GPU" in box
     assert "`lam` = `None`\n: an extra λ column" in box and "`profile`" not in box
     assert box.count("```bash") == 2
@@ -122,3 +122,13 @@ def test_sweep_reading_prints_one_number_when_a_range_collapses():
                          "H_topk_after": [1.42, 1.601, 1.602]})
     text = competency_report.sweep_reading(runs)
     assert "mask accuracy 0.868–0.878, entropy 1.60" in text and "1.60–1.60" not in text
+
+
+def test_calibration_reading_names_each_variant_and_its_direction():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    probs = np.full((300, 3), 0.05)
+    probs[np.arange(300), labels] = 0.9  # right every time at 90%: underconfident
+    records = [{"variant": v, "seed": 0, "probs": probs} for v in ("baseline", "detached", "differentiable")]
+    text = ig_variance_report.calibration_reading(records, labels)
+    assert text.count("underconfident by 0.100") == 3 and "Baseline puts 100% of its predictions" in text

@@ -100,6 +100,11 @@ def plot_scores(table: pd.DataFrame, seed: int) -> plt.Figure:
     return fig
 
 
+def _listing(names: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def scores_reading(table: pd.DataFrame, seed: int) -> str:
     """A reading of `plot_scores` for one seed: per set, the lowest and highest model accuracy, and which
     sets have every model's interval reaching chance (1/3)."""
@@ -110,7 +115,7 @@ def scores_reading(table: pd.DataFrame, seed: int) -> str:
         spans.append(f"{name} {low['accuracy']:.2f} ({low['kind']}) to {high['accuracy']:.2f} ({high['kind']})")
     at_chance = [name for name, rows in part.groupby("set", sort=False) if (rows["acc low"] <= 1 / len(LABELS)).all()]
     return (f"Seed {seed}, from the lowest to the highest model on each set: {'; '.join(spans)}. "
-            + (f"On {' and '.join(at_chance)} every model's interval reaches chance: there retraining on "
+            + (f"On {_listing(at_chance)} every model's interval reaches chance: there retraining on "
                "masked SNLI pairs buys nothing measurable." if at_chance else
                "No set has every model's interval at chance."))
 
@@ -356,7 +361,7 @@ def error_shares_reading(shares: pd.DataFrame) -> str:
             else "Errors that remain are the largest share")
     return (f"Over all clean evaluation pairs, of the errors before or after retraining, {'; '.join(parts)}; the "
             f"rest remain. {most}, at most on the {stuck['subset']} pairs for {stuck['model']} "
-            f"({stuck['remaining share']:.0%}): retraining moves few errors either way.")
+            f"({stuck['remaining share']:.0%}).")
 
 
 def plot_error_shares(shares: pd.DataFrame) -> plt.Axes:
@@ -514,16 +519,17 @@ def below_chance_sentences(bias: pd.DataFrame, table: pd.DataFrame) -> str:
     below = int((sst2["accuracy high"] < 0.5).sum())
     first = bias.iloc[0]
 
-    def span(column: str, digits: int = 2) -> str:
-        low, high = f"{bias[column].min():.{digits}f}", f"{bias[column].max():.{digits}f}"
+    def span(column: str, digits: int = 2, kind: str = "f") -> str:
+        low, high = f"{bias[column].min():.{digits}{kind}}", f"{bias[column].max():.{digits}{kind}}"
         return low if low == high else f"{low}–{high}"
 
     both = int(((bias["recall negative"] < 0.5) & (bias["recall positive"] < 0.5)).sum())
     return (
         f"**Why below chance on adv-SST2.** The set is balanced ({first['positive']} positive, {first['negative']} "
         f"negative sentences), so a model that ignored the text, or always answered one class, would score about "
-        f"0.5; {below} of {len(sst2)} models have their whole interval below 0.5. Nor do they answer one class: "
-        f"they call {bias['predicted negative'].min():.0%}–{bias['predicted negative'].max():.0%} of the "
+        f"0.5; {below} of {len(sst2)} models have their whole interval below 0.5. "
+        + ("Nor do they answer one class: " if bias["predicted negative"].between(0.1, 0.9).all() else "")
+        + f"they call {span('predicted negative', 0, '%')} of the "
         f"sentences negative, and {both} of {len(bias)} miss more than half of *both* classes (mean recall "
         f"{bias['recall negative'].mean():.2f} on negative, {bias['recall positive'].mean():.2f} on positive "
         f"sentences). Their scores point the wrong way: the ROC AUC, which ignores the threshold, is "

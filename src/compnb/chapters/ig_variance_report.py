@@ -474,9 +474,9 @@ def plot_calibration(records: list[dict], labels: np.ndarray) -> plt.Axes:
 
 
 def calibration_reading(records: list[dict], labels: np.ndarray) -> str:
-    """A reading of `plot_calibration`: per variant (seeds pooled), the share of test predictions in the most
-    confident bin and their accuracy against their confidence, and the mean gap between confidence and accuracy
-    over all bins, weighted by their predictions (the ECE of the pooled predictions, signed: > 0 overconfident)."""
+    """A reading of `plot_calibration`: per variant (seeds pooled), the share of test predictions in its most
+    confident filled bin with their accuracy and confidence, and the mean gap between confidence and accuracy
+    over all bins weighted by their predictions (> 0: overconfident)."""
     parts = []
     for variant in VARIANTS:
         runs = [r for r in records if r["variant"] == variant]
@@ -484,12 +484,12 @@ def calibration_reading(records: list[dict], labels: np.ndarray) -> str:
                                   CALIBRATION_BINS).dropna()
         top = table.iloc[-1]
         gap = float(((table["confidence"] - table["accuracy"]) * table["count"]).sum() / table["count"].sum())
-        parts.append(f"{variant} puts {top['count'] / table['count'].sum():.0%} of its predictions in the top "
-                     f"bin, right {top['accuracy']:.0%} of the time at {top['confidence']:.0%} confidence, and is "
-                     f"{'over' if gap > 0 else 'under'}confident by {abs(gap):.3f} on average")
-    return ("Most points lie " + ("below" if all("overconfident" in p for p in parts) else "on both sides of")
-            + " the diagonal: " + "; ".join(parts) + ". The three variants' curves cross and overlap, as the "
-            "ECE rows of the table above say in one number each.")
+        parts.append(f"{variant} puts {top['count'] / table['count'].sum():.0%} of its predictions in its most "
+                     f"confident bin, right {top['accuracy']:.0%} of the time at {top['confidence']:.0%} "
+                     f"confidence, and is {'over' if gap > 0 else 'under'}confident by {abs(gap):.3f} on average")
+    return ("A point below the diagonal is a bin whose predictions are right less often than their confidence "
+            "says. " + "; ".join(parts)[0].upper() + "; ".join(parts)[1:] + ". The ECE rows of the table above "
+            "weigh the same gaps, unsigned, by their bins' predictions.")
 
 
 def length_reading(table: pd.DataFrame) -> str:

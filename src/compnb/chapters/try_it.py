@@ -141,8 +141,9 @@ def box(chapter: str, times: dict | None = None) -> str:
     smoke = times.get("chapters", {}).get(chapter)
     machine = times.get("machine", {})
     if smoke and smoke.get("rc") == 0:
-        cpu = (f"{duration(smoke['wall_s'])} on {machine.get('nproc', '?')} CPU cores "
-               f"({machine.get('cpu', 'CPU')}), measured in a fresh process")
+        cpu = (f"{duration(smoke['wall_s'])} on {machine.get('nproc', '?')} shared CPU cores "
+               f"({machine.get('cpu', 'CPU')}; load {smoke['load_average_at_start'][0]:.1f} at the start), "
+               "measured in a fresh process that reused the smoke runs already cached")
     else:
         cpu = "not measured yet (`benchmarks/time_tweaks.py` measures it)"
     tweak = TWEAKS.get(chapter)
