@@ -27,7 +27,7 @@ def test_try_it_box_has_the_commands_their_times_and_the_parameters():
 
 def test_try_it_without_a_measurement_says_so_and_a_chapter_without_training_needs_no_gpu():
     box = try_it.box("01-artifact-mining", {})
-    assert "not measured yet" in box and "needs no GPU" in box
+    assert "not measured yet" in box and "**The full profile** needs no GPU" in box
     assert try_it.gpu_time("01-artifact-mining") is None
     assert try_it.command("06-claims-ledger") == "make chapter CH=06 PROFILE=smoke"
 

@@ -115,9 +115,8 @@ def gpu_time(chapter: str) -> dict | None:
 
 
 def _gpu_line(chapter: str) -> str:
+    """The measured GPU time of a chapter that trains (`gpu_time`), as a sentence."""
     g = gpu_time(chapter)
-    if g is None:
-        return "The full profile needs no GPU for this chapter."
     if g["whole"]:
         return (f"Its {g['runs']} training runs took {duration(g['wall_s'])} on one "
                 f"{' and '.join(g['devices'])} (measured, all runs trained in one invocation).")
@@ -144,13 +143,16 @@ def box(chapter: str, times: dict | None = None) -> str:
         cpu = (f"{duration(smoke['wall_s'])} on {machine.get('nproc', '?')} shared CPU cores "
                f"({machine.get('cpu', 'CPU')}; load {smoke['load_average_at_start'][0]:.1f} at the start), "
                "measured in a fresh process that reused the smoke runs already cached")
+    elif smoke:
+        cpu = "not measured: the last timing run stopped with an error (`benchmarks/time_tweaks.py`)"
     else:
         cpu = "not measured yet (`benchmarks/time_tweaks.py` measures it)"
     tweak = TWEAKS.get(chapter)
     what = (f"changes `{tweak[0]}` to `{tweak[1]}`" if tweak else "runs the chapter on the smoke profile")
     lines = [":::{tip} Try it", f"**On a CPU**, the smoke profile (tiny data) {what}: {cpu}.", "",
              "```bash", command(chapter), "```", "",
-             f"**On a GPU**, the same at the full profile. {_gpu_line(chapter)}", "",
+             (f"**On a GPU**, the same at the full profile. {_gpu_line(chapter)}" if chapter in TRAINS
+              else "**The full profile** needs no GPU for this chapter:"), "",
              "```bash", command(chapter, "full"), "```", "",
              "Either writes to its own folder under `build/`, never into the published book.", ""]
     docs = [d for d in parameter_docs(chapter) if d[0] != "profile"]
