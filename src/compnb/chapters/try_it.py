@@ -142,7 +142,9 @@ def box(chapter: str, times: dict | None = None) -> str:
     if smoke and smoke.get("rc") == 0:
         cpu = (f"{duration(smoke['wall_s'])} on {machine.get('nproc', '?')} shared CPU cores "
                f"({machine.get('cpu', 'CPU')}; load {smoke['load_average_at_start'][0]:.1f} at the start), "
-               "measured in a fresh process that reused the smoke runs already cached")
+               "measured in a fresh process that reused the smoke runs already cached"
+               + (f"; {duration(smoke['cached_rerun']['wall_s'])} once its own runs are cached too"
+                  if smoke.get("cached_rerun", {}).get("rc") == 0 else ""))
     elif smoke:
         cpu = "not measured: the last timing run stopped with an error (`benchmarks/time_tweaks.py`)"
     else:
