@@ -90,6 +90,29 @@ def test_run_chapter_sends_a_tweaks_notebook_to_its_folder(project, monkeypatch)
     assert tweak.notebook.is_file() and not list((project / "book" / "chapters").glob(".*partial*"))
 
 
+def test_a_tweak_that_fails_leaves_no_folder_behind(project, monkeypatch):
+    """Chapter 7's bad-input check: `compnb chapter 03 -p lam -0.5` must write nothing, in build/ too."""
+    from compnb import bookbuild
+
+    (project / "notebooks").mkdir()
+    shutil.copy2(REPO / "notebooks" / f"{CH1}.md", project / "notebooks")
+    tweak = tweaks.of(CH1, "smoke", {"min_count": 7})
+
+    def fail(source, partial, **kw):  # what the kernel does before the chapter stops: activate, then raise
+        tweaks.activate(tweak)
+        raise ValueError("min_count out of range")
+
+    monkeypatch.setattr("papermill.execute_notebook", fail)
+    with pytest.raises(ValueError, match="out of range"):
+        bookbuild.run_chapter(CH1, "smoke", {"min_count": 7})
+    assert not tweak.folder.exists()
+    tweak.folder.mkdir(parents=True)  # a folder an earlier, finished tweak made stays
+    (tweak.folder / "kept").write_text("x")
+    with pytest.raises(ValueError):
+        bookbuild.run_chapter(CH1, "smoke", {"min_count": 7})
+    assert (tweak.folder / "kept").read_text() == "x"
+
+
 def test_a_tweak_never_retrains_a_published_run_in_place(project, monkeypatch):
     from compnb import training
 

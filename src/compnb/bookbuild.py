@@ -76,6 +76,8 @@ def run_chapter(chapter: str, profile: str, parameters: dict | None = None, *,
         target = work / f"{chapter}.ipynb"
     else:
         target = tweak.notebook if tweak is not None else executed_path(chapter, profile)
+    # A tweak's folder made by this run goes again if the run fails: a refused tweak leaves nothing behind.
+    fresh = tweak.folder if tweak is not None and not prepare_only and not tweak.folder.exists() else None
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.stem}.partial.ipynb")
     params = {"profile": profile, **(parameters or {})}
@@ -87,6 +89,10 @@ def run_chapter(chapter: str, profile: str, parameters: dict | None = None, *,
             finish(nb)
             nbformat.write(nb, partial)
         os.replace(partial, target)
+    except BaseException:
+        if fresh is not None:
+            shutil.rmtree(fresh, ignore_errors=True)
+        raise
     finally:
         partial.unlink(missing_ok=True)
         source.unlink(missing_ok=True)
