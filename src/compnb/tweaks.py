@@ -106,7 +106,9 @@ def activate(tweak: Tweak | None) -> None:
         os.environ.pop(ENV, None)
         return
     record = {"chapter": tweak.chapter, "profile": tweak.profile, "changed": dict(tweak.changed)}
-    atomicio.write_json(tweak.folder / RECORD, record)
+    path = tweak.folder / RECORD
+    if not path.is_file() or json.loads(path.read_text()) != record:  # a rerun of one tweak rewrites nothing
+        atomicio.write_json(path, record)
     os.environ[ENV] = json.dumps(record)
 
 

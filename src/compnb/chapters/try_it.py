@@ -25,7 +25,7 @@ TIMES_FILE = Path("benchmarks") / "try-it-times.json"  # relative to the project
 TWEAKS: dict[str, tuple[str, object] | None] = {
     "01-artifact-mining": ("min_count", 5), "02-baseline-finetune": ("k", 3), "03-modified-loss": ("lam", 0.3),
     "04-adversarial-eval": ("long_words", 15), "05-ig-variance": ("lam", 0.3), "06-claims-ledger": None,
-    "07-reliability": ("kill_at", 5), "08-paper-scale": None}
+    "07-reliability": ("kill_at", 5), "08-paper-scale": None, "09-lab-notes": None}
 # chapters whose full profile trains on a GPU, and where the engine comparison kept a whole retrain
 TRAINS = {"02-baseline-finetune": "engines-chapter2", "03-modified-loss": None,
           "04-adversarial-eval": None, "05-ig-variance": "engines-chapter5"}
