@@ -23,6 +23,7 @@ if not (HTML / "index.html").is_file():
     pytest.skip("the book is not built (run `make site`)", allow_module_level=True)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TABLES_ONLY = {"09-lab-notes"}  # the lab notes hold forensics tables and no figure
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 
@@ -61,7 +62,7 @@ def test_chapter_page_renders_figures_and_no_errors(page, chapter):
     images = page.eval_on_selector_all(
         "main .cell_output img", "els => els.map(e => ({src: e.src, ok: e.complete && e.naturalWidth > 0}))")
     expected = _figures_in_notebook(chapter)
-    assert expected > 0, f"{chapter}: the executed notebook holds no figure"
+    assert expected > 0 or chapter in TABLES_ONLY, f"{chapter}: the executed notebook holds no figure"
     assert len(images) == expected, f"{chapter}: {len(images)} figures rendered, notebook holds {expected}"
     assert all(img["ok"] for img in images), f"{chapter}: broken images {[i['src'] for i in images if not i['ok']]}"
     errors = page.eval_on_selector_all("main .output.traceback, main .output.error", "els => els.length")
@@ -74,6 +75,7 @@ def test_chapter_page_renders_figures_and_no_errors(page, chapter):
     tables = page.eval_on_selector_all("main .cell_output table", """els => els.map(e =>
         e.closest('.compnb-table')?.querySelector('.compnb-table-caption')?.textContent.trim() || '')""")
     assert all(tables), f"{chapter}: {tables.count('')} of {len(tables)} tables without a caption"
+    assert tables or chapter not in TABLES_ONLY, f"{chapter}: a page of tables shows none"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{chapter}.png"), full_page=True)
 
