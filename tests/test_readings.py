@@ -17,7 +17,7 @@ def test_try_it_box_has_the_commands_their_times_and_the_parameters():
     times = {"machine": {"nproc": 2, "cpu": "Test CPU"},
              "chapters": {"03-modified-loss": {"wall_s": 239.4, "rc": 0, "load_average_at_start": [1.0, 1.0, 1.0]}}}
     box = try_it.box("03-modified-loss", times)
-    assert box.startswith(":::{tip} Try it\n") and box.rstrip().endswith(":::")
+    assert box.startswith(":::{admonition} Try it\n:class: tip\n") and box.rstrip().endswith(":::")
     assert '```bash\nmake chapter CH=03 PROFILE=smoke PARAMS="-p lam 0.3"\n```' in box
     assert "3 min 59 s on 2 shared CPU cores (Test CPU; load 1.0 at the start)" in box
     assert 'PROFILE=full PARAMS="-p lam 0.3"' in box and "GPU" in box
@@ -27,7 +27,10 @@ def test_try_it_box_has_the_commands_their_times_and_the_parameters():
 
 def test_try_it_without_a_measurement_says_so_and_a_chapter_without_training_needs_no_gpu():
     box = try_it.box("01-artifact-mining", {})
-    assert "not measured yet" in box and "**The full profile** needs no GPU" in box
+    assert "not measured yet" in box and "**The full profile** trains nothing and needs no GPU" in box
+    assert "never into the published book" in box  # a tweak
+    ledger = try_it.box("06-claims-ledger", {})  # no tweak: the full command republishes, and says so
+    assert "re-executes the published chapter" in ledger and "never into the published book" not in ledger
     assert try_it.gpu_time("01-artifact-mining") is None
     assert try_it.command("06-claims-ledger") == "make chapter CH=06 PROFILE=smoke"
 
@@ -39,7 +42,7 @@ def test_durations(seconds, text):
 
 def test_try_it_files_are_written_for_each_chapter(tmp_path):
     try_it.write_all(tmp_path, ["01-artifact-mining", "07-reliability"])
-    assert (tmp_path / "_generated" / "try-it-07-reliability.md").read_text().startswith(":::{tip} Try it")
+    assert (tmp_path / "_generated" / "try-it-07-reliability.md").read_text().startswith(":::{admonition} Try it")
 
 
 def test_a_calibration_r2_interval_past_both_ends_is_undetermined():

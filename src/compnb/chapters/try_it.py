@@ -115,14 +115,12 @@ def gpu_time(chapter: str) -> dict | None:
 
 
 def _gpu_line(chapter: str) -> str:
-    """The measured GPU time of a chapter that trains (`gpu_time`), as a sentence."""
+    """The measured GPU time of a chapter that trains (`gpu_time`), as a clause."""
     g = gpu_time(chapter)
     if g["whole"]:
-        return (f"Its {g['runs']} training runs took {duration(g['wall_s'])} on one "
-                f"{' and '.join(g['devices'])} (measured, all runs trained in one invocation).")
-    return (f"Its {g['runs']} training runs' own times add up to {duration(g['runs_sum_s'])} on "
-            f"{' and '.join(g['run_devices'])} GPUs (measured per run; several ran at once, so the wall time "
-            "was shorter).")
+        return f"its {g['runs']} training runs took {duration(g['wall_s'])} on one {' and '.join(g['devices'])}"
+    return (f"its {g['runs']} training runs took {duration(g['runs_sum_s'])} in all on "
+            f"{' and '.join(g['run_devices'])} (each run's own time, added up; several ran at once)")
 
 
 def _short(value: object) -> str:
@@ -133,30 +131,32 @@ def _short(value: object) -> str:
 
 
 def box(chapter: str, times: dict | None = None) -> str:
-    """The chapter's "Try it" box as a MyST tip (colon fence): the smoke command and its measured CPU time,
-    the full profile's command and its GPU time, each in a code block (the book's prose code blocks wrap at
-    phone width), and the parameters as a definition list."""
+    """The chapter's "Try it" box as a MyST admonition of class tip (colon fence): the smoke command and its
+    measured CPU time, the full profile's command and its GPU time, each in a code block (the book's prose
+    code blocks wrap at phone width), where the output goes, and the parameters as a definition list."""
     times = cpu_times() if times is None else times
     smoke = times.get("chapters", {}).get(chapter)
     machine = times.get("machine", {})
     if smoke and smoke.get("rc") == 0:
+        cached = smoke.get("cached_rerun", {})
         cpu = (f"{duration(smoke['wall_s'])} on {machine.get('nproc', '?')} shared CPU cores "
-               f"({machine.get('cpu', 'CPU')}; load {smoke['load_average_at_start'][0]:.1f} at the start), "
-               "measured in a fresh process that reused the smoke runs already cached"
-               + (f"; {duration(smoke['cached_rerun']['wall_s'])} once its own runs are cached too"
-                  if smoke.get("cached_rerun", {}).get("rc") == 0 else ""))
+               f"({machine.get('cpu', 'CPU')}; load {smoke['load_average_at_start'][0]:.1f} at the start)"
+               + (f", {duration(cached['wall_s'])} once its runs are cached" if cached.get("rc") == 0 else ""))
     elif smoke:
         cpu = "not measured: the last timing run stopped with an error (`benchmarks/time_tweaks.py`)"
     else:
         cpu = "not measured yet (`benchmarks/time_tweaks.py` measures it)"
     tweak = TWEAKS.get(chapter)
-    what = (f"changes `{tweak[0]}` to `{tweak[1]}`" if tweak else "runs the chapter on the smoke profile")
-    lines = [":::{tip} Try it", f"**On a CPU**, the smoke profile (tiny data) {what}: {cpu}.", "",
-             "```bash", command(chapter), "```", "",
-             (f"**On a GPU**, the same at the full profile. {_gpu_line(chapter)}" if chapter in TRAINS
-              else "**The full profile** needs no GPU for this chapter:"), "",
-             "```bash", command(chapter, "full"), "```", "",
-             "Either writes to its own folder under `build/`, never into the published book.", ""]
+    what = f"with `{tweak[0]}` = `{tweak[1]}`" if tweak else "as published"
+    gpu = (f"**On a GPU**, the full profile: {_gpu_line(chapter)}." if chapter in TRAINS
+           else "**The full profile** trains nothing and needs no GPU:")
+    where = ("Both write to their own folder under `build/`, never into the published book."
+             if tweak else "At the smoke profile it writes under `build/smoke/`; at the full profile, with its "
+             "defaults, it re-executes the published chapter.")
+    lines = [":::{admonition} Try it", ":class: tip", "",
+             f"**On a CPU**, the smoke profile (tiny data) {what}: {cpu}.", "",
+             "```bash", command(chapter), "```", "", gpu, "", "```bash", command(chapter, "full"), "```", "",
+             where, ""]
     docs = [d for d in parameter_docs(chapter) if d[0] != "profile"]
     if docs:
         lines += ["**Parameters** (`-p NAME VALUE`, repeatable):", ""]
