@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -146,3 +147,15 @@ def test_a_tweak_needing_a_published_runs_weights_stops_before_anything_trains(w
     monkeypatch.setenv(tweaks.ENV, json.dumps({"chapter": baseline.CHAPTER, "profile": "smoke", "changed": {"k": 3}}))
     with pytest.raises(ValueError, match=f"needs the weights of run {run_cache.run_dir(configs[0]).name}"):
         announce.announce(baseline.CHAPTER, "smoke", announce.to_train(configs), 0)
+
+
+def test_inside_a_kernel_the_list_also_reaches_the_terminal(capfd, monkeypatch):
+    """Under papermill the kernel's stdout goes into the notebook; `compnb chapter` shows the line on the
+    terminal too (the kernel's own stderr). Outside a kernel it is printed once."""
+    monkeypatch.setattr("sys.stdout", __import__("io").StringIO())  # what a kernel's stdout is: not the process's
+    announce._say("03-modified-loss: 2 runs to train")
+    assert capfd.readouterr().err == "03-modified-loss: 2 runs to train\n"
+    monkeypatch.setattr("sys.stdout", sys.__stdout__)  # a plain Python process: stdout is the terminal
+    announce._say("once")
+    out = capfd.readouterr()
+    assert (out.out, out.err) == ("once\n", "")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,14 @@ def go_on() -> bool:
     return os.environ.get(YES_ENV, "") == "1"
 
 
+def _say(line: str) -> None:
+    """Print `line`; inside a Jupyter kernel (papermill's too) also on the terminal that started the kernel, so
+    that `compnb chapter` shows the list while the chapter runs, not only in its notebook."""
+    print(line)
+    if sys.stdout is not sys.__stdout__ and sys.__stderr__ is not None:
+        print(line, file=sys.__stderr__, flush=True)
+
+
 def announce(chapter: str, profile: str, todo: Sequence[TrainConfig], cached: int, stage: str = "",
              later: Sequence[TrainConfig] = ()) -> None:
     """Print the runs of `chapter` about to train (`todo`, each named; `cached` counted) with their estimated
@@ -157,8 +166,8 @@ def announce(chapter: str, profile: str, todo: Sequence[TrainConfig], cached: in
         names += (", and " if names else "") + (f"{len(later)} more whose training sets are made first (their "
                                                 "names, and their extra rows in the estimate, follow from them)")
     where = f"{chapter}{f' ({stage})' if stage else ''}"
-    print(f"{where}: {total} runs to train ({cached} cached) at the {profile} profile: {names}. Training "
-          f"time on this machine ({here}): {time}; {basis}.")
+    _say(f"{where}: {total} runs to train ({cached} cached) at the {profile} profile: {names}. Training "
+         f"time on this machine ({here}): {time}; {basis}.")
     if profile in STOPPED_PROFILES and here == "CPU" and not go_on():
         raise TrainingRefused(f"not training {total} runs of {chapter} at the {profile} profile on a CPU "
                               f"({time}); try the smoke profile (--profile smoke), or go on "
