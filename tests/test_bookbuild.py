@@ -98,3 +98,10 @@ def test_the_bottom_line_counts_the_papers_own_claims_in_at_most_three_sentences
     assert "Reproduced: A rises." in line and "does its job" not in line and "leak" not in line
     assert len(line.split(". ")) <= 3
     assert "<strong>Paper 2" in glance.bottom_lines(LEDGER)
+
+
+def test_claims_listed_in_one_sentence_lower_only_ordinary_first_words():
+    rows = pd.DataFrame({"claim": ["The gradient loss helps.", "SST-2's share is high", "On negation it fails",
+                                   "IG-variance training is slower"]})
+    assert glance._listed(rows, most=4) == ("The gradient loss helps; SST-2's share is high; on negation it fails; "
+                                            "IG-variance training is slower")

@@ -75,8 +75,16 @@ def counts_line(rows: pd.DataFrame) -> str:
     return ", ".join(parts) + (f" ({borderline} borderline)" if borderline else "")
 
 
+def _lower_first(text: str) -> str:
+    """`text` with its first letter lowered when it opens an ordinary word ('The gradient' → 'the gradient'),
+    kept in an acronym or name written in capitals ('SST-2', 'IG-variance')."""
+    return text[0].lower() + text[1:] if len(text) > 1 and text[0].isupper() and text[1].islower() else text
+
+
 def _listed(rows: pd.DataFrame, most: int = 3) -> str:
+    """The claims of `rows` in one sentence, joined by semicolons (at most `most`, then how many more)."""
     names = [r["claim"].rstrip(".") for _, r in rows.iterrows()]
+    names = names[:1] + [_lower_first(n) for n in names[1:]]
     shown = "; ".join(names[:most])
     return shown + (f"; and {len(names) - most} more" if len(names) > most else "")
 
