@@ -9,7 +9,7 @@ import pytest
 import base64
 import linecache
 
-from compnb import tables
+from compnb import reporting, tables
 from compnb.chapters import competency_report
 
 
@@ -87,3 +87,14 @@ def test_the_run_record_reads_as_a_definition_list_with_short_hashes(tmp_path):
     assert "sha256:" + "cd" * 6 + "…" in page and "(1 run)" in page
     assert "(uncommitted changes)" in page and "torch 2.13.0" in page and "captum" not in page
     assert "872 rows" in page and "{" not in page  # no raw dict left
+
+
+def test_the_scatter_reading_counts_the_artifacts_and_names_the_most_frequent():
+    table = pd.DataFrame({"word": ["great", "the", "bad"], "label": [1, 0, 0], "n": [40, 900, 30],
+                          "p_hat": [0.9, 0.55, 0.8], "artifact": [True, True, False]})
+    table.attrs["num_labels"] = 2
+    line = reporting.scatter_reading(table, "sst2")
+    assert line.startswith("2 of the 3 word–label points of sst2 lie above the boundary")
+    assert "*the* (900 examples), points to 0" in line and line.endswith("makes significant.")
+    assert reporting.scatter_reading(table.iloc[[2]], "snli") == \
+        "No word–label point of snli clears the boundary at this profile."

@@ -108,6 +108,20 @@ def influence_verdicts(table: pd.DataFrame, alpha: float = 0.05) -> str:
     return "\n".join(lines)
 
 
+def scatter_reading(table: pd.DataFrame, name: str) -> str:
+    """The reading under an artifact scatter (`plots.artifact_scatter`) of `artifacts.mine`'s `table` for dataset
+    `name`: how many word–label points lie above the boundary, and its most frequent artifact."""
+    found = table[table["artifact"]]
+    if found.empty:
+        return f"No word–label point of {name} clears the boundary at this profile."
+    top = found.loc[found["n"].idxmax()]
+    uniform = 1 / table.attrs["num_labels"]
+    return (f"{len(found):,} of the {len(table):,} word–label points of {name} lie above the boundary. The most "
+            f"frequent artifact, *{top['word']}* ({top['n']:,} examples), points to {top['label']} with "
+            f"$\\hat p$ = {top['p_hat']:.2f} against the uniform {uniform:.2f}"
+            + (": a small excess that its frequency makes significant." if top["p_hat"] - uniform < 0.1 else "."))
+
+
 def plot_topk_artifacts(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
     """Observed (with interval) and expected artifacts among the top-k words, one pair of bars per row of
     `table` (`influence_table`'s columns); a caller's figure wider than `plots.FIG_WIDTH_IN` is narrowed."""
