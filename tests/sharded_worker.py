@@ -192,7 +192,7 @@ def compare(name: str, rank: int, world: int, mesh) -> dict:
     try:
         penalties.ig_variance_terms(sharded, half, {"n_steps": 2})
         result["ig_refused"] = None
-    except NotImplementedError as err:
+    except penalties.ShardingUnsupported as err:
         result["ig_refused"] = str(err)
     return result
 

@@ -42,8 +42,9 @@ VARIANTS = ("differentiable", "detached")
 IG_DEFAULTS = {"lam": 0.1, "alpha": 10.0, "n_steps": 10, "method": "riemann_right", "variant": "differentiable"}
 
 
-class ShardingUnsupported(NotImplementedError):
-    """A loss that cannot run under FSDP sharding (the message says how to run it instead)."""
+class ShardingUnsupported(ValueError):
+    """A loss asked to run under FSDP sharding, which it cannot (the message says how to run it instead): a
+    ValueError, so that `compnb train` prints it as one line."""
 
 
 def model_inputs(batch: Batch) -> Batch:
