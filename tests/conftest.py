@@ -80,3 +80,13 @@ def project(tmp_path, monkeypatch):
     (root / "_config.yml").write_text("title: test\n")
     monkeypatch.chdir(root)
     return root
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread; on a shared machine, extra OpenMP threads only wait. A module takes
+    it with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -25,13 +25,7 @@ TOLERANCE = 1e-10  # max |Δ gradient| over the largest gradient entry
 IG_ALPHA = {twins.OPT: 4e6, twins.LLAMA: 1e3, twins.ELECTRA: 6e4}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @functools.cache

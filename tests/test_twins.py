@@ -40,13 +40,7 @@ TOKENIZERS = {twins.OPT: "GPT2Tokenizer", twins.LLAMA: "LlamaTokenizer", twins.E
 SUBSTITUTE = {twins.OPT: "pad", twins.LLAMA: "unk", twins.ELECTRA: "mask"}  # what each twin's attack may use
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a shared machine, extra OpenMP threads only wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(params=twins.NAMES, ids=lambda name: name.split("/")[1])
