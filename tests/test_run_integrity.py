@@ -2,6 +2,7 @@
 `evaluate` and the chapters' readers stop at a damaged file with one line naming it and the two ways on, while a
 run without its weights (committed) or without a record (older runs) is accepted as it is."""
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -69,7 +70,7 @@ def test_a_finished_run_records_each_file_it_wrote(world):
     for name, entry in record.items():
         data = (world.finished / name).read_bytes()
         assert entry["bytes"] == len(data)
-        assert entry["sha256"] == run_integrity.hashlib.sha256(data).hexdigest()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
 
 
 def test_truncated_weights_stop_reuse_load_run_and_evaluate_with_one_line(world, run, tmp_path, capsys):
