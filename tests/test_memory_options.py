@@ -4,7 +4,6 @@ loaded), and 16-bit backbone weights."""
 
 import json
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -20,20 +19,15 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 
 from compnb import data, inference, models, run_cache, training
 from compnb.paths import project_root
+from compnb.chapters import faults
 from compnb.training import TrainConfig, train
 
 DEFAULT_RUN_ID = "9d5d1d4e4821"  # TrainConfig().run_id() before the memory options existed
-WORDS = "the a movie film plot actors story scenes it was is very quite rather".split()
 
 
 def _sentences(n: int, seed: int) -> pd.DataFrame:
     """Label 1 iff the sentence says 'great' (else 'awful'), among 2-10 random filler words."""
-    rng, rows = random.Random(seed), []
-    for i in range(n):
-        words = [rng.choice(WORDS) for _ in range(rng.randint(2, 10))]
-        words.insert(rng.randint(0, len(words)), "great" if i % 2 else "awful")
-        rows.append({"idx": i, "sentence": " ".join(words), "label": i % 2})
-    return pd.DataFrame(rows)
+    return faults.sentences(n, seed, most_words=10)
 
 
 @pytest.fixture(scope="module")

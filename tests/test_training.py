@@ -3,7 +3,6 @@ dynamic padding, early stopping, a registered loss, `accelerate launch` with two
 
 import json
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -21,10 +20,10 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 
 from compnb import batching, cli, data, inference, models, run_cache, training
 from compnb.batching import LengthBucketSampler, PadCollator, encode
+from compnb.chapters import faults
 from compnb.run_cache import run_dir
 from compnb.training import TrainConfig, train
 
-FILLER = "the a movie film plot actors story scenes it was is very quite rather".split()
 
 
 @training.register_loss("test_scaled_ce", params=("scale",))
@@ -36,12 +35,7 @@ def scaled_ce(model, batch, params):
 
 def _sentences(n: int, seed: int) -> pd.DataFrame:
     """Label 1 iff the sentence says 'great' (else 'awful'), among 2-10 random filler words."""
-    rng, rows = random.Random(seed), []
-    for i in range(n):
-        words = [rng.choice(FILLER) for _ in range(rng.randint(2, 10))]
-        words.insert(rng.randint(0, len(words)), "great" if i % 2 else "awful")
-        rows.append({"idx": i, "sentence": " ".join(words), "label": i % 2})
-    return pd.DataFrame(rows)
+    return faults.sentences(n, seed, most_words=10)
 
 
 @pytest.fixture(scope="module")

@@ -44,11 +44,12 @@ WAIT_S = 120.0  # the longest a case waits for a process before it fails
 
 # ---------------------------------------------------------------------------------------------------- the world
 
-def sentences(n: int, seed: int) -> pd.DataFrame:
-    """SST-2-shaped rows: label 1 iff the sentence says 'great' (else 'awful'), among 2-6 random filler words."""
+def sentences(n: int, seed: int, most_words: int = 6) -> pd.DataFrame:
+    """SST-2-shaped rows: label 1 iff the sentence says 'great' (else 'awful'), among 2 to `most_words` random
+    filler words."""
     rng, rows = random.Random(seed), []
     for i in range(n):
-        words = [rng.choice(WORDS) for _ in range(rng.randint(2, 6))]
+        words = [rng.choice(WORDS) for _ in range(rng.randint(2, most_words))]
         words.insert(rng.randint(0, len(words)), "great" if i % 2 else "awful")
         rows.append({"idx": i, "sentence": " ".join(words), "label": i % 2})
     return pd.DataFrame(rows)
