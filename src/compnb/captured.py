@@ -76,7 +76,8 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"].fill_(lr)
 
 
-def _shape_key(batch: Batch) -> tuple:
+def shape_key(batch: Batch) -> tuple:
+    """What selects a batch's graph: each tensor's name, shape and dtype."""
     return tuple((k, tuple(v.shape), v.dtype) for k, v in sorted(batch.items()))
 
 
@@ -157,7 +158,7 @@ class CapturedStep:
         return graph, static, outputs
 
     def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
-        key = _shape_key(batch)
+        key = shape_key(batch)
         if key not in self.graphs:
             self.graphs[key] = self._capture(batch)
         graph, static, outputs = self.graphs[key]

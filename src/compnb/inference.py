@@ -88,7 +88,7 @@ class CapturedForward:
         return graph, static, probs
 
     def __call__(self, inputs: Batch) -> torch.Tensor:
-        key = tuple((k, tuple(v.shape), v.dtype) for k, v in sorted(inputs.items()))
+        key = captured.shape_key(inputs)
         if key not in self.graphs:
             self.graphs[key] = self._capture(inputs)
         graph, static, probs = self.graphs[key]
