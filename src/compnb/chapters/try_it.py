@@ -80,14 +80,13 @@ def _chapter_runs(chapter: str) -> list[Path]:
 def _invocations(chapter: str) -> list[dict]:
     """The committed records of a chapter's training invocations (params: runs, runs_trained, wall_time_s,
     devices, command), its own first."""
-    folder = results_dir("full", chapter)
-    found = []
-    own = folder / "invocation.json"
-    if own.is_file():
-        found.append(json.loads(own.read_text())["params"])
-    sweep = folder / "sweep.json"
-    if sweep.is_file():
-        found += [r["params"] for r in json.loads(sweep.read_text()).values()]
+    from compnb import invocations
+    from compnb.chapters import competency
+
+    own = invocations.read("full", chapter)
+    found = [own["params"]] if own else []
+    if chapter == competency.CHAPTER:
+        found += [r["params"] for r in competency.sweep_summary("full").values()]
     engines = TRAINS.get(chapter)
     if engines:
         found += [json.loads(p.read_text())["params"] for p in
