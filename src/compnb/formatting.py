@@ -62,6 +62,13 @@ def interval(low: float, high: float, decimals: int = 3, bounds: tuple[float, fl
     return f"[{show(low)}, {show(high)}]"
 
 
+def span(values, decimals: int = 2, kind: str = "f") -> str:
+    """The range of `values` (a Series or an array) as 'low–high' in format `.{decimals}{kind}`
+    ('0.841–0.873', '31%–38%'), or one number when both ends print alike."""
+    low, high = f"{values.min():.{decimals}{kind}}", f"{values.max():.{decimals}{kind}}"
+    return low if low == high else f"{low}–{high}"
+
+
 def p_text(p: float) -> str:
     """'p = 0.026' or 'p < 0.001', for prose."""
     text = pvalue(p)

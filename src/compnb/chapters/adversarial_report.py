@@ -519,22 +519,18 @@ def below_chance_sentences(bias: pd.DataFrame, table: pd.DataFrame) -> str:
     below = int((sst2["accuracy high"] < 0.5).sum())
     first = bias.iloc[0]
 
-    def span(column: str, digits: int = 2, kind: str = "f") -> str:
-        low, high = f"{bias[column].min():.{digits}{kind}}", f"{bias[column].max():.{digits}{kind}}"
-        return low if low == high else f"{low}–{high}"
-
     both = int(((bias["recall negative"] < 0.5) & (bias["recall positive"] < 0.5)).sum())
     return (
         f"**Why below chance on adv-SST2.** The set is balanced ({first['positive']} positive, {first['negative']} "
         f"negative sentences), so a model that ignored the text, or always answered one class, would score about "
         f"0.5; {below} of {len(sst2)} models have their whole interval below 0.5. "
         + ("Nor do they answer one class: " if bias["predicted negative"].between(0.1, 0.9).all() else "")
-        + f"they call {span('predicted negative', 0, '%')} of the "
+        + f"they call {fmt.span(bias['predicted negative'], 0, '%')} of the "
         f"sentences negative, and {both} of {len(bias)} miss more than half of *both* classes (mean recall "
         f"{bias['recall negative'].mean():.2f} on negative, {bias['recall positive'].mean():.2f} on positive "
         f"sentences). Their scores point the wrong way: the ROC AUC, which ignores the threshold, is "
-        f"{span('ROC AUC')} and below 0.5 for {int((bias['ROC AUC'] < 0.5).sum())} of {len(bias)} models, "
-        f"while the same models score {span('clean accuracy')} on SST-2's validation sentences.")
+        f"{fmt.span(bias['ROC AUC'])} and below 0.5 for {int((bias['ROC AUC'] < 0.5).sum())} of {len(bias)} models, "
+        f"while the same models score {fmt.span(bias['clean accuracy'])} on SST-2's validation sentences.")
 
 
 def gain_text(gains: pd.DataFrame, set_name: str, difference: str) -> str:

@@ -514,12 +514,6 @@ def comparison_value(table: pd.DataFrame, dataset: str, config: str, column: str
     return float(row[column].iloc[0]) if len(row) else float("nan")
 
 
-def _span(values: pd.Series, decimals: int) -> str:
-    """'0.841–0.873', or one number when both ends print alike."""
-    low, high = f"{values.min():.{decimals}f}", f"{values.max():.{decimals}f}"
-    return low if low == high else f"{low}–{high}"
-
-
 def sweep_reading(runs: pd.DataFrame) -> str:
     """A reading of `plot_sweep` at the selection seed (each dataset's first seed): per dataset and saliency
     method, the range of validation accuracy and of top-k entropy after training over forms and λ, against the
@@ -530,7 +524,7 @@ def sweep_reading(runs: pd.DataFrame) -> str:
         base = part[part["config"] == "baseline"].iloc[0]
         methods = []
         for method, rows in part[part["config"] != "baseline"].groupby("method", sort=False):
-            methods.append(f"{method} accuracy {_span(rows['accuracy'], 3)}, entropy {_span(rows['H_topk_after'], 2)}")
+            methods.append(f"{method} accuracy {fmt.span(rows['accuracy'], 3)}, entropy {fmt.span(rows['H_topk_after'], 2)}")
         parts.append(f"**{dataset}** (baseline: accuracy {base['accuracy']:.3f}, entropy "
                      f"{base['H_topk_after']:.2f} nats): {'; '.join(methods)}")
     return ("At the selection seed, over every form and λ: " + ". ".join(parts) + ". The entropy is at most "

@@ -136,8 +136,7 @@ def comparison_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:
 
 def _epoch_counts(epochs: pd.Series) -> str:
     """The epochs a variant's seeds ran (early stopping may end one sooner): '3', or '2–3' when they differ."""
-    low, high = int(epochs.min()), int(epochs.max())
-    return str(low) if low == high else f"{low}–{high}"
+    return fmt.span(epochs, 0)
 
 
 def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
