@@ -75,10 +75,12 @@ def records(root: Path) -> tuple[Record, ...]:
     return tuple(out)
 
 
-def rate(config: TrainConfig, here: str) -> tuple[float, str] | None:
+def rate(config: TrainConfig, here: str, known: Sequence[Record] | None = None) -> tuple[float, str] | None:
     """(median examples/s, what it rests on) for `config` on device `here`, from the closest recorded runs of its
-    kind on this kind of device (same backbone and max length if any, else same backbone, else any), or None."""
-    same = [r for r in records(project_root()) if r.kind == kind(config) and r.device == here]
+    kind on this kind of device (same backbone and max length if any, else same backbone, else any), or None.
+    `known`: the `records` to choose from, when the caller has read them already."""
+    known = records(project_root()) if known is None else known
+    same = [r for r in known if r.kind == kind(config) and r.device == here]
     for chosen in ([r for r in same if r.model == config.model and r.max_length == config.max_length],
                    [r for r in same if r.model == config.model], same):
         if chosen:
@@ -104,9 +106,10 @@ def estimate(configs: Sequence[TrainConfig], here: str | None = None) -> tuple[s
     '12 min', 'at least 12 min' or 'no estimate'; what it rests on). Runs of kinds never timed on this device
     are not estimated, and named."""
     here = here or device()
+    known = records(project_root())  # read once, not once per config
     seconds, bases, untimed = 0.0, {}, set()
     for config in configs:
-        found = rate(config, here)
+        found = rate(config, here, known)
         if found is None:
             untimed.add(kind(config))
             continue
