@@ -112,24 +112,22 @@ def activate(tweak: Tweak | None) -> None:
     os.environ[ENV] = json.dumps(record)
 
 
+def _from_record(text: str) -> Tweak:
+    """The tweak that a record (`activate`'s JSON, in `$COMPNB_TWEAK` and `tweak.json`) describes."""
+    record = json.loads(text)
+    return Tweak(record["chapter"], record["profile"], record["changed"])
+
+
 def active(profile: str, chapter: str) -> Tweak | None:
     """The active tweak when it is `chapter`'s at `profile`, else None."""
-    text = os.environ.get(ENV)
-    if not text:
-        return None
-    record = json.loads(text)
-    if (record["profile"], record["chapter"]) != (profile, chapter):
-        return None
-    return Tweak(record["chapter"], record["profile"], record["changed"])
+    tweak = current()
+    return tweak if tweak is not None and (tweak.profile, tweak.chapter) == (profile, chapter) else None
 
 
 def current() -> Tweak | None:
     """The active tweak of whichever chapter, or None."""
     text = os.environ.get(ENV)
-    if not text:
-        return None
-    record = json.loads(text)
-    return Tweak(record["chapter"], record["profile"], record["changed"])
+    return _from_record(text) if text else None
 
 
 def load(folder: str | Path) -> Tweak:
@@ -138,8 +136,7 @@ def load(folder: str | Path) -> Tweak:
     if not path.is_file():
         raise FileNotFoundError(f"{str(folder)!r} is not a tweak folder (no {RECORD}); tweak folders are "
                                 f"build/<profile>/tweaks/<chapter>-<hash>/, printed by `compnb chapter`")
-    record = json.loads(path.read_text())
-    return Tweak(record["chapter"], record["profile"], record["changed"])
+    return _from_record(path.read_text())
 
 
 def refuse_retrain(run: Path) -> None:
