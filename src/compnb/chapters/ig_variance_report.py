@@ -120,15 +120,14 @@ def comparison_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:
     """One Markdown line per penalty variant and metric: the paired difference and whether it is significant."""
     lines = []
     for _, row in table[(table["variant"] != "baseline") & table["Δ vs baseline"].notna()].iterrows():
+        delta = (delta_text if row["metric"] in BOUNDED_NAMES else fmt.signed_sig)(row["Δ vs baseline"])
         if np.isnan(row["p"]):
-            delta = (delta_text if row["metric"] in BOUNDED_NAMES else fmt.signed_sig)(row["Δ vs baseline"])
             lines.append(f"- **{row['variant']}, {row['metric']}**: {delta} at every seed "
                          f"(not testable: no spread across seeds).")
             continue
         verdict = ("significant after Holm over the two variants" if row["p (Holm)"] < alpha
                    else "significant alone, not after Holm over the two variants" if row["p"] < alpha
                    else "not significant")
-        delta = (delta_text if row["metric"] in BOUNDED_NAMES else fmt.signed_sig)(row["Δ vs baseline"])
         lines.append(f"- **{row['variant']}, {row['metric']}**: {delta} {row['Δ 95% CI']} "
                      f"(raw {fmt.p_text(row['p'])}, {verdict}).")
     return "\n".join(lines)
