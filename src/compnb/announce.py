@@ -183,6 +183,6 @@ def to_train(configs: Sequence[TrainConfig]) -> list[TrainConfig]:
     out = []
     for config in configs:
         folder = run_cache.run_dir(config)
-        if not (folder / run_cache.FINISHED).is_file() or not (folder / "model.safetensors").is_file():
+        if not (folder / run_cache.FINISHED).is_file() or run_cache.weightless(folder):
             out.append(config)
     return out

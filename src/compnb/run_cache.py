@@ -194,6 +194,12 @@ def save_backbone(folder: Path, model: models.SequenceClassifier, tokenizer) -> 
     os.replace(tmp, target)
 
 
+def weightless(folder: Path) -> bool:
+    """Whether the run in `folder` finished without its weights (only its small files were kept), so that a
+    measurement needing them retrains it first."""
+    return (folder / FINISHED).is_file() and not (folder / run_integrity.WEIGHTS).is_file()
+
+
 def drop_measurements(folder: Path) -> None:
     """Delete what was measured on a run's weights (evaluations, cached probabilities, analyses), so that
     retraining it cannot leave measurements of the old weights beside the new ones."""

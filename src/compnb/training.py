@@ -775,7 +775,7 @@ def train_with_weights(config: TrainConfig) -> Path:
     committed) is retrained, so that its weights are at hand for measurements taken after training; during a
     tweak (`compnb.tweaks`) such a run is refused instead (a ValueError)."""
     folder = run_cache.run_dir(config)
-    weightless = (folder / run_cache.FINISHED).is_file() and not (folder / "model.safetensors").is_file()
+    weightless = run_cache.weightless(folder)
     if weightless:
         tweaks.refuse_retrain(folder)  # a tweak never replaces a published run's files
         print(f"{folder.name}: finished without its weights, which are needed now; retraining")
