@@ -3,13 +3,14 @@ against central differences on a tiny float64 model (both saliency methods), and
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
 import torch
 from transformers import BertConfig
 
-from compnb import losses
+from compnb import losses, saliency
 from compnb.models import SequenceClassifier
 from compnb.training import TrainConfig
 
@@ -132,3 +133,31 @@ def test_frozen_word_embeddings_as_under_lora_still_give_a_saliency_penalty(meth
     assert model.embeddings.weight.grad is None
     query = model.backbone.encoder.layer[0].attention.self.query.weight
     assert query.grad is not None and query.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("static", [False, True])
+@pytest.mark.parametrize("k", [3, 5])
+def test_mask_topk_entropy_equals_the_entropy_of_the_fully_differentiable_saliency(k, static):
+    """Re-scoring only each row's top k with a graph (`mask_topk_entropy`) gives the value and every parameter
+    gradient of the top-k entropy of the fully differentiable mask saliency (`mask_s`), for a row shorter than k
+    too, with and without the static shapes of a captured step."""
+    batch = tiny_batch()
+    results = []
+    for fast in (False, True):
+        model = tiny_model()
+        with saliency.static_shapes() if static else contextlib.nullcontext():
+            if fast:
+                h = losses.mask_topk_entropy(model, batch, k)[1]
+            else:
+                h = losses.topk_entropy(losses.mask_s(model, batch)[1], k)
+        (h * torch.tensor([1.0, -2.0, 3.0], dtype=h.dtype)).sum().backward()
+        results.append((h.detach(), [p.grad for p in model.parameters()]))
+    (h_full, g_full), (h_fast, g_fast) = results
+    assert h_full.min() > 0
+    torch.testing.assert_close(h_fast, h_full, rtol=1e-12, atol=1e-14)
+    assert [g is None for g in g_fast] == [g is None for g in g_full]
+    deep = [g for g in g_full if g is not None and g.abs().sum() > 0]
+    assert len(deep) > 10
+    for a, b in zip(g_full, g_fast):
+        if a is not None:
+            torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-13)

@@ -10,7 +10,9 @@
   * `mask`: softmax of abs(p(label) − p(label | token dropped from the attention mask)) from
     `compnb.saliency.MaskSaliency` (eval mode, the masked copies batched in chunks sized by a memory budget,
     `COMPNB_MEMORY_BUDGET` or half the GPU's free memory, each chunk checkpointed when there is more than
-    one, so that memory does not grow with batch × length; the loss does not depend on the chunking).
+    one, so that memory does not grow with batch × length; the loss does not depend on the chunking). The
+    training step keeps a graph through each row's top-k copies only (`mask_topk_entropy`): H(S_topk) and its
+    gradient do not depend on the other scores, which are found in a pass without a graph.
 
 - S_topk: the k largest entries of each row, renormalised; H: their entropy in nats (at most log k),
   averaged over the batch. CE is the batch mean.
@@ -34,13 +36,13 @@ import torch
 
 from compnb import batch_stats
 from compnb.penalties import (COMPETENCY_DEFAULTS, FORMS, H_FLOOR, METHODS, combine, competency_terms,
-                              gradient_s, mask_s, topk_entropy)
+                              gradient_s, mask_s, mask_topk_entropy, topk_entropy)
 from compnb.penalties import check_competency_params as check_params
 from compnb.training import Batch, cross_entropy, register_loss
 
 DEFAULTS = COMPETENCY_DEFAULTS
 __all__ = ["DEFAULTS", "FORMS", "H_FLOOR", "METHODS", "check_params", "combine", "competency_loss", "gradient_s",
-           "mask_s", "non_linear", "topk_entropy"]
+           "mask_s", "mask_topk_entropy", "non_linear", "topk_entropy"]
 
 
 def non_linear(params: dict[str, Any]) -> bool:

@@ -285,6 +285,30 @@ class MaskSaliency:
             cols = torch.arange(mask.shape[1], device=mask.device).repeat(mask.shape[0])
         else:
             rows, cols = scored.nonzero(as_tuple=True)
+        moved = self._moves(input_ids, attention_mask, labels, rows, cols, differentiable=differentiable,
+                            token_type_ids=token_type_ids, memory_budget=memory_budget, max_batch=max_batch)
+        scores = moved.new_zeros(input_ids.shape).index_put((rows, cols), moved)
+        return scores * scored if _STATIC[0] else scores
+
+    def attribute_at(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+                     positions: torch.Tensor, *, token_type_ids: torch.Tensor | None = None,
+                     memory_budget: int | None = None) -> torch.Tensor:
+        """The scores (B, J) of `attribute` at J chosen positions (B, J) per row, with their graph: one forward of
+        the batch and its B·J copies, whose count follows the shape alone (a captured graph's need). A position
+        that is padding scores 0 (dropping it changes nothing)."""
+        batch, chosen = positions.shape
+        rows = torch.arange(batch, device=positions.device).repeat_interleave(chosen)
+        moved = self._moves(input_ids, attention_mask, labels, rows, positions.reshape(-1), differentiable=True,
+                            token_type_ids=token_type_ids, memory_budget=memory_budget)
+        return moved.view(batch, chosen)
+
+    def _moves(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+               rows: torch.Tensor, cols: torch.Tensor, *, differentiable: bool,
+               token_type_ids: torch.Tensor | None, memory_budget: int | None,
+               max_batch: int | None = None) -> torch.Tensor:
+        """abs(p(label) − p(label | token cols[i] of row rows[i] dropped)) (N,) for N = len(rows), from one
+        eval-mode forward of the batch and its N copies, chunked (and checkpointed when differentiable) as
+        `attribute` says."""
         dropped = attention_mask[rows].clone()
         dropped.index_put_((torch.arange(len(rows), device=rows.device), cols),
                            torch.zeros((), dtype=dropped.dtype, device=dropped.device))  # no host scalar
@@ -303,8 +327,7 @@ class MaskSaliency:
                                 for i, j in _spans(len(ids), step)])
         probs = _at_label(logits.softmax(dim=-1), torch.cat([labels, labels[rows]]))
         full, without = probs[:len(input_ids)], probs[len(input_ids):]
-        scores = probs.new_zeros(input_ids.shape).index_put((rows, cols), (full[rows] - without).abs())
-        return scores * scored if _STATIC[0] else scores
+        return (full[rows] - without).abs()
 
 
 _QUADRATURES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
