@@ -262,3 +262,29 @@ def saliency_entropy(model: SequenceClassifier, tokenizer, texts: Sequence[str],
         out.append(pd.DataFrame({"entropy": entropy.cpu().numpy(), "entropy_topk": topk_entropy(s, k).cpu().numpy(),
                                  "tokens": enc["attention_mask"].sum(-1).numpy()}))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=["entropy", "entropy_topk", "tokens"])
+
+
+def token_maps(model: SequenceClassifier, tokenizer, texts: Sequence[str], labels: Sequence[int], *,
+               pairs: Sequence[str] | None = None, max_length: int = 128, method: str = "gradient"
+               ) -> list[dict]:
+    """Per example, its saliency map as `saliency_entropy` computes S (the competency loss's own, eval mode):
+    {"tokens": the tokenizer's tokens, special ones included (T,), "scores": S over them (T,), summing to 1},
+    one example at a time so that no padding enters."""
+    if method not in METHODS:
+        raise ValueError(f"unknown saliency method {method!r}; allowed: {', '.join(METHODS)}")
+    device = next(model.parameters()).device
+    explainer = GradientSaliency(model) if method == "gradient" else MaskSaliency(model)
+    out = []
+    for i, label in enumerate(labels):
+        args = (pairs[i], texts[i]) if pairs is not None else (texts[i],)
+        enc = tokenizer(*args, truncation=True, max_length=max_length, return_tensors="pt")
+        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+        segments = enc["token_type_ids"].to(device) if "token_type_ids" in enc else None
+        y = torch.as_tensor([label], device=device)
+        if method == "gradient":
+            s = explainer.attribute(ids, mask, y, token_type_ids=segments).float()
+        else:
+            s = masked_softmax(explainer.attribute(ids, mask, y, token_type_ids=segments).float(), mask)
+        out.append({"tokens": tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist()),
+                    "scores": [round(float(v), 6) for v in s[0].cpu()]})
+    return out

@@ -159,6 +159,49 @@ def _measured(folder: Path, k: int, analysed: bool) -> bool:
             and (not analysed or (folder / f"analysis-k{k}" / "summary.json").is_file()))
 
 
+MAPS_FILE = "example-maps.json"
+MAP_EXAMPLES = 6  # fixed validation examples whose saliency maps every run stores (the λ explorer shows them)
+MAP_MAX_WORDS = 25  # words of an example shown (both texts of a pair): short enough to read at phone width
+
+
+def map_rows(texts: Sequence[str], pairs: Sequence[str] | None, labels: Sequence[int], n: int = MAP_EXAMPLES
+             ) -> list[int]:
+    """The validation rows whose maps are stored: per label in order, the first n / (labels) rows of at most
+    `MAP_MAX_WORDS` words; the same rows for every run of a dataset and evaluation setting."""
+    classes = sorted(set(labels))
+    per_label, rows = n // len(classes), []
+    for label in classes:
+        fits = [i for i, y in enumerate(labels) if y == label
+                and len(texts[i].split()) + (len(pairs[i].split()) if pairs is not None else 0) <= MAP_MAX_WORDS]
+        rows += fits[:per_label]
+    return rows
+
+
+def example_maps(folder: Path) -> Path | None:
+    """Write `<run>/example-maps.json`: the saliency maps (`influence.token_maps`, both methods) of the
+    `map_rows` validation examples, with each example's label and the run's predicted probabilities; None,
+    writing nothing, when the run's weights are not at hand (it is never retrained for this). Cached."""
+    path = Path(folder) / MAPS_FILE
+    if path.is_file():
+        return path
+    if not (Path(folder) / "model.safetensors").is_file():
+        return None
+    model, tokenizer, cfg = training.load_run(folder)
+    model = model.to(models.best_device()).eval()
+    texts, pairs, labels = baseline.validation_texts(cfg)
+    rows = map_rows(texts, pairs, labels)
+    probs = run_integrity.load_probs(Path(folder))
+    chosen = dict(texts=[texts[i] for i in rows], labels=[labels[i] for i in rows],
+                  pairs=None if pairs is None else [pairs[i] for i in rows], max_length=cfg.max_length)
+    maps = {m: influence.token_maps(model, tokenizer, method=m, **chosen) for m in METHODS}
+    names = list(data.spec(cfg.dataset).label_names)
+    atomicio.write_json(path, {"rows": rows, "label_names": names, "examples": [
+        {"row": i, "text": texts[i], "pair": None if pairs is None else pairs[i], "label": int(labels[i]),
+         "probs": [round(float(p), 6) for p in probs[i]], "maps": {m: maps[m][j] for m in METHODS}}
+        for j, i in enumerate(rows)]})
+    return path
+
+
 TOPK_FILE = "topk_per_sentence.csv"
 
 
@@ -195,6 +238,7 @@ def train_and_measure(cfg: training.TrainConfig, k: int = 5, analysed: bool = Fa
         return folder
     folder = training.train_with_weights(cfg)
     measure(folder, k)
+    example_maps(folder)
     if analysed:
         baseline.analyse(folder, k)
         topk_per_sentence(folder, k)
@@ -289,11 +333,14 @@ def run_all(profile: str, model: str = models.DEFAULT_BACKBONE, lam: float | Non
     workers = parallel.default_workers() if workers is None else parallel.check_workers(workers)  # before training
     stage1, seeds = plan(profile, model, lam, seeds, datasets, **overrides)
     _run(stage1, k, seeds[0], workers, "grid, selection seed")
-    for c in stage1:  # per-sentence top-k counts where the word table or the weights are at hand (never retrains)
+    for c in stage1:  # per-sentence top-k counts and maps where the weights are at hand (never retrains)
         topk_per_sentence(run_cache.run_dir(c), k)
+        example_maps(run_cache.run_dir(c))
     records = [_record(c, k, read_analyses) for c in stage1]
     stage2 = confirmation_configs(profile, records, seeds, model, **overrides)
     _run(stage2, k, seeds[0], workers, "best λ, confirmation seeds")
+    for c in stage2:
+        example_maps(run_cache.run_dir(c))
     return records + [_record(c, k, False) for c in stage2]
 
 

@@ -404,13 +404,18 @@ def engine_cost_table(chapters: dict[str, dict[str, dict]], target: float = 1 / 
     return pd.DataFrame(rows)
 
 
-def busy_table(path: str | Path) -> pd.DataFrame:
-    """`train-step-busy.tsv`: per backbone, batch × tokens and loss, the eager and captured step's milliseconds,
-    the milliseconds in which the GPU ran a kernel or a copy, the eager step's GPU-busy share and the largest
-    speed-up that removing idle time can give (eager ms / eager busy ms)."""
-    table = pd.read_csv(path, sep="\t", comment="#")
-    table.insert(1, "batch × tokens", table.pop("batch").astype(str) + " × " + table.pop("tokens").astype(str))
-    return table
+def busy_table(record: dict) -> pd.DataFrame:
+    """`benchmarks/bench_train_step.py`'s record, where a step's time goes: per backbone, batch × tokens and loss,
+    the eager and captured step's milliseconds, the milliseconds in which the GPU ran a kernel or a copy, the eager
+    step's GPU-busy share and the largest speed-up that removing idle time can give (eager ms / eager busy ms).
+    Rows without a busy measurement (a loss that could not be captured) are left out."""
+    rows = [{"backbone": r["backbone"], "batch × tokens": f"{r['batch']} × {r['tokens']}", "loss": r["loss"],
+             "eager ms": r["eager ms"], "captured ms": r["captured ms"], "speed-up": r["speed-up"],
+             "eager busy ms": r["eager GPU-busy ms"], "captured busy ms": r["captured GPU-busy ms"],
+             "eager busy share": r["eager GPU-busy ms"] / r["eager ms"],
+             "speed-up bound": r["eager ms"] / r["eager GPU-busy ms"]}
+            for r in record["rows"] if "eager GPU-busy ms" in r and "captured GPU-busy ms" in r]
+    return pd.DataFrame(rows)
 
 
 def workers_table(record: dict) -> pd.DataFrame:
