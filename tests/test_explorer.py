@@ -1,18 +1,23 @@
 """The λ explorer's data (`compnb.explorer`) from a made-up runs.csv and run folders: the grid sorted, the
 selection seed's values with paper 1's F1 per dataset, Student-t intervals over the confirmation seeds only,
-the baseline's entropy and maps of the method looked at, and no maps where a run stored none."""
+the baseline's entropy and maps of the method looked at, and no maps where a run stored none; and its page
+(`compnb.chapters.explorer_page`): the data embedded so that no text ends its script, the chart a numbered
+figure, a note before chapter 3 has run, plotly.js from its package."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
 from compnb import explorer
+from compnb.chapters import explorer_page
 
 CONFIRMATION = (1, 2, 3)
 ENTROPY = {"gradient": 1.31, "mask": 1.6}  # the baselines' H(top-k) after training, per method, at seed 0
@@ -151,3 +156,35 @@ def test_write_puts_the_json_in_chapter_3s_results_at_the_profile(project, runs,
     assert written["profile"] == "smoke" and written == json.loads(json.dumps(
         {"profile": "smoke", **explorer.build(runs, target_runs, selection_seed=0)}))
     assert "NaN" not in path.read_text()
+
+
+def test_the_page_embeds_the_data_its_script_cannot_end_and_numbers_its_chart(runs, runs_root):
+    data = {"profile": "smoke", **explorer.build(runs, runs_root, selection_seed=0)}
+    point = _config(data, "sst2", "gradient", "subtract")["points"][1]
+    point["maps"][0]["tokens"][1] = "</script><b>"  # a token that would close the data's <script> if left raw
+    nb = explorer_page.notebook(data, "smoke")
+    overview, figure, below = nb.cells
+    assert overview.source.startswith("# The λ explorer\n") and "(0.1, 0.5 and 1)" in overview.source
+    assert "confirmation seeds 1, 2 and 3" in overview.source and "smoke profile" in overview.source
+    assert "Runs trained before chapter 3 kept the maps have none" in overview.source
+    assert figure.metadata["mystnb"]["figure"]["name"] == explorer_page.FIGURE
+    assert figure.metadata["tags"] == below.metadata["tags"] == ["remove-input"]
+    html = figure.outputs[0]["data"]["text/html"]
+    script = re.search(r'<script type="application/json" id="compnb-explorer-data">(.*?)</script>', html, re.S)[1]
+    assert json.loads(script)["explorer"] == data and "<" not in script
+    assert f'<script src="../_static/{explorer_page.PLOTLY}"></script>' in html
+    assert 'id="compnb-explorer-maps"' in below.outputs[0]["data"]["text/html"]
+
+
+def test_before_chapter_3_has_run_the_page_says_so(tmp_path, project):
+    path = explorer_page.write(tmp_path, "smoke")
+    assert path == tmp_path / "_generated" / "lambda-explorer.ipynb"
+    cells = nbformat.read(path, as_version=4).cells
+    assert len(cells) == 1 and "appears once chapter 3 has run" in cells[0].source
+
+
+def test_plotly_js_comes_from_the_plotly_package(tmp_path):
+    copied = explorer_page.copy_plotly(tmp_path)
+    assert copied == tmp_path / "_static" / "plotly.min.js"
+    assert copied.read_bytes() == explorer_page.plotly_source().read_bytes()
+    assert b"plotly.js v" in copied.read_bytes()[:200]

@@ -22,7 +22,7 @@ import papermill
 import yaml
 
 from compnb import tweaks
-from compnb.chapters import glance
+from compnb.chapters import explorer_page, glance
 from compnb.paths import project_root
 from compnb.profiles import check_profile
 
@@ -180,7 +180,8 @@ def _stage_smoke_book(profile: str) -> Path:
 
 
 def build_html(profile: str = "full") -> Path:
-    """Render the executed chapters of `profile` into `book/_build/html` with Jupyter Book; return index.html."""
+    """Render the executed chapters of `profile` into `book/_build/html` with Jupyter Book, with the pages
+    generated from its results (the glance blocks, the λ explorer); return index.html."""
     check_profile(profile)
     root = project_root()
     source = root / "book" if profile == "full" else _stage_smoke_book(profile)
@@ -189,6 +190,7 @@ def build_html(profile: str = "full") -> Path:
         raise FileNotFoundError(f"chapters {missing} have no executed notebook for profile {profile!r}; "
                                 f"run `make book PROFILE={profile}` first")
     glance.write_all(source, profile, chapters())
+    explorer_page.write(source, profile)
     html = root / "book" / "_build" / "html"
     shutil.rmtree(html, ignore_errors=True)
     config = effective_config(root / "_config.yml", root / "build" / "_config.effective.yml")
@@ -196,4 +198,5 @@ def build_html(profile: str = "full") -> Path:
            "--toc", str(source / "_toc.yml"), "--path-output", str(root / "book"), "--warningiserror",
            "--keep-going"]
     subprocess.run(cmd, check=True, cwd=root)
+    explorer_page.copy_plotly(html)
     return html / "index.html"
