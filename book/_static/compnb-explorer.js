@@ -5,7 +5,8 @@
 (function () {
   "use strict";
 
-  const MAP_COLOUR = [178, 24, 43];  // a token's background runs from white (share 0) to this (the largest share)
+  const MAP_COLOUR = [178, 24, 43];  // a token's background runs from white (share of S 0) to this (FULL_SHARE)
+  const FULL_SHARE = 0.5;  // the same scale for every token, example and run: a spread-out S is pale, a peaked one dark
   const byId = (name) => document.getElementById("compnb-explorer-" + name);
   const fixed = (v) => (v === null || v === undefined ? "–" : v.toFixed(3));
   const lamText = (v) => String(Number(v.toPrecision(6)));
@@ -38,7 +39,8 @@
     return "rgba(" + (n >> 16) + "," + ((n >> 8) & 255) + "," + (n & 255) + "," + alpha + ")";
   }
 
-  function shade(share) {  // background ∝ share (0–1 of the scale), text black or white, whichever contrasts more
+  function shade(score) {  // background ∝ the token's share of S (full at FULL_SHARE), text black or white, whichever contrasts more
+    const share = Math.min(1, score / FULL_SHARE);
     const rgb = MAP_COLOUR.map((c) => Math.round(255 + share * (c - 255)));
     const linear = rgb.map((c) => { const s = c / 255; return s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4; });
     const luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2];
@@ -157,7 +159,7 @@
       }
       const title = (text, panel) => ({text, xref: "paper", x: 0, xanchor: "left", yref: (panel ? "y" + (panel + 1) : "y") + " domain",
                                        y: 1, yanchor: "bottom", showarrow: false, font: {size: 12}});
-      const axis = {fixedrange: true, zeroline: false, automargin: true, tickformat: ".3~f", nticks: 5};
+      const axis = {fixedrange: true, zeroline: false, automargin: true, nticks: 5};
       const layout = {
         grid: {rows: 3, columns: 1, pattern: "coupled", roworder: "top to bottom", ygap: 0.32},
         xaxis: {type: "log", range, tickvals: lams, ticktext: lams.map(lamText), fixedrange: true,
@@ -199,7 +201,8 @@
       if (confirmation) {
         const c = confirmation[key];
         td.append(element("br"), element("small", {class: "compnb-explorer-ci", "data-mean": String(c.mean),
-          "data-low": String(c.low), "data-high": String(c.high)}, seedsText(confirmation.seeds) + ": " + intervalText(c)));
+          "data-low": String(c.low), "data-high": String(c.high), "data-seeds": confirmation.seeds.join(",")},
+          intervalText(c)));
       }
       return td;
     }
@@ -215,41 +218,44 @@
                   cell(baseline.values, baseline.confirmation, m.key, "baseline"));
         return tr;
       });
+      const n = data.confirmation_seeds.length, where = " and below it, where that configuration was also trained at " +
+        "the confirmation " + seedsText(data.confirmation_seeds) + ", ";
+      const seeds = n === 0 ? "" : n === 1 ? where + "that run's value" :
+        where + "their mean [" + Math.round(100 * data.confidence) + "% interval]";
       const caption = element("caption", {}, "The numbers at λ = " + lamText(point.lam) + " beside the baseline's: the " +
-        "selection-seed run, and below it, where trained, the confirmation seeds' mean [95% interval].");
+        "selection-seed run" + seeds + ".");
       byId("numbers").replaceChildren(caption, element("thead"), element("tbody"));
       byId("numbers").tHead.append(head);
       byId("numbers").tBodies[0].append(...rows);
     }
 
-    function scales(dataset, method) {  // per example, the largest share any run of this dataset and method gives a token
-      const runs = [dataset.baseline[method], ...dataset.configs.filter((c) => c.method === method).flatMap((c) => c.points)];
-      const top = [];
-      for (const run of runs) {
-        (run.maps || []).forEach((e, i) => { top[i] = Math.max(top[i] || 0, ...e.scores); });
-      }
-      return top;
+    function token(text, score, attributes) {
+      const look = shade(score), span = element("span", {class: "compnb-explorer-token", ...attributes}, text);
+      span.style.background = look.background;
+      span.style.color = look.text;
+      return span;
     }
 
-    function mapLine(example, scale, label, role, run) {
+    function mapLine(example, label, role, run) {
       const line = element("div", {class: "compnb-explorer-map", "data-role": role, "data-run": run});
       line.append(element("span", {class: "compnb-explorer-maplabel"}, label));
-      example.tokens.forEach((token, i) => {
-        const score = example.scores[i], look = shade(scale > 0 ? score / scale : 0);
-        const span = element("span", {class: "compnb-explorer-token", "data-score": String(score),
-                                      title: "share of S: " + score.toFixed(3)}, token);
-        span.style.background = look.background;
-        span.style.color = look.text;
-        line.append(" ", span);
+      example.tokens.forEach((text, i) => {
+        const score = example.scores[i];
+        line.append(" ", token(text, score, {"data-score": String(score), title: "share of S: " + score.toFixed(3)}));
       });
       return line;
     }
 
     function maps(dataset, config, point, baseline) {
-      byId("maps-title").textContent = "Saliency maps of " + config.method + " saliency: each token's share of S " +
+      const key = element("span", {class: "compnb-explorer-key"}, "Share of S: ");
+      for (const share of [0.05, 0.1, 0.25, FULL_SHARE]) {
+        key.append(token((share === FULL_SHARE ? "≥ " : "") + share, share), " ");
+      }
+      byId("maps-title").replaceChildren("Saliency maps of " + config.method + " saliency: each token's share of S " +
         "on fixed validation examples, special tokens included, for the run at the λ on the slider (which moves " +
-        "with the one above) and for the baseline. The darker the background, the larger the share; one scale per " +
-        "example across every λ, so shades compare between runs. Hover over a token for its share.";
+        "with the one above) and for the baseline. The background's colour is proportional to the share, the " +
+        "same scale for every token and run, so a spread-out S looks pale and a peaked one has a few dark tokens; " +
+        "hover over a token for its share. ", key);
       const parts = [];
       const missing = (run, what) => element("p", {class: "compnb-explorer-nomaps", "data-role": what},
         "The saliency maps of " + (what === "point" ? "this run" : "the baseline") + " (" + run.run + ") were not " +
@@ -258,15 +264,14 @@
       if (!point.maps) parts.push(missing(point, "point"));
       if (!baseline.maps) parts.push(missing(baseline, "baseline"));
       const examples = point.maps || baseline.maps || [];
-      const scale = scales(dataset, config.method);
       examples.forEach((example, i) => {
         const box = element("div", {class: "compnb-explorer-example", "data-example": String(i)});
         const probability = (run) => (run.maps ? run.maps[i].p_true.toFixed(2) : "–");
         box.append(element("p", {class: "compnb-explorer-example-head"}, (i + 1) + ". true label: " + example.label +
           "; p(" + example.label + ") = " + probability(point) + " at λ = " + lamText(point.lam) + ", " +
           probability(baseline) + " for the baseline"));
-        if (point.maps) box.append(mapLine(point.maps[i], scale[i], "λ = " + lamText(point.lam), "point", point.run));
-        if (baseline.maps) box.append(mapLine(baseline.maps[i], scale[i], "baseline", "baseline", baseline.run));
+        if (point.maps) box.append(mapLine(point.maps[i], "λ = " + lamText(point.lam), "point", point.run));
+        if (baseline.maps) box.append(mapLine(baseline.maps[i], "baseline", "baseline", baseline.run));
         parts.push(box);
       });
       byId("maps").replaceChildren(...parts);

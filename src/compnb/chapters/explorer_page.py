@@ -116,8 +116,8 @@ def overview(data: dict) -> str:
         f"AdvGLUE accuracy or F1 leaves the baseline's band (one example moves AdvGLUE accuracy by {one_example} "
         "points), and whether the maps' shading spreads over more tokens than the baseline's. F1 is paper 1's: "
         "binary (the positive class's) for SST-2 and adv-SST2, macro for SNLI and adv-MNLI. Nothing is computed "
-        f"here: the page embeds `results/{data['profile']}/{CHAPTER}/{explorer.FILE}`, which chapter 3 writes from "
-        f"its runs.{smoke}\n")
+        f"here: the page embeds `{explorer.FILE}`, which chapter 3 writes from its runs into "
+        f"`results/{data['profile']}/{CHAPTER}/`.{smoke}\n")
 
 
 def caption(data: dict) -> str:
