@@ -32,6 +32,17 @@ def _deterministic() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_accelerator_state():
+    """Accelerate keeps one process-wide state: a test that makes `Accelerator(cpu=True)` would make a later
+    in-process `train` on a GPU machine (which asks for bf16) fail. Each test starts from none."""
+    yield
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
 def offline_data_available() -> bool:
     return any((p / "sst2" / "train.parquet").is_file() for p in data_search_paths())
 
