@@ -431,6 +431,13 @@ def workers_table(record: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def gpu_test_outcomes(log: str) -> pd.DataFrame:
+    """A `pytest -rA` log's outcome per test (`PASSED`, `FAILED`, `ERROR`, `SKIPPED` lines of its short summary):
+    columns file, test, outcome."""
+    found = re.findall(r"^(PASSED|FAILED|ERROR|SKIPPED)(?: \[\d+\])? (tests/[^:\s]+)(?:::(\S+))?", log, re.MULTILINE)
+    return pd.DataFrame([{"file": path, "test": name or "", "outcome": outcome} for outcome, path, name in found])
+
+
 def engine_speedup(table: pd.DataFrame, backbone: str, batch: str, loss: str) -> float:
     """Captured over eager for one row of `engine_step_table` ('32 × 64' batches)."""
     row = table[(table["backbone"] == backbone) & (table["batch"] == batch) & (table["loss"] == loss)]
