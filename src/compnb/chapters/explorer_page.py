@@ -3,8 +3,9 @@ the competency loss, moves λ along the chapter's grid with a slider, and sees t
 baseline's (a chart, a reading, a table) and its saliency maps of six validation examples.
 
 `compnb html` writes the page as `<book>/_generated/lambda-explorer.ipynb` (`write`) before Jupyter Book runs:
-a notebook whose one output is the explorer, a numbered figure, with `compnb.explorer`'s data for the profile
-being rendered embedded in it, so the page needs no request, not even from `file://`. The browser side is
+a notebook whose outputs are the explorer (its controls and chart as a numbered figure, then the reading,
+numbers and maps), with `compnb.explorer`'s data for the profile being rendered embedded in it, so the page
+needs no request, not even from `file://`. The browser side is
 `book/_static/compnb-explorer.js` (loaded on every page; it acts only where the explorer is), the chart is
 plotly.js from the `plotly` package, which `copy_plotly` puts into the built site's `_static/`.
 """
@@ -20,9 +21,9 @@ from pathlib import Path
 import nbformat
 
 from compnb import atomicio, explorer, plots
+from compnb.chapters.competency import CHAPTER, MAP_EXAMPLES
 from compnb.paths import published_results_dir
 
-CHAPTER = "03-modified-loss"
 PAGE = "lambda-explorer"  # `_generated/lambda-explorer` in book/_toc.yml, a section of chapter 3
 FIGURE = "fig-lambda-explorer"
 PLOTLY = "plotly.min.js"
@@ -69,10 +70,9 @@ def _points(data: dict) -> list[dict]:
             + [b for d in data["datasets"] for b in d["baseline"].values()])
 
 
-def _examples(data: dict) -> str:
-    """How many examples the stored maps hold ('six', the number every run keeps, when none are stored)."""
-    counts = {len(p["maps"]) for p in _points(data) if p["maps"] is not None}
-    return str(max(counts)) if counts else "six"
+def _examples(data: dict) -> int:
+    """How many examples the stored maps hold (`MAP_EXAMPLES`, the number every run keeps, when none are stored)."""
+    return max((len(p["maps"]) for p in _points(data) if p["maps"] is not None), default=MAP_EXAMPLES)
 
 
 def _maps_sentence(data: dict) -> str:
