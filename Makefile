@@ -36,12 +36,12 @@ site:  ## execute every chapter at smoke (papermill stops on any cell error), re
 book: chapters html-$(PROFILE)  ## execute every chapter at PROFILE (default full) and render book/_build/html
 
 # Chapters run JOBS at a time, each with an equal share of the CPU threads, longest first, except: chapter 7
-# runs alone (its nothing-written check watches folders the other chapters write to), and the ledger, which
-# reads every other chapter's results, runs last.
+# runs alone (its nothing-written check watches folders the other chapters write to), chapter 4 after chapters
+# 2 and 3 (it scores their runs on AdvGLUE), and the ledger, which reads every other chapter's results, runs last.
 JOBS     ?= 2
 ALONE    := $(filter 07-%,$(CHAPTERS))
 LAST     := $(filter 06-%,$(CHAPTERS))
-LONGEST  := $(foreach n,03 05 04 02,$(filter $(n)-%,$(CHAPTERS)))
+LONGEST  := $(foreach n,03 05 02 04,$(filter $(n)-%,$(CHAPTERS)))
 TOGETHER := $(LONGEST) $(filter-out $(LONGEST) $(ALONE) $(LAST),$(CHAPTERS))
 THREADS  := $(shell n=$$(nproc); t=$$((n / $(JOBS))); echo $$((t > 0 ? t : 1)))
 
@@ -52,6 +52,8 @@ chapters:
 
 run-%:
 	@echo "== $* ($(PROFILE))"; $(BIN)/compnb chapter $* --profile $(PROFILE)
+
+run-04-adversarial-eval: run-02-baseline-finetune run-03-modified-loss
 
 html-%:
 	$(BIN)/compnb html --profile $*
