@@ -235,29 +235,36 @@ def sensitivity_of(tables: dict[tuple[str, str], pd.DataFrame], k: int = 5) -> p
                          for (unit, specials), table in tables.items()])
 
 
+def _loss_saliency(model: SequenceClassifier, tokenizer, method: str, texts: Sequence[str],
+                   pairs: Sequence[str] | None, labels: Sequence[int], max_length: int) -> tuple[dict, torch.Tensor]:
+    """(the tokenizer's encoding of the batch, padded; S (B, T) over its real tokens, 0 on padding): the competency
+    loss's own S, `method` "gradient" (softmax of ∂CE/∂embedding norms) or "mask" (softmax of abs(Δp(label)) when
+    a token is dropped), in eval mode."""
+    device = next(model.parameters()).device
+    args = (list(pairs), list(texts)) if pairs is not None else (list(texts),)
+    enc = tokenizer(*args, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+    segments = enc["token_type_ids"].to(device) if "token_type_ids" in enc else None
+    y = torch.as_tensor(list(labels), device=device)
+    if method == "gradient":
+        return enc, GradientSaliency(model).attribute(ids, mask, y, token_type_ids=segments).float()
+    scores = MaskSaliency(model).attribute(ids, mask, y, max_batch=1024, token_type_ids=segments).float()
+    return enc, masked_softmax(scores, mask)
+
+
 def saliency_entropy(model: SequenceClassifier, tokenizer, texts: Sequence[str], labels: Sequence[int], *,
                      pairs: Sequence[str] | None = None, max_length: int = 128, batch_size: int = 64,
                      method: str = "gradient", k: int = 5) -> pd.DataFrame:
     """Per example: `entropy` (nats) of the saliency distribution S over all its real tokens, `entropy_topk`
     of its k largest entries renormalised (the quantity chapter 3's loss raises), and `tokens`, their number
-    (log(tokens) is the entropy of a uniform S). S is the competency loss's own: `method` "gradient" (softmax
-    of ∂CE/∂embedding norms) or "mask" (softmax of abs(Δp(label)) when a token is dropped), in eval mode."""
+    (log(tokens) is the entropy of a uniform S). S is the competency loss's own (`_loss_saliency`)."""
     if method not in METHODS:
         raise ValueError(f"unknown saliency method {method!r}; allowed: {', '.join(METHODS)}")
-    device = next(model.parameters()).device
-    explainer = GradientSaliency(model) if method == "gradient" else MaskSaliency(model)
     out = []
     for lo in tqdm(range(0, len(texts), batch_size), desc=f"{method} saliency entropy", leave=False):
-        args = ((list(pairs[lo:lo + batch_size]), list(texts[lo:lo + batch_size])) if pairs is not None
-                else (list(texts[lo:lo + batch_size]),))
-        enc = tokenizer(*args, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
-        segments = enc["token_type_ids"].to(device) if "token_type_ids" in enc else None
-        y = torch.as_tensor(labels[lo:lo + batch_size], device=device)
-        if method == "gradient":
-            s = explainer.attribute(ids, mask, y, token_type_ids=segments).float()
-        else:
-            s = masked_softmax(explainer.attribute(ids, mask, y, max_batch=1024, token_type_ids=segments).float(), mask)
+        chunk = slice(lo, lo + batch_size)
+        enc, s = _loss_saliency(model, tokenizer, method, texts[chunk], None if pairs is None else pairs[chunk],
+                                labels[chunk], max_length)
         entropy = -(s * s.clamp_min(1e-30).log()).sum(-1)
         out.append(pd.DataFrame({"entropy": entropy.cpu().numpy(), "entropy_topk": topk_entropy(s, k).cpu().numpy(),
                                  "tokens": enc["attention_mask"].sum(-1).numpy()}))
@@ -272,19 +279,10 @@ def token_maps(model: SequenceClassifier, tokenizer, texts: Sequence[str], label
     one example at a time so that no padding enters."""
     if method not in METHODS:
         raise ValueError(f"unknown saliency method {method!r}; allowed: {', '.join(METHODS)}")
-    device = next(model.parameters()).device
-    explainer = GradientSaliency(model) if method == "gradient" else MaskSaliency(model)
     out = []
     for i, label in enumerate(labels):
-        args = (pairs[i], texts[i]) if pairs is not None else (texts[i],)
-        enc = tokenizer(*args, truncation=True, max_length=max_length, return_tensors="pt")
-        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
-        segments = enc["token_type_ids"].to(device) if "token_type_ids" in enc else None
-        y = torch.as_tensor([label], device=device)
-        if method == "gradient":
-            s = explainer.attribute(ids, mask, y, token_type_ids=segments).float()
-        else:
-            s = masked_softmax(explainer.attribute(ids, mask, y, token_type_ids=segments).float(), mask)
+        enc, s = _loss_saliency(model, tokenizer, method, texts[i:i + 1], None if pairs is None else pairs[i:i + 1],
+                                [label], max_length)
         out.append({"tokens": tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist()),
                     "scores": [round(float(v), 6) for v in s[0].cpu()]})
     return out
