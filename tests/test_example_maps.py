@@ -10,17 +10,14 @@ import shutil
 
 import pytest
 
-from compnb.chapters import competency, faults
-from compnb.training import train
+import tiny_runs
+
+from compnb.chapters import competency
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    world = faults.tiny_world(tmp_path_factory.mktemp("maps-world"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("COMPNB_DATA_DIR", str(world.data))
-        world.finished = train(faults.tiny_config(world, epochs=1), runs_root=world.root / "runs")
-    return world
+    return tiny_runs.trained_world(tmp_path_factory.mktemp("maps-world"))
 
 
 def test_map_rows_take_the_first_short_rows_of_each_label_in_turn():

@@ -24,11 +24,7 @@ COMMITTED = Path(__file__).resolve().parents[1] / "results" / "full" / "runs"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    world = faults.tiny_world(tmp_path_factory.mktemp("integrity-world"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("COMPNB_DATA_DIR", str(world.data))
-        world.finished = train(faults.tiny_config(world, epochs=1), runs_root=world.root / "runs")
-    return world
+    return tiny_runs.trained_world(tmp_path_factory.mktemp("integrity-world"))
 
 
 @pytest.fixture(autouse=True)
