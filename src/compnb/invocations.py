@@ -2,7 +2,7 @@
 profile costs from measurements rather than from notes.
 
 A pipeline notes `finished_runs(profile)` before it starts and calls `record` when done: the record names the
-command, how many of the chapter's runs it trained (a run counts as trained when its `metrics.json` is new
+command, the chapter's runs and those it trained (a run counts as trained when its `metrics.json` is new
 or changed), the wall time and the devices, and is written to `results/<profile>/<chapter>/invocation.json`
 with the usual provenance. Only an invocation that trained every run times the chapter.
 """
@@ -32,7 +32,8 @@ def record(profile: str, chapter: str, command: str, run_dirs: list[Path], befor
     trained = [d for d in run_dirs if before.get(Path(d).name) != (Path(d) / run_cache.FINISHED).stat().st_mtime_ns]
     devices = sorted({json.loads((Path(d) / run_cache.FINISHED).read_text()).get("device", "") for d in trained})
     result = run_record({"command": command, "profile": profile, "runs": len(run_dirs), "runs_trained": len(trained),
-                         "wall_time_s": wall_s, "devices": devices}, None)
+                         "wall_time_s": wall_s, "devices": devices, "run_names": sorted(Path(d).name for d in run_dirs),
+                         "trained": sorted(Path(d).name for d in trained)}, None)
     atomicio.write_json(results_dir(profile, chapter) / FILE, result)
     return result
 

@@ -420,7 +420,8 @@ def main(argv: list[str] | None = None) -> None:
         summary["+".join(sorted(chosen))] = run_record(
             {"profile": args.profile, "model": args.model, "lam": args.lam, "workers": args.workers,
              "datasets": list(chosen), "runs": len(records), "runs_trained": len(trained), "wall_time_s": wall,
-             "devices": devices}, seeds[0], [data.source_of(data.load(d, "validation")) for d in chosen])
+             "devices": devices, "run_names": sorted(r["run_dir"].name for r in records),
+             "trained": sorted(r["run_dir"].name for r in trained)}, seeds[0], [data.source_of(data.load(d, "validation")) for d in chosen])
         atomicio.write_json(path, summary)
     frame = runs_frame(records)
     print(frame[["dataset", "config", "seed", "accuracy", "adv_accuracy", "H_topk_after", "step_ratio"]]

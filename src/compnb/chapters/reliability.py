@@ -18,13 +18,14 @@ import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from compnb import data, invocations, plots, run_cache
+from compnb import data, invocations, pieces, plots, run_cache
 from compnb.chapters import competency
 from compnb.training import TrainConfig
 
@@ -306,19 +307,47 @@ def current_command(command: str) -> str:
 
 def book_cost(profile: str) -> pd.DataFrame:
     """One row per recorded GPU invocation of the chapters' pipelines at `profile` (chapter 3's per dataset
-    selection, from its `sweep.json`): command, runs trained of the chapter's, wall minutes, devices, commit."""
+    selection, from its `sweep.json`): command, runs trained of the chapter's, wall minutes, devices, commit, and
+    the number of pieces it took (`pieced`)."""
     rows = []
     for chapter in PIPELINES:
         found = ([invocations.read(profile, chapter)] if chapter != competency.CHAPTER
                  else list(competency.sweep_summary(profile).values()))
+        logged = pieces.read(profile, chapter)
         for rec in (r for r in found if r is not None):
             p = rec["params"]
             command = p.get("command") or (f"python -m compnb.chapters.competency --profile {p['profile']} --workers "
                                            f"{p['workers']} --datasets {' '.join(p['datasets'])}")
-            rows.append({"chapter": chapter, "command": current_command(command), "runs trained": p["runs_trained"], "runs": p["runs"],
-                         "wall time (min)": p["wall_time_s"] / 60, "device": ", ".join(p["devices"]),
-                         "commit": str(rec["git"].get("commit"))[:7]})
+            row = {"chapter": chapter, "command": current_command(command), "runs trained": p["runs_trained"], "runs": p["runs"],
+                   "wall time (min)": p["wall_time_s"] / 60, "device": ", ".join(p["devices"]),
+                   "commit": str(rec["git"].get("commit"))[:7], "pieces": 1}
+            rows.append(row | pieced(p, rec["created"], logged))
     return pd.DataFrame(rows)
+
+
+def pieced(params: dict, created: str, logged: list[dict]) -> dict:
+    """The cost columns of an invocation record (`params`, written at `created`) that ended a pipeline trained in
+    pieces (`compnb.pieces`; `logged` is the chapter's log), or {} when no piece finished one of its runs.
+
+    Its pieces are those from the first that finished one of the record's runs (`run_names`) up to the record's
+    creation, cut-short pieces that finished nothing included: their wall times add up, and a run counts as
+    trained when one of them, or the record's own invocation if it ran outside them, finished it."""
+    names = set(params.get("run_names") or ())
+    first = next((i for i, q in enumerate(logged) if names & set(q["runs_finished"])), None)
+    if first is None:
+        return {}
+    end = datetime.fromisoformat(created)
+    mine = [q for q in logged[first:] if datetime.fromisoformat(q["started"]) <= end]
+    inside = any(datetime.fromisoformat(q["started"]) + timedelta(seconds=q["wall_time_s"]) >= end for q in mine)
+    trained = set().union(*(set(q["runs_finished"]) for q in mine)) & names
+    wall = sum(q["wall_time_s"] for q in mine)
+    devices = set().union(*(q["devices"] for q in mine))
+    if not inside:
+        trained |= set(params.get("trained") or ())
+        wall += params["wall_time_s"]
+        devices |= set(params["devices"])
+    return {"command": current_command(mine[-1]["command"]), "runs trained": len(trained),
+            "wall time (min)": wall / 60, "device": ", ".join(sorted(devices)), "pieces": len(mine) + (not inside)}
 
 
 def cost_sentence(table: pd.DataFrame) -> str:

@@ -1,0 +1,131 @@
+"""Train a chapter's GPU pipeline in time-boxed pieces, and keep a record of each piece.
+
+A GPU lent for a few minutes at a time (a batch queue's time limit, a shared machine) cannot train a whole
+profile in one go. The runs are cached and resume from their last whole checkpoint, so the same pipeline
+command can simply be run again until it finishes. `python -m compnb.pieces --deadline 540 -- <command>`
+runs one such piece: the command in its own process group, stopped at the deadline (SIGTERM to the group,
+SIGKILL `GRACE_S` later). Each piece, finished or cut short, is appended (atomically) to
+`results/<profile>/<chapter>/pieces.json`: command, start, wall time, whether it was cut short, and the runs
+it finished. The book adds a chapter's pieces up to state its GPU time (`compnb.chapters.reliability`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from compnb import atomicio, invocations, run_cache
+from compnb.paths import project_root
+from compnb.provenance import git_state
+
+FILE = "pieces.json"
+GRACE_S = 30.0  # between SIGTERM and SIGKILL: the time a checkpoint swap may need to finish
+# the pipeline module of each chapter that trains on a GPU
+CHAPTERS = {"compnb.chapters.baseline": "02-baseline-finetune", "compnb.chapters.competency": "03-modified-loss",
+            "compnb.chapters.adversarial_eval": "04-adversarial-eval",
+            "compnb.chapters.ig_variance_eval": "05-ig-variance"}
+
+
+def pipeline_of(command: list[str]) -> tuple[str, str]:
+    """(profile, chapter) of a pipeline command `python -m <module> [--profile P] ...` (profile default
+    'full', as in the pipelines); a ValueError naming the command otherwise."""
+    try:
+        module = command[command.index("-m") + 1]
+    except (ValueError, IndexError):
+        module = None
+    if module not in CHAPTERS:
+        raise ValueError(f"not a chapter pipeline: {' '.join(command)!r}; run one of "
+                         + ", ".join(f"python -m {m}" for m in CHAPTERS))
+    profile = command[command.index("--profile") + 1] if "--profile" in command[:-1] else "full"
+    return profile, CHAPTERS[module]
+
+
+def path(profile: str, chapter: str) -> Path:
+    """The chapter's pieces log at `profile` (not created)."""
+    return project_root() / "results" / profile / chapter / FILE
+
+
+def read(profile: str, chapter: str) -> list[dict]:
+    """The chapter's recorded pieces at `profile`, oldest first ([] without a log)."""
+    log = path(profile, chapter)
+    return json.loads(log.read_text()) if log.is_file() else []
+
+
+def append(profile: str, chapter: str, piece: dict) -> Path:
+    """Append `piece` to the chapter's log, rewriting it atomically."""
+    return atomicio.write_json(path(profile, chapter), [*read(profile, chapter), piece])
+
+
+def _stop(process: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM to the process's group, then SIGKILL if it has not ended within `grace_s` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run_piece(command: list[str], deadline_s: float, grace_s: float = GRACE_S) -> dict:
+    """Run the pipeline `command` until it ends or `deadline_s` seconds pass, record the piece and return
+    its record (keys: command, started, wall_time_s, cut_short, exit_code, runs_finished, devices, git)."""
+    profile, chapter = pipeline_of(command)
+    before = invocations.finished_runs(profile)
+    started, start = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
+    process = subprocess.Popen(command, start_new_session=True)
+    cut_short = False
+    try:
+        process.wait(timeout=deadline_s)
+    except subprocess.TimeoutExpired:
+        cut_short = True
+    except KeyboardInterrupt:
+        cut_short = True
+    finally:
+        if process.poll() is None:
+            _stop(process, grace_s)
+    wall = time.perf_counter() - start
+    after = invocations.finished_runs(profile)
+    finished = sorted(name for name, mtime in after.items() if before.get(name) != mtime)
+    root = project_root() / "results" / profile / "runs"
+    devices = sorted({json.loads((root / n / run_cache.FINISHED).read_text()).get("device", "") for n in finished})
+    piece = {"command": " ".join(command), "started": started, "wall_time_s": wall, "cut_short": cut_short,
+             "exit_code": process.returncode, "runs_finished": finished, "devices": devices, "git": git_state()}
+    append(profile, chapter, piece)
+    return piece
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="run a chapter's GPU pipeline for at most --deadline seconds and record the piece; run the "
+                    "same command again to go on where it stopped",
+        usage="python -m compnb.pieces --deadline SECONDS -- python -m compnb.chapters.<pipeline> [options]")
+    parser.add_argument("--deadline", type=float, required=True, help="seconds after which the pipeline is stopped")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the pipeline command, after --")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if args.deadline <= 0:
+        parser.exit(2, f"--deadline must be a positive number of seconds, got {args.deadline:g}\n")
+    try:
+        pipeline_of(command)
+    except ValueError as error:
+        parser.exit(2, f"{error}\n")
+    piece = run_piece(command, args.deadline)
+    state = "cut short at the deadline" if piece["cut_short"] else f"ended with exit code {piece['exit_code']}"
+    print(f"piece {state} after {piece['wall_time_s']:.0f} s; {len(piece['runs_finished'])} run(s) finished"
+          + ("; run the same command again to go on" if piece["cut_short"] else ""))
+    return 0 if piece["cut_short"] or piece["exit_code"] == 0 else int(piece["exit_code"] or 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Time-boxed pieces of a pipeline (`compnb.pieces`) and how the book adds them up (`reliability.pieced`)."""
+
+import json
+import sys
+
+import pytest
+
+from compnb import invocations, pieces
+from compnb.chapters import reliability
+
+# a stand-in pipeline: `python -c CODE -m compnb.chapters.baseline --profile smoke` parses as chapter 2's
+# pipeline, finishes run r1 under the project root given in its environment, then sleeps or exits
+FAKE = """
+import json, os, pathlib, signal, sys, time
+run = pathlib.Path(os.environ["FAKE_ROOT"]) / "results" / "smoke" / "runs" / "r1"
+run.mkdir(parents=True, exist_ok=True)
+(run / "metrics.json").write_text(json.dumps({"device": "CPU"}))
+if os.environ.get("FAKE_IGNORE_TERM"):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("ready", flush=True)
+time.sleep(float(os.environ["FAKE_SLEEP"]))
+"""
+
+
+def command() -> list[str]:
+    return [sys.executable, "-c", FAKE, "-m", "compnb.chapters.baseline", "--profile", "smoke"]
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.setattr(pieces, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(invocations, "project_root", lambda: tmp_path)
+    monkeypatch.setenv("FAKE_ROOT", str(tmp_path))
+    return tmp_path
+
+
+def test_a_pipeline_command_names_its_profile_and_chapter():
+    assert pieces.pipeline_of(["python", "-m", "compnb.chapters.competency", "--profile", "smoke",
+                               "--datasets", "snli"]) == ("smoke", "03-modified-loss")
+    assert pieces.pipeline_of(["python", "-m", "compnb.chapters.ig_variance_eval"]) == ("full", "05-ig-variance")
+    with pytest.raises(ValueError, match="not a chapter pipeline: 'python -m compnb.cli chapter 03'"):
+        pieces.pipeline_of(["python", "-m", "compnb.cli", "chapter", "03"])
+
+
+def test_a_piece_cut_at_its_deadline_records_the_runs_it_finished(project, monkeypatch):
+    monkeypatch.setenv("FAKE_SLEEP", "60")
+    piece = pieces.run_piece(command(), deadline_s=3.0)
+    assert piece["cut_short"] and piece["exit_code"] == -15
+    assert piece["runs_finished"] == ["r1"] and piece["devices"] == ["CPU"]
+    assert 3.0 <= piece["wall_time_s"] < 30.0
+    assert pieces.read("smoke", "02-baseline-finetune") == [json.loads(json.dumps(piece))]
+
+
+def test_a_pipeline_deaf_to_sigterm_is_killed_after_the_grace(project, monkeypatch):
+    monkeypatch.setenv("FAKE_SLEEP", "60")
+    monkeypatch.setenv("FAKE_IGNORE_TERM", "1")
+    piece = pieces.run_piece(command(), deadline_s=3.0, grace_s=1.0)
+    assert piece["cut_short"] and piece["exit_code"] == -9 and piece["wall_time_s"] < 30.0
+
+
+def test_pieces_append_and_a_finished_piece_is_not_cut_short(project, monkeypatch):
+    monkeypatch.setenv("FAKE_SLEEP", "0")
+    first = pieces.run_piece(command(), deadline_s=60.0)
+    second = pieces.run_piece(command(), deadline_s=60.0)
+    assert (first["cut_short"], first["exit_code"], first["runs_finished"]) == (False, 0, ["r1"])
+    assert second["runs_finished"] == ["r1"]  # written again: its finished marker changed
+    assert [p["started"] for p in pieces.read("smoke", "02-baseline-finetune")] == [first["started"],
+                                                                                   second["started"]]
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--deadline", "0", "--", "python", "-m", "compnb.chapters.baseline"], "--deadline must be a positive"),
+    (["--deadline", "5", "--", "python", "-m", "compnb.cli", "chapter", "02"], "not a chapter pipeline"),
+])
+def test_bad_arguments_get_one_line_and_record_nothing(project, capsys, argv, line):
+    with pytest.raises(SystemExit) as stop:
+        pieces.main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and line in err and len(err.strip().splitlines()) == 1
+    assert not list(project.rglob(pieces.FILE))
+
+
+def piece(started: str, wall: float, finished: list[str], cut: bool = True) -> dict:
+    return {"command": "python -m compnb.competency --profile full", "started": started, "wall_time_s": wall,
+            "cut_short": cut, "exit_code": -15 if cut else 0, "runs_finished": finished, "devices": ["H200"]}
+
+
+def params(names: list[str], trained: list[str], wall: float) -> dict:
+    return {"run_names": names, "trained": trained, "wall_time_s": wall, "devices": ["H200"], "runs": len(names),
+            "runs_trained": len(trained)}
+
+
+def test_a_record_made_inside_its_last_piece_counts_the_pieces_alone():
+    logged = [piece("2026-12-01T10:00:00+00:00", 100.0, ["old"]),  # an older plan's run: not one of the record's
+              piece("2026-12-05T10:00:00+00:00", 500.0, ["r1", "r2"]),
+              piece("2026-12-05T10:10:00+00:00", 500.0, []),  # cut short before finishing anything: counted
+              piece("2026-12-05T10:20:00+00:00", 200.0, ["r3"], cut=False)]
+    got = reliability.pieced(params(["r1", "r2", "r3"], ["r3"], 190.0), "2026-12-05T10:23:15+00:00", logged)
+    assert got["runs trained"] == 3 and got["pieces"] == 3
+    assert got["wall time (min)"] == pytest.approx(1200.0 / 60)
+    assert got["command"] == "python -m compnb.chapters.competency --profile full"
+
+
+def test_a_record_made_after_its_pieces_adds_its_own_time_and_runs():
+    logged = [piece("2026-12-05T10:00:00+00:00", 500.0, ["r1"])]
+    got = reliability.pieced(params(["r1", "r2"], ["r2"], 60.0), "2026-12-05T11:00:00+00:00", logged)
+    assert (got["runs trained"], got["pieces"], got["wall time (min)"]) == (2, 2, pytest.approx(560.0 / 60))
+
+
+def test_a_record_without_pieces_or_names_is_left_as_it_is():
+    logged = [piece("2026-12-05T10:00:00+00:00", 500.0, ["other"])]
+    assert reliability.pieced(params(["r1"], ["r1"], 60.0), "2026-12-05T11:00:00+00:00", logged) == {}
+    assert reliability.pieced({"wall_time_s": 1.0}, "2026-12-05T11:00:00+00:00", logged) == {}
+
+
+def test_the_cost_table_shows_a_pieced_chapter_with_its_pieces(monkeypatch):
+    record = {"params": params(["r1", "r2"], ["r2"], 60.0) | {"command": "python -m compnb.chapters.baseline",
+                                                               "profile": "full"},
+              "git": {"commit": "abcdef123"}, "created": "2026-12-05T10:09:00+00:00"}
+    logged = [piece("2026-12-05T10:00:00+00:00", 300.0, ["r1"]), piece("2026-12-05T10:06:00+00:00", 200.0, ["r2"])]
+    monkeypatch.setattr(reliability.invocations, "read",
+                        lambda profile, chapter: record if chapter == "02-baseline-finetune" else None)
+    monkeypatch.setattr(reliability.competency, "sweep_summary", lambda profile: {})
+    monkeypatch.setattr(reliability.pieces, "read",
+                        lambda profile, chapter: logged if chapter == "02-baseline-finetune" else [])
+    table = reliability.book_cost("full")
+    assert table[["runs trained", "runs", "pieces"]].values.tolist() == [[2, 2, 2]]
+    assert table["wall time (min)"].iloc[0] == pytest.approx(500.0 / 60)
