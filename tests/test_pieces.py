@@ -126,3 +126,36 @@ def test_the_cost_table_shows_a_pieced_chapter_with_its_pieces(monkeypatch):
     table = reliability.book_cost("full")
     assert table[["runs trained", "runs", "pieces"]].values.tolist() == [[2, 2, 2]]
     assert table["wall time (min)"].iloc[0] == pytest.approx(500.0 / 60)
+
+
+# a pipeline that trains chapter 7's tiny run under the project root in its environment and waits after step 2
+# until it is told to stop (its deadline comes first)
+TRAINING = """
+import os, pathlib, time
+from compnb import preemption
+from compnb.training import TrainConfig, train
+root = pathlib.Path(os.environ["FAKE_ROOT"])
+config = TrainConfig.from_dict(__import__("json").loads((root / "config.json").read_text()))
+
+def wait_at_step_2(state):
+    while state.step == 2 and not preemption.requested():
+        time.sleep(0.05)
+
+preemption.run_main(lambda: train(config, runs_root=root / "results" / "smoke" / "runs", callback=wait_at_step_2))
+"""
+
+
+def test_a_training_piece_cut_at_its_deadline_keeps_a_checkpoint_of_its_step(project, monkeypatch):
+    from compnb.chapters import faults
+    from compnb.run_cache import run_dir
+
+    world = faults.tiny_world(project / "world")
+    config = faults.tiny_config(world, checkpoint_every=None)  # else checkpoints at epoch ends only (step 6)
+    (project / "config.json").write_text(json.dumps(config.to_dict()))
+    monkeypatch.setenv("COMPNB_DATA_DIR", str(world.data))
+    piece = pieces.run_piece([sys.executable, "-c", TRAINING, "-m", "compnb.chapters.baseline", "--profile", "smoke"],
+                             deadline_s=20.0)
+    assert piece["cut_short"] and piece["exit_code"] == 143 and piece["runs_finished"] == []
+    saved = json.loads((run_dir(config, project / "results" / "smoke" / "runs") / "checkpoint"
+                        / "trainer_state.json").read_text())
+    assert saved["step"] == 2

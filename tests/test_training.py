@@ -4,6 +4,7 @@ dynamic padding, early stopping, a registered loss, `accelerate launch` with two
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from compnb import batching, cli, data, inference, models, run_cache, training
+from compnb import batching, cli, data, inference, models, preemption, run_cache, training
 from compnb.batching import LengthBucketSampler, PadCollator, encode
 from compnb.chapters import faults
 from compnb.run_cache import run_dir
@@ -166,6 +167,35 @@ def test_interrupted_run_resumes_to_the_same_metrics(world, reference, tmp_path,
     assert steps == list(range(checkpoint_step + 1, 49))
     same_results(reference, folder)
     assert not (folder / "checkpoint").exists() and not list(folder.glob("best-*"))
+
+
+def test_sigterm_mid_epoch_checkpoints_that_step_and_the_run_resumes_to_the_same_results(world, reference, tmp_path):
+    cfg, handler = config(world), signal.getsignal(signal.SIGTERM)
+
+    def terminate_at_7(state):  # as a batch queue's time limit would, between checkpoints (every 5 steps)
+        if state.step == 7:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(preemption.Preempted, match="after step 7"):
+        train(cfg, runs_root=tmp_path, callback=terminate_at_7)
+    assert signal.getsignal(signal.SIGTERM) is handler and not preemption.requested()
+    folder = run_dir(cfg, tmp_path)
+    assert json.loads((folder / "checkpoint" / "trainer_state.json").read_text())["step"] == 7
+    steps = []
+    train(cfg, runs_root=tmp_path, callback=lambda state: steps.append(state.step))
+    assert steps == list(range(8, 49))
+    same_results(reference, folder)
+
+
+def test_a_preempted_cli_run_ends_with_one_line_and_the_sigterm_status(monkeypatch, capsys):
+    def preempted(args):
+        raise preemption.Preempted("run r stopped by SIGTERM after step 3")
+
+    parsed = cli.parser().parse_args(["train", "--config", "x.json"])
+    parsed.handler = preempted  # the run's training, stopped by SIGTERM
+    monkeypatch.setattr(cli, "parser", lambda: SimpleNamespace(parse_args=lambda argv: parsed))
+    assert cli.main(["train", "--config", "x.json"]) == 143 == preemption.EXIT_CODE
+    assert capsys.readouterr().err == "compnb train: run r stopped by SIGTERM after step 3\n"
 
 
 def test_checkpoint_of_another_config_is_refused(world, tmp_path):

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from compnb import atomicio
+from compnb import atomicio, preemption
 from compnb.data import DATASETS
 from compnb.profiles import PROFILES
 
@@ -200,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, OSError) as err:
         print(f"compnb {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except preemption.Preempted as stop:
+        print(f"compnb {args.command}: {stop}", file=sys.stderr)
+        return preemption.EXIT_CODE
     return 0
 
 

@@ -3,8 +3,9 @@
 A GPU lent for a few minutes at a time (a batch queue's time limit, a shared machine) cannot train a whole
 profile in one go. The runs are cached and resume from their last whole checkpoint, so the same pipeline
 command can simply be run again until it finishes. `python -m compnb.pieces --deadline 540 -- <command>`
-runs one such piece: the command in its own process group, stopped at the deadline (SIGTERM to the group,
-SIGKILL `GRACE_S` later). Each piece, finished or cut short, is appended (atomically) to
+runs one such piece: the command in its own process group, stopped at the deadline (SIGTERM to the group, on
+which each training process saves a checkpoint of its current step, `compnb.preemption`; SIGKILL to what is left
+`GRACE_S` later). Each piece, finished or cut short, is appended (atomically) to
 `results/<profile>/<chapter>/pieces.json`: command, start, wall time, whether it was cut short, and the runs
 it finished. The book adds a chapter's pieces up to state its GPU time (`compnb.chapters.reliability`).
 """
@@ -12,6 +13,7 @@ it finished. The book adds a chapter's pieces up to state its GPU time (`compnb.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -63,18 +65,27 @@ def append(profile: str, chapter: str, piece: dict) -> Path:
     return atomicio.write_json(path(profile, chapter), [*read(profile, chapter), piece])
 
 
+def _alive(group: int) -> bool:
+    """Whether any process of process group `group` is left."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _stop(process: subprocess.Popen, grace_s: float) -> None:
-    """SIGTERM to the process's group, then SIGKILL if it has not ended within `grace_s` seconds."""
-    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, None)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """SIGTERM to the process's group (training processes save a checkpoint of their step, `compnb.preemption`),
+    then SIGKILL to what is left of the group after `grace_s` seconds."""
+    group = process.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGTERM)
+    end = time.monotonic() + grace_s
+    while time.monotonic() < end and (process.poll() is None or _alive(group)):
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    process.wait()
 
 
 def run_piece(command: list[str], deadline_s: float, grace_s: float = GRACE_S) -> dict:

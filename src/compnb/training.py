@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoTokenizer, get_linear_schedule_with_warmup
 
 from compnb import atomicio, batch_stats, captured, data, determinism, inference, models, profiles, run_cache, sharding
-from compnb import divergence, run_integrity, run_lock, tweaks
+from compnb import divergence, preemption, run_integrity, run_lock, tweaks
 from compnb.batching import Encoded, LengthBucketSampler, MicroBatches, PadCollator, encode
 from compnb.evaluation import classification_metrics
 from compnb.fingerprints import weights_fingerprint
@@ -654,12 +654,14 @@ def _optimizer(model: torch.nn.Module, config: TrainConfig, accelerator: Acceler
 def _train_epochs(run: _Run, callback: Callable[[TrainerState], None] | None) -> None:
     """The epochs from where `run.state` stands until the last one or an early stop: a step per batch, a log
     point every `log_every` steps, validation every `eval_every` steps and at each epoch's end, a checkpoint
-    every `checkpoint_every` steps, at an early stop and at each epoch's end; `callback(state)` after every step.
+    every `checkpoint_every` steps, at an early stop and at each epoch's end; `callback(state)` after every step;
+    on SIGTERM, a checkpoint of the step and `preemption.Preempted` (`compnb.preemption`, one process only).
     Ends with the last log point written (or the window read). The progress bar is closed before an error (a
     diverged run's, say) goes on, so that its one line comes last."""
     config, state = run.config, run.state
     with tqdm(total=run.per_epoch * config.epochs, initial=state.step, desc=run.folder.name,
-              disable=not run.accelerator.is_local_main_process) as bar:
+              disable=not run.accelerator.is_local_main_process) as bar, \
+            preemption.on_sigterm(enabled=run.accelerator.num_processes == 1):
         _epochs(run, callback, bar)
     if state.loss_count:
         run.log()
@@ -691,6 +693,10 @@ def _epochs(run: _Run, callback: Callable[[TrainerState], None] | None, bar: tqd
                 run.save()
             if callback is not None:
                 callback(state)
+            if preemption.requested():
+                run.save()
+                raise preemption.Preempted(f"run {run.folder.name} stopped by SIGTERM after step {state.step}; its "
+                                           "checkpoint of that step is kept: the same command resumes it")
             if state.stopped:
                 break
             tick = time.perf_counter()

@@ -37,8 +37,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from transformers import AutoTokenizer
 
-from compnb import (adversarial, announce, atomicio, data, inference, invocations, models, parallel, run_cache,
-                    run_integrity, training, tweaks)
+from compnb import (adversarial, announce, atomicio, data, inference, invocations, models, parallel, preemption,
+                   run_cache, run_integrity, training, tweaks)
 from compnb.paths import project_root, published_results_dir
 from compnb.profiles import settings
 
@@ -389,4 +389,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    preemption.run_main(main)

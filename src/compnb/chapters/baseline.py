@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from compnb import (advglue, announce, artifacts, atomicio, data, influence, invocations, models, parallel,
-                    run_cache, run_integrity, training)
+                   preemption, run_cache, run_integrity, training)
 from compnb.models import DEFAULT_BACKBONE
 from compnb.profiles import settings
 
@@ -194,7 +194,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    preemption.run_main(main)
 
 
 def sensitivity_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:

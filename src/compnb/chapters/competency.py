@@ -29,8 +29,8 @@ from pathlib import Path
 import pandas as pd
 from accelerate.utils import set_seed
 
-from compnb import (advglue, announce, atomicio, data, influence, models, parallel, run_cache, run_integrity,
-                    training)
+from compnb import (advglue, announce, atomicio, data, influence, models, parallel, preemption, run_cache,
+                   run_integrity, training)
 from compnb.chapters import baseline, competency_report
 from compnb.losses import METHODS
 from compnb.paths import project_root, results_dir
@@ -430,4 +430,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    preemption.run_main(main)

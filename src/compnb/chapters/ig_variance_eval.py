@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from compnb import (announce, atomicio, batching, data, ig_variance, inference, invocations, measurements, models,
-                    parallel, run_cache, run_integrity, training)
+                   parallel, preemption, run_cache, run_integrity, training)
 from compnb.profiles import settings
 from compnb.saliency import IntegratedGradients
 
@@ -199,4 +199,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    preemption.run_main(main)
