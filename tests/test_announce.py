@@ -159,3 +159,20 @@ def test_inside_a_kernel_the_list_also_reaches_the_terminal(capfd, monkeypatch):
     announce._say("once")
     out = capfd.readouterr()
     assert (out.out, out.err) == ("once\n", "")
+
+
+def test_runs_are_ordered_longest_first_by_measured_speed_or_else_by_examples(monkeypatch):
+    from compnb.training import TrainConfig
+
+    sizes = {"sst2": 1000, "snli": 300}
+    monkeypatch.setattr(announce, "examples", lambda config: sizes[config.dataset])
+    ce, grad, mask = (TrainConfig(dataset="snli", loss="ce"),
+                      TrainConfig(dataset="snli", loss="competency", loss_params={"method": "gradient", "lam": 0.1}),
+                      TrainConfig(dataset="snli", loss="competency", loss_params={"method": "mask", "lam": 0.1}))
+    long_ce = TrainConfig(dataset="sst2", loss="ce", epochs=2)
+    known = [announce.Record(H100, kind, ce.model, ce.max_length, rate)
+             for kind, rate in (("ce", 1000.0), ("competency/gradient", 500.0), ("competency/mask", 10.0))]
+    # seconds: ce 0.3, gradient 0.6, mask 30, long_ce 2.0
+    assert announce.longest_first([ce, grad, long_ce, mask], H100, known) == [mask, long_ce, grad, ce]
+    # the mask kind never timed here: examples × epochs alone (long_ce 2000, the others 300, in their order)
+    assert announce.longest_first([ce, grad, long_ce, mask], H100, known[:2]) == [long_ce, ce, grad, mask]

@@ -125,6 +125,21 @@ def estimate(configs: Sequence[TrainConfig], here: str | None = None) -> tuple[s
     return ("at least " if untimed else "") + duration(seconds), basis
 
 
+def longest_first(configs: Sequence[TrainConfig], here: str | None = None,
+                  known: Sequence[Record] | None = None) -> list[TrainConfig]:
+    """`configs` by expected training time, longest first, so that parallel workers do not end a stage waiting on
+    one long run: examples × epochs / the recorded examples/s of each kind on device `here` (`rate`), or
+    examples × epochs alone when some kind was never timed there; ties keep their order."""
+    here = here or device()
+    known = records(project_root()) if known is None else known
+    rates = [rate(config, here, known) for config in configs]
+    work = [examples(config) * config.epochs for config in configs]
+    if all(rates):
+        work = [w / r[0] for w, r in zip(work, rates)]
+    order = sorted(range(len(configs)), key=lambda i: -work[i])
+    return [configs[i] for i in order]
+
+
 def duration(seconds: float) -> str:
     """'45 s', '12 min', '3.4 h'."""
     if seconds < 90:
