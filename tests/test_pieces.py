@@ -94,6 +94,8 @@ def test_a_record_made_inside_its_last_piece_counts_the_pieces_alone():
     logged = [piece("2026-12-01T10:00:00+00:00", 100.0, ["old"]),  # an older plan's run: not one of the record's
               piece("2026-12-05T10:00:00+00:00", 500.0, ["r1", "r2"]),
               piece("2026-12-05T10:10:00+00:00", 500.0, []),  # cut short before finishing anything: counted
+              piece("2026-12-05T10:15:00+00:00", 100.0, ["other"]),  # another dataset's piece in between: not
+              piece("2026-12-05T10:17:00+00:00", 100.0, [], cut=True) | {"command": "another command"},
               piece("2026-12-05T10:20:00+00:00", 200.0, ["r3"], cut=False)]
     got = reliability.pieced(params(["r1", "r2", "r3"], ["r3"], 190.0), "2026-12-05T10:23:15+00:00", logged)
     assert got["runs trained"] == 3 and got["pieces"] == 3

@@ -329,15 +329,18 @@ def pieced(params: dict, created: str, logged: list[dict]) -> dict:
     """The cost columns of an invocation record (`params`, written at `created`) that ended a pipeline trained in
     pieces (`compnb.pieces`; `logged` is the chapter's log), or {} when no piece finished one of its runs.
 
-    Its pieces are those from the first that finished one of the record's runs (`run_names`) up to the record's
-    creation, cut-short pieces that finished nothing included: their wall times add up, and a run counts as
-    trained when one of them, or the record's own invocation if it ran outside them, finished it."""
+    Its pieces are, up to the record's creation, those that finished one of the record's runs (`run_names`) and
+    those that finished nothing with the command of one of these (cut short within a long run): their wall times
+    add up, and a run counts as trained when one of them, or the record's own invocation if it ran outside them,
+    finished it. Pieces of other runs in between (another dataset's, say) are not its own."""
     names = set(params.get("run_names") or ())
-    first = next((i for i, q in enumerate(logged) if names & set(q["runs_finished"])), None)
-    if first is None:
-        return {}
     end = datetime.fromisoformat(created)
-    mine = [q for q in logged[first:] if datetime.fromisoformat(q["started"]) <= end]
+    before = [q for q in logged if datetime.fromisoformat(q["started"]) <= end]
+    commands = {q["command"] for q in before if names & set(q["runs_finished"])}
+    if not commands:
+        return {}
+    mine = [q for q in before
+            if names & set(q["runs_finished"]) or (not q["runs_finished"] and q["command"] in commands)]
     inside = any(datetime.fromisoformat(q["started"]) + timedelta(seconds=q["wall_time_s"]) >= end for q in mine)
     trained = set().union(*(set(q["runs_finished"]) for q in mine)) & names
     wall = sum(q["wall_time_s"] for q in mine)
