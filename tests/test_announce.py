@@ -176,3 +176,9 @@ def test_runs_are_ordered_longest_first_by_measured_speed_or_else_by_examples(mo
     assert announce.longest_first([ce, grad, long_ce, mask], H100, known) == [mask, long_ce, grad, ce]
     # the mask kind never timed here: examples × epochs alone (long_ce 2000, the others 300, in their order)
     assert announce.longest_first([ce, grad, long_ce, mask], H100, known[:2]) == [long_ce, ce, grad, mask]
+    # a training split on the hub: sizes unknown, the order kept
+    def on_the_hub(config):
+        raise ValueError(f"{config.dataset}/train is not local; its size is unknown")
+
+    monkeypatch.setattr(announce, "examples", on_the_hub)
+    assert announce.longest_first([ce, grad, long_ce, mask], H100, known) == [ce, grad, long_ce, mask]

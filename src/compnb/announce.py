@@ -129,11 +129,15 @@ def longest_first(configs: Sequence[TrainConfig], here: str | None = None,
                   known: Sequence[Record] | None = None) -> list[TrainConfig]:
     """`configs` by expected training time, longest first, so that parallel workers do not end a stage waiting on
     one long run: examples × epochs / the recorded examples/s of each kind on device `here` (`rate`), or
-    examples × epochs alone when some kind was never timed there; ties keep their order."""
+    examples × epochs alone when some kind was never timed there; ties keep their order, and so does everything
+    when a training split is not local (on the hub its size is unknown without downloading it)."""
+    try:
+        work = [examples(config) * config.epochs for config in configs]
+    except ValueError:
+        return list(configs)
     here = here or device()
     known = records(project_root()) if known is None else known
     rates = [rate(config, here, known) for config in configs]
-    work = [examples(config) * config.epochs for config in configs]
     if all(rates):
         work = [w / r[0] for w, r in zip(work, rates)]
     order = sorted(range(len(configs)), key=lambda i: -work[i])
