@@ -1,7 +1,11 @@
 """Time-boxed pieces of a pipeline (`compnb.pieces`) and how the book adds them up (`reliability.pieced`)."""
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -161,3 +165,14 @@ def test_a_training_piece_cut_at_its_deadline_keeps_a_checkpoint_of_its_step(pro
     saved = json.loads((run_dir(config, project / "results" / "smoke" / "runs") / "checkpoint"
                         / "trainer_state.json").read_text())
     assert saved["step"] == 2
+
+
+def test_a_process_that_exited_counts_as_gone_before_it_is_reaped():
+    leader = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    assert pieces._alive(leader.pid)
+    os.kill(leader.pid, signal.SIGKILL)
+    end = time.monotonic() + 10.0
+    while pieces._alive(leader.pid) and time.monotonic() < end:  # a zombie until reaped: signal 0 still finds it
+        time.sleep(0.05)
+    assert not pieces._alive(leader.pid)
+    assert leader.poll() == -9  # reaped only now

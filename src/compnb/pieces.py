@@ -28,7 +28,7 @@ from compnb.paths import project_root
 from compnb.provenance import git_state
 
 FILE = "pieces.json"
-GRACE_S = 30.0  # between SIGTERM and SIGKILL: the time a checkpoint swap may need to finish
+GRACE_S = 15.0  # the most between SIGTERM and SIGKILL: a step and a checkpoint take a few seconds
 # the pipeline module of each chapter that trains on a GPU
 CHAPTERS = {"compnb.chapters.baseline": "02-baseline-finetune", "compnb.chapters.competency": "03-modified-loss",
             "compnb.chapters.adversarial_eval": "04-adversarial-eval",
@@ -66,12 +66,23 @@ def append(profile: str, chapter: str, piece: dict) -> Path:
 
 
 def _alive(group: int) -> bool:
-    """Whether any process of process group `group` is left."""
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """Whether a process of process group `group` is left that has not exited: on Linux, one whose state in
+    /proc is not zombie (an exited process that only waits to be reaped, which signal 0 would still find)."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").is_file():
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError):
+            continue
+        if int(pgrp) == group and state != "Z":
+            return True
+    return False
 
 
 def _stop(process: subprocess.Popen, grace_s: float) -> None:
@@ -98,9 +109,7 @@ def run_piece(command: list[str], deadline_s: float, grace_s: float = GRACE_S) -
     cut_short = False
     try:
         process.wait(timeout=deadline_s)
-    except subprocess.TimeoutExpired:
-        cut_short = True
-    except KeyboardInterrupt:
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
         cut_short = True
     finally:
         if process.poll() is None:
