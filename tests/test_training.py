@@ -169,21 +169,23 @@ def test_interrupted_run_resumes_to_the_same_metrics(world, reference, tmp_path,
     assert not (folder / "checkpoint").exists() and not list(folder.glob("best-*"))
 
 
-def test_sigterm_mid_epoch_checkpoints_that_step_and_the_run_resumes_to_the_same_results(world, reference, tmp_path):
+# at step 7, between checkpoints (every 5 steps); at 12, an epoch's last step, before its validation
+@pytest.mark.parametrize("at", [7, 12])
+def test_sigterm_checkpoints_that_step_and_the_run_resumes_to_the_same_results(world, reference, tmp_path, at):
     cfg, handler = config(world), signal.getsignal(signal.SIGTERM)
 
-    def terminate_at_7(state):  # as a batch queue's time limit would, between checkpoints (every 5 steps)
-        if state.step == 7:
+    def terminate(state):  # as a batch queue's time limit would
+        if state.step == at:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    with pytest.raises(preemption.Preempted, match="after step 7"):
-        train(cfg, runs_root=tmp_path, callback=terminate_at_7)
+    with pytest.raises(preemption.Preempted, match=f"after step {at};"):
+        train(cfg, runs_root=tmp_path, callback=terminate)
     assert signal.getsignal(signal.SIGTERM) is handler and not preemption.requested()
     folder = run_dir(cfg, tmp_path)
-    assert json.loads((folder / "checkpoint" / "trainer_state.json").read_text())["step"] == 7
+    assert json.loads((folder / "checkpoint" / "trainer_state.json").read_text())["step"] == at
     steps = []
     train(cfg, runs_root=tmp_path, callback=lambda state: steps.append(state.step))
-    assert steps == list(range(8, 49))
+    assert steps == list(range(at + 1, 49))
     same_results(reference, folder)
 
 

@@ -248,7 +248,8 @@ def train_and_measure(cfg: training.TrainConfig, k: int = 5, analysed: bool = Fa
 def _run(configs: list[training.TrainConfig], k: int, analysed_seed: int, workers: int, desc: str) -> None:
     """`train_and_measure` every config not yet measured, the longest first, in `workers` parallel processes
     when > 1."""
-    todo = announce.longest_first([c for c in configs if not _measured(run_cache.run_dir(c), k, c.seed == analysed_seed)])
+    todo = announce.longest_first([c for c in configs
+                                   if not _measured(run_cache.run_dir(c), k, c.seed == analysed_seed)])
     train = announce.to_train(todo)
     if configs:  # may stop here, before any training of this stage
         announce.announce(CHAPTER, configs[0].profile, train, len(configs) - len(train), desc)

@@ -318,8 +318,8 @@ def book_cost(profile: str) -> pd.DataFrame:
             p = rec["params"]
             command = p.get("command") or (f"python -m compnb.chapters.competency --profile {p['profile']} --workers "
                                            f"{p['workers']} --datasets {' '.join(p['datasets'])}")
-            row = {"chapter": chapter, "command": current_command(command), "runs trained": p["runs_trained"], "runs": p["runs"],
-                   "wall time (min)": p["wall_time_s"] / 60, "device": ", ".join(p["devices"]),
+            row = {"chapter": chapter, "command": current_command(command), "runs trained": p["runs_trained"],
+                   "runs": p["runs"], "wall time (min)": p["wall_time_s"] / 60, "device": ", ".join(p["devices"]),
                    "commit": str(rec["git"].get("commit"))[:7], "pieces": 1}
             rows.append(row | pieced(p, rec["created"], logged))
     return pd.DataFrame(rows)
