@@ -10,6 +10,7 @@ with the usual provenance. Only an invocation that trained every run times the c
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 
@@ -18,6 +19,12 @@ from compnb.paths import project_root, results_dir
 from compnb.provenance import run_record
 
 FILE = "invocation.json"
+PIECE_ENV = "COMPNB_PIECE"  # set by `compnb.pieces` to the id of the piece a pipeline runs in
+
+
+def piece_id() -> str | None:
+    """The id of the `compnb.pieces` piece this process runs in, or None."""
+    return os.environ.get(PIECE_ENV) or None
 
 
 def finished_runs(profile: str) -> dict[str, int]:
@@ -33,7 +40,7 @@ def record(profile: str, chapter: str, command: str, run_dirs: list[Path], befor
     devices = sorted({json.loads((Path(d) / run_cache.FINISHED).read_text()).get("device", "") for d in trained})
     result = run_record({"command": command, "profile": profile, "runs": len(run_dirs), "runs_trained": len(trained),
                          "wall_time_s": wall_s, "devices": devices, "run_names": sorted(Path(d).name for d in run_dirs),
-                         "trained": sorted(Path(d).name for d in trained)}, None)
+                         "trained": sorted(Path(d).name for d in trained), "piece": piece_id()}, None)
     atomicio.write_json(results_dir(profile, chapter) / FILE, result)
     return result
 

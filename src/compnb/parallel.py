@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from compnb import preemption
+
 
 def _init_worker(devices: "multiprocessing.Queue", threads: int) -> None:
     device = devices.get()
@@ -51,7 +53,8 @@ def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, desc: 
              names: Sequence[str] | None = None) -> list[Any]:
     """`fn(*job)` for every job, in order of `jobs`: in this process when `workers` is 1, else in `workers`
     spawned processes (`fn` must be importable). A failed job does not stop the others; the failures are
-    raised together at the end, named by `names` (default: the job's index)."""
+    raised together at the end, named by `names` (default: the job's index). On SIGTERM (which reaches the
+    workers too, `compnb.preemption`) no further job starts, the running ones end, and `Preempted` is raised."""
     check_workers(workers)
     names = list(names) if names is not None else [str(i) for i in range(len(jobs))]
     if workers == 1:
@@ -62,16 +65,22 @@ def run_jobs(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, desc: 
     for i in range(workers):
         devices.put(i % gpus if gpus else None)
     threads = max(1, (os.cpu_count() or 1) // workers)
-    results, failures = [None] * len(jobs), []
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(devices, threads)) as pool:
+    results, failures, done = [None] * len(jobs), [], 0
+    with preemption.on_sigterm(), ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                                      initargs=(devices, threads)) as pool:
         futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
         for future in tqdm(as_completed(futures), total=len(futures), desc=desc):
             i = futures[future]
             if future.exception() is not None:
                 failures.append(f"{names[i]}: {future.exception()!r}")
             else:
-                results[i] = future.result()
+                results[i], done = future.result(), done + 1
+            if preemption.requested():  # the workers got it too: those training save a checkpoint and stop
+                pool.shutdown(wait=True, cancel_futures=True)
+                break
+        if preemption.requested():
+            raise preemption.Preempted(f"SIGTERM after {done} of {len(jobs)} jobs; each run in training saved a "
+                                       "checkpoint of its step: the same command goes on from there")
     if failures:
         raise RuntimeError(f"{len(failures)} of {len(jobs)} jobs failed:\n" + "\n".join(failures))
     return results

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,7 +49,12 @@ def pipeline_of(command: list[str]) -> tuple[str, str]:
     if module not in CHAPTERS:
         raise ValueError(f"not a chapter pipeline: {' '.join(command)!r}; run one of "
                          + ", ".join(f"python -m {m}" for m in CHAPTERS))
-    profile = command[command.index("--profile") + 1] if "--profile" in command[:-1] else "full"
+    profile = "full"
+    for i, arg in enumerate(command):
+        if arg == "--profile" and i + 1 < len(command):
+            profile = command[i + 1]
+        elif arg.startswith("--profile="):
+            profile = arg.split("=", 1)[1]
     return profile, CHAPTERS[module]
 
 
@@ -61,8 +70,16 @@ def read(profile: str, chapter: str) -> list[dict]:
 
 
 def append(profile: str, chapter: str, piece: dict) -> Path:
-    """Append `piece` to the chapter's log, rewriting it atomically."""
-    return atomicio.write_json(path(profile, chapter), [*read(profile, chapter), piece])
+    """Append `piece` to the chapter's log, rewriting it atomically while holding a lock on its folder (pieces
+    of one chapter may end at once, on two GPUs)."""
+    log = path(profile, chapter)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    folder = os.open(log.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        return atomicio.write_json(log, [*read(profile, chapter), piece])
+    finally:
+        os.close(folder)
 
 
 def _alive(group: int) -> bool:
@@ -86,41 +103,75 @@ def _alive(group: int) -> bool:
 
 
 def _stop(process: subprocess.Popen, grace_s: float) -> None:
-    """SIGTERM to the process's group (training processes save a checkpoint of their step, `compnb.preemption`),
-    then SIGKILL to what is left of the group after `grace_s` seconds."""
+    """SIGTERM to the process's group (training processes save a checkpoint of their step, `compnb.preemption`)
+    unless its leader has ended, then SIGKILL to what is left of the group after at most `grace_s` seconds."""
     group = process.pid
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGTERM)
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
     end = time.monotonic() + grace_s
     while time.monotonic() < end and (process.poll() is None or _alive(group)):
         time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(group, signal.SIGKILL)
     process.wait()
 
 
+class _Terminated(Exception):
+    """SIGTERM reached the piece runner itself (a batch job's time limit, say)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def exit_status(returncode: int | None) -> int:
+    """A child's return code as a shell reports it: 128 + the signal for one ended by a signal."""
+    return 128 - returncode if returncode is not None and returncode < 0 else int(returncode or 0)
+
+
 def run_piece(command: list[str], deadline_s: float, grace_s: float = GRACE_S) -> dict:
-    """Run the pipeline `command` until it ends or `deadline_s` seconds pass, record the piece and return
-    its record (keys: command, started, wall_time_s, cut_short, exit_code, runs_finished, devices, git)."""
+    """Run the pipeline `command` until it ends, `deadline_s` seconds pass or this process is told to stop
+    (SIGTERM, Ctrl-C), record the piece and return its record (keys: id, command, started, wall_time_s,
+    cut_short, cut_by, exit_code, runs_finished, devices, git). The pipeline sees the piece's id in
+    `invocations.PIECE_ENV`, so that the record it writes on finishing names its piece."""
     profile, chapter = pipeline_of(command)
+    piece_id = uuid.uuid4().hex[:12]
     before = invocations.finished_runs(profile)
     started, start = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
-    process = subprocess.Popen(command, start_new_session=True)
-    cut_short = False
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = ((signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, _raise_terminated))
+                if main_thread else None)
+    cut_by = None
     try:
-        process.wait(timeout=deadline_s)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        cut_short = True
+        process = subprocess.Popen(command, start_new_session=True,
+                                   env=os.environ | {invocations.PIECE_ENV: piece_id})
+        try:
+            process.wait(timeout=deadline_s)
+        except subprocess.TimeoutExpired:
+            cut_by = "deadline"
+        except (KeyboardInterrupt, _Terminated):
+            cut_by = "signal"
+        finally:
+            if main_thread:  # a second signal while stopping does not interrupt the stop and the record
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                _stop(process, grace_s)
+            finally:
+                if main_thread:
+                    signal.signal(signal.SIGINT, previous[0])
     finally:
-        if process.poll() is None:
-            _stop(process, grace_s)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous[1])
     wall = time.perf_counter() - start
     after = invocations.finished_runs(profile)
     finished = sorted(name for name, mtime in after.items() if before.get(name) != mtime)
     root = project_root() / "results" / profile / "runs"
     devices = sorted({json.loads((root / n / run_cache.FINISHED).read_text()).get("device", "") for n in finished})
-    piece = {"command": " ".join(command), "started": started, "wall_time_s": wall, "cut_short": cut_short,
-             "exit_code": process.returncode, "runs_finished": finished, "devices": devices, "git": git_state()}
+    piece = {"id": piece_id, "command": shlex.join(command), "started": started, "wall_time_s": wall,
+             "cut_short": cut_by is not None, "cut_by": cut_by, "exit_code": process.returncode,
+             "runs_finished": finished, "devices": devices, "git": git_state()}
     append(profile, chapter, piece)
     return piece
 
@@ -140,11 +191,15 @@ def main(argv: list[str] | None = None) -> int:
         pipeline_of(command)
     except ValueError as error:
         parser.exit(2, f"{error}\n")
-    piece = run_piece(command, args.deadline)
-    state = "cut short at the deadline" if piece["cut_short"] else f"ended with exit code {piece['exit_code']}"
+    try:
+        piece = run_piece(command, args.deadline)
+    except OSError as error:  # the command cannot start: a missing interpreter, say
+        parser.exit(2, f"cannot run {shlex.join(command)!r}: {error}\n")
+    state = (f"ended with exit status {exit_status(piece['exit_code'])}" if not piece["cut_short"]
+             else "cut short at the deadline" if piece["cut_by"] == "deadline" else "stopped by a signal")
     print(f"piece {state} after {piece['wall_time_s']:.0f} s; {len(piece['runs_finished'])} run(s) finished"
           + ("; run the same command again to go on" if piece["cut_short"] else ""))
-    return 0 if piece["cut_short"] or piece["exit_code"] == 0 else int(piece["exit_code"] or 1)
+    return 0 if piece["cut_short"] else exit_status(piece["exit_code"])
 
 
 if __name__ == "__main__":

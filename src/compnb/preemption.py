@@ -38,18 +38,24 @@ def _note(signum: int, frame: object) -> None:
 @contextmanager
 def on_sigterm(enabled: bool = True) -> Iterator[None]:
     """While active (and `enabled`, in the main thread), SIGTERM sets `requested()` instead of ending the
-    process; the earlier handler is restored on exit, and a request made meanwhile is forgotten."""
+    process. On exit the earlier handler is restored; a request nobody acted on (it came after the loop's last
+    check, and no exception is leaving) is then passed to that handler, as if it had come just now."""
     global _requested
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _note)
     _requested = False
+    previous = signal.signal(signal.SIGTERM, _note)
     try:
         yield
-    finally:
+    except BaseException:
         signal.signal(signal.SIGTERM, previous)
         _requested = False
+        raise
+    pending, _requested = _requested, False
+    signal.signal(signal.SIGTERM, previous)
+    if pending:
+        signal.raise_signal(signal.SIGTERM)
 
 
 def run_main(main: Callable[[], object]) -> None:

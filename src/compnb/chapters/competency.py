@@ -29,8 +29,8 @@ from pathlib import Path
 import pandas as pd
 from accelerate.utils import set_seed
 
-from compnb import (advglue, announce, atomicio, data, influence, models, parallel, preemption, run_cache,
-                   run_integrity, training)
+from compnb import (advglue, announce, atomicio, data, influence, invocations, models, parallel, preemption,
+                   run_cache, run_integrity, training)
 from compnb.chapters import baseline, competency_report
 from compnb.losses import METHODS
 from compnb.paths import project_root, results_dir
@@ -246,11 +246,11 @@ def train_and_measure(cfg: training.TrainConfig, k: int = 5, analysed: bool = Fa
 
 
 def _run(configs: list[training.TrainConfig], k: int, analysed_seed: int, workers: int, desc: str) -> None:
-    """`train_and_measure` every config not yet measured, the longest first, in `workers` parallel processes
-    when > 1."""
-    todo = announce.longest_first([c for c in configs
-                                   if not _measured(run_cache.run_dir(c), k, c.seed == analysed_seed)])
-    train = announce.to_train(todo)
+    """`train_and_measure` every config not yet measured (those that train first, the longest first), in
+    `workers` parallel processes when > 1."""
+    todo = [c for c in configs if not _measured(run_cache.run_dir(c), k, c.seed == analysed_seed)]
+    train = announce.longest_first(announce.to_train(todo))
+    todo = train + [c for c in todo if c not in train]  # then those that only need measuring
     if configs:  # may stop here, before any training of this stage
         announce.announce(CHAPTER, configs[0].profile, train, len(configs) - len(train), desc)
     if todo:
@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     wall = time.perf_counter() - start
     trained = [r for r in records if before.get(r["run_dir"].name)
                != (r["run_dir"] / run_cache.FINISHED).stat().st_mtime_ns]
-    if trained:
+    if trained or invocations.piece_id():  # a piece that only measured still ends its pipeline's record
         devices = sorted({r["metrics"].get("device", "") for r in trained})
         path = results_dir(args.profile, CHAPTER) / SWEEP_FILE
         # the latest invocation stands for each dataset: records of earlier ones sharing a dataset are dropped
@@ -423,7 +423,8 @@ def main(argv: list[str] | None = None) -> None:
             {"profile": args.profile, "model": args.model, "lam": args.lam, "workers": args.workers,
              "datasets": list(chosen), "runs": len(records), "runs_trained": len(trained), "wall_time_s": wall,
              "devices": devices, "run_names": sorted(r["run_dir"].name for r in records),
-             "trained": sorted(r["run_dir"].name for r in trained)}, seeds[0], [data.source_of(data.load(d, "validation")) for d in chosen])
+             "trained": sorted(r["run_dir"].name for r in trained), "piece": invocations.piece_id()},
+            seeds[0], [data.source_of(data.load(d, "validation")) for d in chosen])
         atomicio.write_json(path, summary)
     frame = runs_frame(records)
     print(frame[["dataset", "config", "seed", "accuracy", "adv_accuracy", "H_topk_after", "step_ratio"]]

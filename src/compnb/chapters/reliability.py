@@ -327,21 +327,25 @@ def book_cost(profile: str) -> pd.DataFrame:
 
 def pieced(params: dict, created: str, logged: list[dict]) -> dict:
     """The cost columns of an invocation record (`params`, written at `created`) that ended a pipeline trained in
-    pieces (`compnb.pieces`; `logged` is the chapter's log), or {} when no piece finished one of its runs.
+    pieces (`compnb.pieces`; `logged` is the chapter's log), or {} when it has no pieces.
 
-    Its pieces are, up to the record's creation, those that finished one of the record's runs (`run_names`) and
-    those that finished nothing with the command of one of these (cut short within a long run): their wall times
-    add up, and a run counts as trained when one of them, or the record's own invocation if it ran outside them,
-    finished it. Pieces of other runs in between (another dataset's, say) are not its own."""
-    names = set(params.get("run_names") or ())
+    Its pieces, up to its creation: the piece it was written in (`params["piece"]`), those that finished one of
+    its runs (`run_names`), and those of the same command that finished nothing (cut short within a long run);
+    not those before a piece that completed the pipeline (an earlier campaign over the same run names), nor
+    another dataset's pieces in between. Their wall times add up; a run counts as trained when one of them, or
+    the record's own invocation if it ran outside them, finished it."""
+    names, own = set(params.get("run_names") or ()), params.get("piece")
     end = datetime.fromisoformat(created)
     before = [q for q in logged if datetime.fromisoformat(q["started"]) <= end]
-    commands = {q["command"] for q in before if names & set(q["runs_finished"])}
-    if not commands:
+    commands = {q["command"] for q in before if names & set(q["runs_finished"]) or (own and q.get("id") == own)}
+    mine = [q for q in before if names & set(q["runs_finished"]) or (own and q.get("id") == own)
+            or (not q["runs_finished"] and q["command"] in commands)]
+    completed = [i for i, q in enumerate(mine)
+                 if not q["cut_short"] and q["exit_code"] == 0 and not (own and q.get("id") == own)]
+    mine = mine[completed[-1] + 1:] if completed else mine
+    if not mine:
         return {}
-    mine = [q for q in before
-            if names & set(q["runs_finished"]) or (not q["runs_finished"] and q["command"] in commands)]
-    inside = any(datetime.fromisoformat(q["started"]) + timedelta(seconds=q["wall_time_s"]) >= end for q in mine)
+    inside = bool(own) and any(q.get("id") == own for q in mine)
     trained = set().union(*(set(q["runs_finished"]) for q in mine)) & names
     wall = sum(q["wall_time_s"] for q in mine)
     devices = set().union(*(q["devices"] for q in mine))
