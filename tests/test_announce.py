@@ -67,6 +67,18 @@ def test_kinds_never_timed_here_are_named_not_estimated(world):
     assert announce.estimate([config], H100)[0] == announce.duration(48 / 2.0)
 
 
+def test_a_training_split_on_the_hub_is_named_not_estimated(world, monkeypatch):
+    config = competency.config("smoke", "sst2", 0, {"method": "mask", "form": "subtract", "lam": 0.5})
+    _finish(config, weights=True, rate=2.0, device=H100)
+
+    def on_the_hub(config):
+        raise ValueError(f"{config.dataset}/train is not local; its size is unknown")
+
+    monkeypatch.setattr(announce, "examples", on_the_hub)
+    time, basis = announce.estimate([config], H100)
+    assert time == "no estimate" and "the size of sst2/train is not known before it is downloaded" in basis
+
+
 def _tree(root) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 

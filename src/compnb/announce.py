@@ -103,26 +103,33 @@ def examples(config: TrainConfig) -> int:
 
 def estimate(configs: Sequence[TrainConfig], here: str | None = None) -> tuple[str, str]:
     """(how long training `configs` one after another takes on device `here` (default: this machine's), e.g.
-    '12 min', 'at least 12 min' or 'no estimate'; what it rests on). Runs of kinds never timed on this device
-    are not estimated, and named."""
+    '12 min', 'at least 12 min' or 'no estimate'; what it rests on). Runs of kinds never timed on this device,
+    and runs on a training split still on the hub (its size unknown), are not estimated, and named."""
     here = here or device()
     known = records(project_root())  # read once, not once per config
-    seconds, bases, untimed = 0.0, {}, set()
+    seconds, bases, untimed, unsized = 0.0, {}, set(), set()
     for config in configs:
         found = rate(config, here, known)
         if found is None:
             untimed.add(kind(config))
             continue
-        seconds += examples(config) * config.epochs / found[0]
+        try:
+            seconds += examples(config) * config.epochs / found[0]
+        except ValueError:  # a training split on the hub
+            unsized.add(config.dataset)
+            continue
         bases[kind(config)] = found[1]
     basis = (f"from the median examples/s of recorded runs on {here} ({', '.join(bases.values())}) × examples "
              f"× epochs, training only" if bases else "")
     if untimed:
         basis += ("; " if basis else "") + (f"no {', '.join(sorted(untimed))} run was ever timed on {here}: "
                                             "not estimated (run the smoke profile here to time some)")
+    if unsized:
+        basis += ("; " if basis else "") + (f"the size of {', '.join(f'{d}/train' for d in sorted(unsized))} is "
+                                            "not known before it is downloaded: not estimated")
     if not bases:
         return "no estimate", basis
-    return ("at least " if untimed else "") + duration(seconds), basis
+    return ("at least " if untimed or unsized else "") + duration(seconds), basis
 
 
 def longest_first(configs: Sequence[TrainConfig], here: str | None = None,
