@@ -76,6 +76,8 @@ def test_pieces_append_and_a_finished_piece_is_not_cut_short(project, monkeypatc
 
 @pytest.mark.parametrize("argv, line", [
     (["--deadline", "0", "--", "python", "-m", "compnb.chapters.baseline"], "--deadline must be a positive"),
+    (["--deadline", "5", "--grace", "nan", "--", "python", "-m", "compnb.chapters.baseline"],
+     "--grace must be a positive"),
     (["--deadline", "5", "--", "python", "-m", "compnb.cli", "chapter", "02"], "not a chapter pipeline"),
 ])
 def test_bad_arguments_get_one_line_and_record_nothing(project, capsys, argv, line):

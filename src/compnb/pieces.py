@@ -182,17 +182,21 @@ def main(argv: list[str] | None = None) -> int:
                     "same command again to go on where it stopped",
         usage="python -m compnb.pieces --deadline SECONDS -- python -m compnb.chapters.<pipeline> [options]")
     parser.add_argument("--deadline", type=float, required=True, help="seconds after which the pipeline is stopped")
+    parser.add_argument("--grace", type=float, default=GRACE_S,
+                        help=f"seconds its processes get to save their checkpoints before SIGKILL (default "
+                             f"{GRACE_S:g}; a large backbone's optimizer state needs more)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the pipeline command, after --")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if args.deadline <= 0:
-        parser.exit(2, f"--deadline must be a positive number of seconds, got {args.deadline:g}\n")
+    for name, value in (("deadline", args.deadline), ("grace", args.grace)):
+        if not value > 0:
+            parser.exit(2, f"--{name} must be a positive number of seconds, got {value:g}\n")
     try:
         pipeline_of(command)
     except ValueError as error:
         parser.exit(2, f"{error}\n")
     try:
-        piece = run_piece(command, args.deadline)
+        piece = run_piece(command, args.deadline, args.grace)
     except OSError as error:  # the command cannot start: a missing interpreter, say
         parser.exit(2, f"cannot run {shlex.join(command)!r}: {error}\n")
     state = (f"ended with exit status {exit_status(piece['exit_code'])}" if not piece["cut_short"]
