@@ -219,10 +219,11 @@ def test_sigterm_to_the_piece_runner_stops_the_pipeline_and_still_records_the_pi
 
 
 def test_a_command_that_cannot_start_gets_one_line(project, capsys):
+    missing = str(project / "no-such-python")
     with pytest.raises(SystemExit) as stop:
-        pieces.main(["--deadline", "5", "--", "/nonexistent/python", "-m", "compnb.chapters.baseline"])
+        pieces.main(["--deadline", "5", "--", missing, "-m", "compnb.chapters.baseline"])
     err = capsys.readouterr().err
-    assert stop.value.code == 2 and err.startswith("cannot run '/nonexistent/python -m compnb.chapters.baseline'")
+    assert stop.value.code == 2 and err.startswith(f"cannot run '{missing} -m compnb.chapters.baseline'")
     assert len(err.strip().splitlines()) == 1
 
 

@@ -33,13 +33,17 @@ def finished_runs(profile: str) -> dict[str, int]:
     return {p.parent.name: p.stat().st_mtime_ns for p in root.glob(f"*/{run_cache.FINISHED}")}
 
 
+def devices(run_dirs: list[Path]) -> list[str]:
+    """The devices that trained the finished runs in `run_dirs`, as their finished markers record them."""
+    return sorted({json.loads((Path(d) / run_cache.FINISHED).read_text()).get("device", "") for d in run_dirs})
+
+
 def record(profile: str, chapter: str, command: str, run_dirs: list[Path], before: dict[str, int],
            wall_s: float) -> dict:
     """Write (atomically) and return the invocation record of one pipeline run over `run_dirs`."""
     trained = [d for d in run_dirs if before.get(Path(d).name) != (Path(d) / run_cache.FINISHED).stat().st_mtime_ns]
-    devices = sorted({json.loads((Path(d) / run_cache.FINISHED).read_text()).get("device", "") for d in trained})
     result = run_record({"command": command, "profile": profile, "runs": len(run_dirs), "runs_trained": len(trained),
-                         "wall_time_s": wall_s, "devices": devices, "run_names": sorted(Path(d).name for d in run_dirs),
+                         "wall_time_s": wall_s, "devices": devices(trained), "run_names": sorted(Path(d).name for d in run_dirs),
                          "trained": sorted(Path(d).name for d in trained), "piece": piece_id()}, None)
     atomicio.write_json(results_dir(profile, chapter) / FILE, result)
     return result

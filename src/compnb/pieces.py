@@ -27,7 +27,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from compnb import atomicio, invocations, run_cache
+from compnb import atomicio, invocations
 from compnb.paths import project_root
 from compnb.provenance import git_state
 
@@ -167,8 +167,7 @@ def run_piece(command: list[str], deadline_s: float, grace_s: float = GRACE_S) -
     wall = time.perf_counter() - start
     after = invocations.finished_runs(profile)
     finished = sorted(name for name, mtime in after.items() if before.get(name) != mtime)
-    root = project_root() / "results" / profile / "runs"
-    devices = sorted({json.loads((root / n / run_cache.FINISHED).read_text()).get("device", "") for n in finished})
+    devices = invocations.devices([project_root() / "results" / profile / "runs" / n for n in finished])
     piece = {"id": piece_id, "command": shlex.join(command), "started": started, "wall_time_s": wall,
              "cut_short": cut_by is not None, "cut_by": cut_by, "exit_code": process.returncode,
              "runs_finished": finished, "devices": devices, "git": git_state()}

@@ -33,7 +33,7 @@ from compnb import (advglue, announce, atomicio, data, influence, invocations, m
                    run_cache, run_integrity, training)
 from compnb.chapters import baseline, competency_report
 from compnb.losses import METHODS
-from compnb.paths import project_root, results_dir
+from compnb.paths import results_dir
 from compnb.profiles import settings
 from compnb.provenance import run_record
 
@@ -406,8 +406,7 @@ def main(argv: list[str] | None = None) -> None:
     args.workers = parallel.default_workers() if args.workers is None else args.workers
     chosen = tuple(d for d in DATASETS if d in args.datasets)
     _, seeds = plan(args.profile, args.model, args.lam, None, chosen)
-    before = {p.parent.name: p.stat().st_mtime_ns
-              for p in (project_root() / "results" / args.profile / "runs").glob(f"*/{run_cache.FINISHED}")}
+    before = invocations.finished_runs(args.profile)
     start = time.perf_counter()
     records = run_all(args.profile, args.model, args.lam, workers=args.workers, read_analyses=False, datasets=chosen)
     wall = time.perf_counter() - start

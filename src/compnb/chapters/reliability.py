@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -337,15 +337,17 @@ def pieced(params: dict, created: str, logged: list[dict]) -> dict:
     names, own = set(params.get("run_names") or ()), params.get("piece")
     end = datetime.fromisoformat(created)
     before = [q for q in logged if datetime.fromisoformat(q["started"]) <= end]
-    commands = {q["command"] for q in before if names & set(q["runs_finished"]) or (own and q.get("id") == own)}
-    mine = [q for q in before if names & set(q["runs_finished"]) or (own and q.get("id") == own)
-            or (not q["runs_finished"] and q["command"] in commands)]
-    completed = [i for i, q in enumerate(mine)
-                 if not q["cut_short"] and q["exit_code"] == 0 and not (own and q.get("id") == own)]
-    mine = mine[completed[-1] + 1:] if completed else mine
+    is_own = [bool(own) and q.get("id") == own for q in before]
+    worked = [names & set(q["runs_finished"]) or o for q, o in zip(before, is_own)]
+    commands = {q["command"] for q, w in zip(before, worked) if w}
+    chosen = [(q, o) for q, o, w in zip(before, is_own, worked)
+              if w or (not q["runs_finished"] and q["command"] in commands)]
+    completed = [i for i, (q, o) in enumerate(chosen) if not q["cut_short"] and q["exit_code"] == 0 and not o]
+    mine = [q for q, _ in chosen]
+    start = completed[-1] + 1 if completed else 0
+    mine, inside = mine[start:], any(o for _, o in chosen[start:])
     if not mine:
         return {}
-    inside = bool(own) and any(q.get("id") == own for q in mine)
     trained = set().union(*(set(q["runs_finished"]) for q in mine)) & names
     wall = sum(q["wall_time_s"] for q in mine)
     devices = set().union(*(q["devices"] for q in mine))
