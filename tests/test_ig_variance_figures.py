@@ -6,10 +6,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 from compnb.chapters import ig_variance_report  # noqa: E402
 from test_figures import assert_readable, ig_records  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close this module's figures: a later `plt.gca()` (test_figures' artifact scatter) would draw on them."""
+    yield
+    plt.close("all")
 
 
 def test_per_class_figure_is_readable_and_draws_one_dot_per_run_and_class():

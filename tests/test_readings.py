@@ -18,9 +18,9 @@ def test_try_it_box_has_the_commands_their_times_and_the_parameters():
              "chapters": {"03-modified-loss": {"wall_s": 239.4, "rc": 0, "load_average_at_start": [1.0, 1.0, 1.0]}}}
     box = try_it.box("03-modified-loss", times)
     assert box.startswith(":::{admonition} Try it\n:class: tip\n") and box.rstrip().endswith(":::")
-    assert '```bash\nmake chapter CH=03 PROFILE=smoke PARAMS="-p lam 0.3"\n```' in box
+    assert '```bash\nmake chapter CH=03 PROFILE=smoke PARAMS="-p lam 0.2"\n```' in box
     assert "3 min 59 s on 2 shared CPU cores (Test CPU; load 1.0 at the start)" in box
-    assert 'PROFILE=full PARAMS="-p lam 0.3"' in box and "GPU" in box
+    assert 'PROFILE=full PARAMS="-p lam 0.2"' in box and "GPU" in box
     assert "`lam` = `None`\n: an extra λ column" in box and "`profile`" not in box
     assert box.count("```bash") == 2
 

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
+from scipy import stats
 from sklearn.metrics import precision_recall_fscore_support
 
 from compnb.paths import project_root, results_dir
@@ -304,12 +305,16 @@ def arms(records: list[dict]) -> pd.DataFrame:
 
 def fix_comparison(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     """How the token-id attack moved chapter 4's gains: per (set, difference) of `gains`, the difference in
-    accuracy with the text-rewriting attack (`before`) and with the token-id attack (`after`), and the shift."""
+    accuracy with the text-rewriting attack (`before`) and with the token-id attack (`after`), each side's number
+    of seeds where its table has a `seeds` column, and the shift."""
     keys = ["set", "difference"]
+    before, after = (t.rename(columns={"seeds": f"seeds ({side})"}) for t, side in
+                     ((before, "text attack"), (after, "token-id attack")))
     merged = before.merge(after, on=keys, suffixes=(" (text attack)", " (token-id attack)"))
     merged["shift"] = merged["Δ accuracy (token-id attack)"] - merged["Δ accuracy (text attack)"]
+    seeds = [f"seeds ({side})" for side in ("text attack", "token-id attack") if f"seeds ({side})" in merged]
     return merged[keys + ["Δ accuracy (text attack)", "p (paired t) (text attack)", "Δ accuracy (token-id attack)",
-                          "95% CI (token-id attack)", "p (paired t) (token-id attack)", "shift"]]
+                          "95% CI (token-id attack)", "p (paired t) (token-id attack)", *seeds, "shift"]]
 
 
 def _as_fraction(paper: int, source: str, row: str, column: str) -> float:
@@ -510,27 +515,32 @@ def label_bias(runs: list[tuple[str, Path, str]], adv_set: str = "adv_sst2") -> 
 
 
 def below_chance_sentences(bias: pd.DataFrame, table: pd.DataFrame) -> str:
-    """Why the SST-2 models score below chance on adv-SST2, in numbers: balanced labels, no single-class
-    guessing, recall under one half on both classes and a ROC AUC under 0.5 at every model; `table` is
-    `earlier_advglue` (its intervals say how many models lie significantly below chance)."""
+    """The SST-2 models on adv-SST2, in numbers: balanced labels, how many models lie significantly below chance
+    (`table` is `earlier_advglue`, whose intervals say so), single-class guessing or not, recall on both classes,
+    and whether the ROC AUC is under 0.5 for most models (the scores rank the classes the wrong way round) or
+    not. Headed 'Why below chance' only where some model's whole interval lies below 0.5."""
     if bias.empty:
         return ""
     sst2 = table[table["set"] == "adv_sst2"]
     below = int((sst2["accuracy high"] < 0.5).sum())
     first = bias.iloc[0]
-
     both = int(((bias["recall negative"] < 0.5) & (bias["recall positive"] < 0.5)).sum())
+    wrong = int((bias["ROC AUC"] < 0.5).sum())
+    auc = (f"Their scores point the wrong way: the ROC AUC, which ignores the threshold, is {fmt.span(bias['ROC AUC'])} "
+           f"and below 0.5 for {wrong} of {len(bias)} models" if wrong > len(bias) / 2 else
+           f"Their scores do not point the wrong way for most models: the ROC AUC, which ignores the threshold, is "
+           f"{fmt.span(bias['ROC AUC'])} and below 0.5 for {wrong} of {len(bias)} models")
     return (
-        f"**Why below chance on adv-SST2.** The set is balanced ({first['positive']} positive, {first['negative']} "
+        f"**{'Why below chance on adv-SST2' if below else 'adv-SST2 against chance'}.** The set is balanced "
+        f"({first['positive']} positive, {first['negative']} "
         f"negative sentences), so a model that ignored the text, or always answered one class, would score about "
         f"0.5; {below} of {len(sst2)} models have their whole interval below 0.5. "
-        + ("Nor do they answer one class: " if bias["predicted negative"].between(0.1, 0.9).all() else "")
-        + f"they call {fmt.span(bias['predicted negative'], 0, '%')} of the "
+        + ("Nor do they answer one class: they" if bias["predicted negative"].between(0.1, 0.9).all() else "They")
+        + f" call {fmt.span(bias['predicted negative'], 0, '%')} of the "
         f"sentences negative, and {both} of {len(bias)} miss more than half of *both* classes (mean recall "
         f"{bias['recall negative'].mean():.2f} on negative, {bias['recall positive'].mean():.2f} on positive "
-        f"sentences). Their scores point the wrong way: the ROC AUC, which ignores the threshold, is "
-        f"{fmt.span(bias['ROC AUC'])} and below 0.5 for {int((bias['ROC AUC'] < 0.5).sum())} of {len(bias)} models, "
-        f"while the same models score {fmt.span(bias['clean accuracy'])} on SST-2's validation sentences.")
+        f"sentences). {auc}, while the same models score {fmt.span(bias['clean accuracy'])} on SST-2's validation "
+        "sentences.")
 
 
 def gain_text(gains: pd.DataFrame, set_name: str, difference: str) -> str:
@@ -550,3 +560,269 @@ def pairs_sentences(pairs: pd.DataFrame) -> str:
             f"{r['pairs']} pairs ({r['pairs tied']} tied, one-sided {fmt.p_text(r['p (sign, one-sided)'])})"
             for _, r in part.iterrows())
     return "\n\n".join(line(m) for m in dict.fromkeys(pairs["model"]))
+
+
+# Readings that follow the results and the profile's settings (the number of seeds, the earlier chapters' recipes),
+# so that the chapter's prose stays true when either changes.
+
+_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
+
+
+def count_word(n: int) -> str:
+    """A count in words up to twelve ('three'), in digits above ('16')."""
+    return _WORDS[n] if 0 <= n < len(_WORDS) else f"{n:,}"
+
+
+def _times(n: int) -> str:
+    """'once', 'twice', 'three times', '16 times'."""
+    return {1: "once", 2: "twice"}.get(n, f"{count_word(n)} times")
+
+
+def _int_span(values) -> str:
+    """The range of integer `values` with thousands separators: '16,000', or '3–8' where they differ."""
+    low, high = int(min(values)), int(max(values))
+    return f"{low:,}" if low == high else f"{low:,}–{high:,}"
+
+
+def _seed_count(values) -> str:
+    """The seeds behind a column of per-row seed counts: '3' or, where the rows differ, '3–8'."""
+    values = pd.Series(values).dropna().astype(int)
+    return _int_span(values) if len(values) else "an unknown number of"
+
+
+def _side_of_zero(low: float, high: float) -> int:
+    """+1 when an interval lies above 0, -1 below, 0 when it includes 0."""
+    return 1 if low > 0 else -1 if high < 0 else 0
+
+
+def leak_reading(gains: pd.DataFrame, leaked: dict[str, float] | None = None) -> str:
+    """A reading of `gains`' leak rows on the clean evaluation half and its attacked copies: whether the leak at
+    equal size (matched − retrained) is resolved from 0, how much of the leak as first measured (leaky −
+    retrained) it keeps, what share of the evaluation pairs' attacked copies each leaky arm trained on
+    (`leaked`: arm → share, optional), and the paired t-test's degrees of freedom (seeds − 1)."""
+    first, equal = "leaky − retrained (the leak)", f"{MATCHED} − retrained (the leak at equal size)"
+    sentences = []
+    for name, where in (("clean", "the clean evaluation half"), ("attacked", "the attacked copies")):
+        rows = gains[gains["set"] == name].set_index("difference")
+        if first not in rows.index or equal not in rows.index:
+            continue
+        lead, same = rows.loc[first], rows.loc[equal]
+        lead_side = _side_of_zero(*fmt.parse_interval(lead["95% CI"]))
+        same_side = _side_of_zero(*fmt.parse_interval(same["95% CI"]))
+        verdict = {0: "not measurably different from", 1: "better than", -1: "worse than"}[same_side]
+        text = (f"On {where}, leaky − retrained is {gain_text(gains, name, first)} and leaky (matched size) − "
+                f"retrained {gain_text(gains, name, equal)}: at equal size the leaky model is {verdict} the leak-free "
+                "one")
+        if lead_side > 0:  # a leak was measured: how much of it survives at equal size
+            kept = same["Δ accuracy"] / lead["Δ accuracy"]
+            text += ("" if kept <= 0 else f", its mean difference {kept:.0%} of the leak as first measured")
+            text += ("; so most of what looked like the leak there comes with the larger training set" if kept < 0.5
+                     else "; so most of the leak there remains at equal size")
+        else:
+            text += ", and the leak as first measured is not resolved from 0 there either" if lead_side == 0 else ""
+        sentences.append(text + ".")
+    if not sentences:
+        return ""
+    if leaked:
+        (arm, share), *rest = leaked.items()
+        sentences.append(f"The {arm} model's training data held the attacked copies of {share:.0%} of the evaluation "
+                         "pairs" + "".join(f", the {a} model's of {x:.0%}" for a, x in rest) + ".")
+    seeds = gains["seeds"].dropna().astype(int)
+    n = int(seeds.min())
+    if n < 2:
+        sentences.append("With one seed there is no paired test.")
+    else:
+        crit = stats.t.ppf(0.975, n - 1)
+        many = seeds.nunique() == 1
+        sentences.append(
+            f"{count_word(n).capitalize() if many else 'At least ' + count_word(n)} seeds give the paired t-test "
+            f"{'' if many else 'at least '}{count_word(n - 1)} degree{'s' if n > 2 else ''} of freedom: its 95% "
+            f"interval is the mean ± {crit:.2f} standard errors (1.96 with many seeds)"
+            + (", so these intervals are wide and these p-values coarse." if n - 1 < 4 else "."))
+    return " ".join(sentences)
+
+
+def leaked_shares(arm_table: pd.DataFrame, pairs: int) -> dict[str, float]:
+    """Per leaky arm of `arms` (its rows with any attacked copy of an evaluation pair): the mean over seeds of
+    the share of the `pairs` evaluation pairs whose attacked copy it trained on."""
+    if arm_table.empty:
+        return {}
+    shares = arm_table.groupby("arm", sort=False)["from the evaluation half"].mean() / pairs
+    return {arm: float(share) for arm, share in shares.items() if share > 0}
+
+
+def pairs_reading(pairs: pd.DataFrame, alpha: float = 0.05) -> str:
+    """A reading of `error_pairs`: on all clean evaluation pairs, which way each model leans (more pairs net
+    fixed or net introduced); which subsets have so few changed pairs that even all of them net fixed could not
+    give a one-sided sign-test p below `alpha` (`scipy.stats.binomtest`), with that smallest p."""
+    if pairs.empty:
+        return ""
+    whole = pairs[pairs["subset"] == "all"]
+    lean = {m: ("fixing" if r["pairs net fixed"] > r["pairs net introduced"] else "introducing"
+                if r["pairs net fixed"] < r["pairs net introduced"] else "neither way")
+            for m, r in whole.set_index("model").iterrows()}
+    if set(lean.values()) == {"fixing"}:
+        text = ("Over the whole evaluation half, every retrained model leans to fixing (more pairs net fixed than "
+                "net introduced)" + (", the leak-free one too" if "leak-free" in lean and len(lean) > 1 else "") + ".")
+    else:
+        text = "Over the whole evaluation half, " + "; ".join(
+            f"the {m} model leans to {way}" if way != "neither way" else f"the {m} model leans neither way"
+            for m, way in lean.items()) + " (pairs net fixed against net introduced)."
+    small = []
+    for subset, part in pairs[pairs["subset"] != "all"].groupby("subset", sort=False):
+        changed = int((part["pairs net fixed"] + part["pairs net introduced"]).max())
+        best = stats.binomtest(changed, changed, 0.5, alternative="greater").pvalue if changed else 1.0
+        if best >= alpha:
+            small.append((subset, int(part["pairs"].iloc[0]), changed))
+    if small:
+        k = max(c for *_, c in small)
+        p = stats.binomtest(k, k, 0.5, alternative="greater").pvalue if k else 1.0
+        text += (f" The {_listing([s for s, *_ in small])} subset{'s' if len(small) > 1 else ''} hold"
+                 f"{'' if len(small) > 1 else 's'} {_listing([f'{n:,}' for _, n, _ in small])} distinct pairs, of "
+                 f"which at most {_listing([str(c) for *_, c in small])} change on balance for any model, so a sign "
+                 f"test on {'them' if len(small) > 1 else 'it'} cannot reach one-sided p < {alpha:g} whatever the "
+                 f"direction: {k} of {k} pairs net fixed give one-sided p = "
+                 + (f"1/{round(1 / p):,}" if k else "1") + ".")
+    else:
+        text += (f" Every subset has enough changed pairs for a sign test to reach one-sided p < {alpha:g} if they "
+                 "all went one way.")
+    pool = int(whole["pairs"].iloc[0]) if len(whole) else int(pairs["pairs"].max())
+    return text + f" The paper's shares on these subsets rest on thousands of pairs; ours on a {pool:,}-pair evaluation half."
+
+
+def _defaults_to_neutral(rows: pd.DataFrame) -> bool:
+    """Whether one seed's per-class rows (one per class) show the paper's pattern: neutral recall the highest of
+    the classes and neutral precision below neutral recall (more pairs called neutral than are neutral)."""
+    by = rows.set_index("class")
+    return bool(by["recall"].idxmax() == "neutral" and by.loc["neutral", "precision"] < by.loc["neutral", "recall"])
+
+
+def neutral_reading(classes: pd.DataFrame, model: str = "baseline", few: int = 30) -> str:
+    """A reading of `per_class` (every seed's rows) for `model`: on the whole clean evaluation half, where its
+    mean neutral recall ranks among the classes and whether it calls more pairs neutral than are neutral (neutral
+    precision below neutral recall); then, per set and subset, at how many seeds it shows the paper's pattern
+    (both at once). Subsets of fewer than `few` pairs are called too few to say much either way."""
+    part = classes[classes["model"] == model]
+    if part.empty:
+        return ""
+    seeds = part["seed"].nunique()
+    sentences = []
+    clean = part[(part["set"] == "clean") & (part["subset"] == "all")]
+    if len(clean):
+        mean = clean.groupby("class", sort=False)[["recall", "precision"]].mean()
+        recall, precision = mean.loc["neutral", "recall"], mean.loc["neutral", "precision"]
+        rank = ("lowest", "middle", "highest")[int((mean["recall"] < recall).sum())] if len(mean) == 3 else None
+        defaults = rank == "highest" and precision < recall
+        others = " and ".join(f"{mean.loc[c, 'recall']:.2f} {c}" for c in mean.index if c != "neutral")
+        sentences.append(
+            f"Our clean {model} {'defaults' if defaults else 'does not default'} to neutral: over the whole clean "
+            f"evaluation half its neutral recall, {recall:.2f} on average over the seeds (against {others}), is the "
+            f"{rank} of the three classes, and its neutral precision, {precision:.2f}, is "
+            + ("below it: it calls more pairs neutral than are neutral." if precision < recall else
+               "not below it: it calls no more pairs neutral than are neutral."))
+    groups: dict[str, list[str]] = {"every": [], "some": [], "none": []}
+    for (name, subset), rows in part.groupby(["set", "subset"], sort=False):
+        hits = sum(_defaults_to_neutral(r) for _, r in rows.groupby("seed"))
+        pairs = int(rows["pairs"].iloc[0])
+        detail = (f"{pairs:,} pairs" + (", too few to say much either way" if pairs < few else "")
+                  + ("" if hits in (0, seeds) else f", {hits} of {seeds} seeds"))
+        groups["every" if hits == seeds else "none" if hits == 0 else "some"].append(f"{name} {subset} ({detail})")
+    spans = [f"at every seed on {_listing(groups['every'])}" if groups["every"] else "",
+             f"at some seeds on {_listing(groups['some'])}" if groups["some"] else "",
+             f"at no seed on {_listing(groups['none'])}" if groups["none"] else ""]
+    sentences.append(f"Over the {count_word(seeds)} seed{'s' if seeds > 1 else ''}, the paper's pattern, neutral "
+                     "recall the highest of the three classes and neutral precision below it, holds for the "
+                     f"{model} " + "; ".join(s for s in spans if s) + ".")
+    if any(g.startswith("attacked all ") for g in groups["every"]):
+        sentences.append(f"With one token replaced by the mask, the {model} calls many pairs neutral at every seed, "
+                         "as the paper describes.")
+    return " ".join(sentences)
+
+
+def pooling_note(seeds: int) -> str:
+    """Why `error_shares` carries no test, for `seeds` seeds: pooled seeds score the same pairs, so a pair that
+    changes at every seed counts once per seed; the test's unit is the distinct pair."""
+    pooled = (f"The shares pool the {count_word(seeds)} seeds, which score the same evaluation pairs: a pair fixed at "
+              f"every seed counts {_times(seeds)}, so the pooled counts are not independent observations and carry "
+              "no test." if seeds > 1 else "The shares come from one seed, and carry no test.")
+    return (pooled + " The unit of the test is the distinct evaluation pair. For each pair, the fixes minus the "
+            "introductions over the seeds give it a sign; pairs whose sum is zero (most of them never change) are ties, "
+            "dropped and counted; and an exact sign test asks whether more pairs lean to fixed than to introduced.")
+
+
+def fix_comparison_caption(table: pd.DataFrame) -> str:
+    """The caption of `fix_comparison`: each side's number of seeds (from its `seeds` column, where the table
+    has one), and, where they differ, that the two sides may come from different designs."""
+    text, token = table.get("seeds (text attack)"), table.get("seeds (token-id attack)")
+    if text is None or token is None:
+        return ("Differences in accuracy (means over each run's seeds) with the text-rewriting attack and with the "
+                "token-id attack, and how far the fix moved each.")
+    a, b = _seed_count(text), _seed_count(token)
+    if a == b and pd.Series(text).nunique() == 1:
+        return (f"Differences in accuracy (means over {a} seeds on both sides) with the text-rewriting attack and "
+                "with the token-id attack, and how far the fix moved each.")
+    return (f"Differences in accuracy with the text-rewriting attack (means over {a} seeds) and with the token-id "
+            f"attack (means over {b} seeds), and the shift between them. The two sides have different seeds, so they "
+            "may come from different designs (each run's profile settings): the shift mixes the fix with that change.")
+
+
+def training_recipes(runs: list[tuple[str, Path, str]]) -> str:
+    """How the models of `earlier_runs` were trained, per chapter and dataset, from each run's `config.json`
+    (epochs) and `metrics.json` (training examples): 'chapter 3: SST-2 1 epoch on 16,000 examples; …'."""
+    rows = []
+    for chapter, folder, _ in runs:
+        config = json.loads((Path(folder) / "config.json").read_text())
+        metrics = json.loads((Path(folder) / "metrics.json").read_text())
+        rows.append({"chapter": int(chapter[:2]), "dataset": config["dataset"], "epochs": int(config["epochs"]),
+                     "examples": int(metrics["train_examples"])})
+    if not rows:
+        return ""
+    table = pd.DataFrame(rows)
+    names = {"sst2": "SST-2", "snli": "SNLI"}
+    parts = []
+    for chapter, part in table.groupby("chapter", sort=True):
+        each = []
+        for dataset, runs_of in part.groupby("dataset", sort=False):
+            epochs = _int_span(runs_of["epochs"])
+            each.append(f"{names.get(dataset, dataset)} {epochs} epoch{'' if epochs == '1' else 's'} on "
+                        f"{_int_span(runs_of['examples'])} training examples")
+        parts.append(f"chapter {chapter}'s {_listing(each)}")
+    return "The models were trained as follows (from each run's configuration): " + "; ".join(parts) + "."
+
+
+def _adv_sst2_counts(table: pd.DataFrame) -> tuple[int, int, int]:
+    """On adv-SST2 in `earlier_advglue`: (models whose whole interval lies below chance 0.5, models whose
+    accuracy is below 0.5, models)."""
+    sst2 = table[table["set"] == "adv_sst2"]
+    return int((sst2["accuracy high"] < 0.5).sum()), int((sst2["accuracy"] < 0.5).sum()), len(sst2)
+
+
+def adv_sst2_chance_sentence(table: pd.DataFrame) -> str:
+    """Whether the SST-2 models of `earlier_advglue` score below chance on adv-SST2, whose sentences come from the
+    corpus they learned, so that another corpus cannot be the explanation."""
+    interval, point, n = _adv_sst2_counts(table)
+    if not n:
+        return ""
+    if interval:
+        return (f"On adv-SST2, whose sentences come from the very corpus the SST-2 models learned, {interval} of "
+                f"{n} models have their whole interval *below* chance (0.5): that needs another explanation.")
+    if point:
+        return (f"On adv-SST2, whose sentences come from the very corpus the SST-2 models learned, {point} of {n} "
+                "models score below chance (0.5), though no model's whole interval lies below it.")
+    return ("On adv-SST2, whose sentences come from the very corpus the SST-2 models learned, no model scores below "
+            "chance (0.5).")
+
+
+def shared_weakness_sentence(table: pd.DataFrame) -> str:
+    """Whether the adv-SST2 scores of `earlier_advglue` show the weakness AdvGLUE's construction selects for:
+    models whose whole interval lies below chance, or only accuracies below 0.5 that noise could explain."""
+    interval, point, n = _adv_sst2_counts(table)
+    if not n:
+        return ""
+    if interval:
+        return (f"Here {interval} of {n} SST-2 models have their whole interval below 0.5: their below-chance "
+                "accuracy on adv-SST2 measures that shared weakness, a systematic one, not noise.")
+    if point:
+        return (f"Here {point} of {n} SST-2 models score below 0.5, but none has its whole interval below it, so "
+                "the scores do not separate that weakness from noise.")
+    return "Here no SST-2 model scores below 0.5: the models do not show that weakness on adv-SST2."

@@ -207,7 +207,7 @@ def sensitivity_sentences(table: pd.DataFrame, alpha: float = 0.05) -> str:
         names = [f"{r['unit']}s with special tokens {r['specials']} (ratio {r['ratio']:.2f}, p = {r['p_value']:.2g})"
                  for _, r in over.iterrows()]
         lines.append(f"- **{dataset}:** " + ("artifacts are significantly over-represented only with " + "; ".join(names)
-                                             + f", under-represented or not significantly over-represented otherwise: "
+                                             + ", under-represented or not significantly over-represented otherwise: "
                                                f"the verdict depends on the choice." if names else
                                              f"no combination shows artifacts significantly over-represented "
                                              f"(ratios {part['ratio'].min():.2f}–{part['ratio'].max():.2f}): the "

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from compnb import formatting as fmt
-from compnb import plots, tables, verdicts
+from compnb import plots, profiles, tables, verdicts
 from compnb.chapters import claims_paper1, claims_paper2, claims_paper3
 from compnb.chapters.claim_base import MARGINS, Claim, Measured, csv
 from compnb.paths import results_dir
@@ -293,15 +293,24 @@ def _ch5_snli(folder: Path) -> tuple[float, str]:
     return r["mean"], r["95% CI"]
 
 
-# (chapter, recipe, split scored on, what it is compared with, reader of (mean, interval text))
+def recipe(chapter: str, profile: str) -> str:
+    """'2 epochs, batch 32, lr 5e-05, 128 tokens, all training pairs': the SNLI training recipe of `chapter` at
+    `profile`, read from `compnb.profiles` ('up to N epochs with early stopping' where it has a patience)."""
+    s = profiles.settings(chapter, profile)
+    rows = s["max_train_examples"]
+    rows = rows.get("snli") if isinstance(rows, dict) else rows
+    epochs = f"{s['epochs']} epoch{'s' if s['epochs'] != 1 else ''}"
+    epochs = f"up to {epochs} with early stopping" if "patience" in s else epochs
+    return (f"{epochs}, batch {s['batch_size']}, lr {s['lr']:g}, {s['max_length']} tokens, "
+            + ("all training pairs" if rows is None else f"{rows:,} training pairs"))
+
+
+# (chapter, split scored on, what it is compared with, reader of (mean, interval text))
 SNLI_BASELINES = (
-    (CH2, "2 epochs, batch 32, lr 5e-5, 128 tokens, all 16k training pairs", "validation (2k, by premise)",
-     "paper 1's absolute baseline (reference only)", _ch2_snli),
-    (CH3, "1 epoch, batch 64, lr 1e-4, 64 tokens (the sweep's budget)", "validation (2k, by premise)",
-     "paper 1's loss configurations (effects)", _ch3_snli),
-    (CH4, "2 epochs, batch 64, lr 1e-4, 128 tokens", "evaluation half of the test pool (~1k)", "paper 2", _ch4_snli),
-    (CH5, "paper 3's: batch 16, lr 5e-5, up to 3 epochs with early stopping, 128 tokens", "test (2k)", "paper 3",
-     _ch5_snli),
+    (CH2, "validation (2k, by premise)", "paper 1's absolute baseline (reference only)", _ch2_snli),
+    (CH3, "validation (2k, by premise)", "paper 1's loss configurations (effects)", _ch3_snli),
+    (CH4, "evaluation half of the test pool (~1k)", "paper 2", _ch4_snli),
+    (CH5, "test (2k)", "paper 3", _ch5_snli),
 )
 
 
@@ -309,10 +318,43 @@ def snli_baselines(profile: str) -> pd.DataFrame:
     """Every SNLI baseline of the book: chapter, recipe, the split it is scored on, accuracy with its interval,
     and the paper it is compared with; they differ because each chapter follows its paper's recipe."""
     rows = []
-    for chapter, recipe, scored_on, compared_with, read in SNLI_BASELINES:
+    for chapter, scored_on, compared_with, read in SNLI_BASELINES:
         try:
             mean, interval = read(results_dir(profile, chapter))
         except (FileNotFoundError, KeyError, IndexError):  # the chapter has no result at this profile
             continue
-        rows.append((chapter[:2].lstrip("0"), recipe, scored_on, f"{mean:.3f} {interval}", compared_with))
+        rows.append((chapter[:2].lstrip("0"), recipe(chapter, profile), scored_on, f"{mean:.3f} {interval}",
+                     compared_with))
     return pd.DataFrame(rows, columns=["chapter", "recipe", "scored on", "accuracy (95% CI over seeds)", "compared with"])
+
+
+def baselines_reading(table: pd.DataFrame) -> str:
+    """Which chapter's SNLI baseline (`snli_baselines`) is the weakest and which the strongest, and why levels
+    differ across chapters."""
+    if len(table) < 2:
+        return "Fewer than two chapters have an SNLI baseline at this profile, so there is nothing to set side by side."
+    accuracy = table["accuracy (95% CI over seeds)"].str.split().str[0].astype(float)
+    low, high = table.loc[accuracy.idxmin()], table.loc[accuracy.idxmax()]
+    return (f"Chapter {low['chapter']}'s baseline is the weakest ({accuracy.min():.3f}; {low['recipe']}) and "
+            f"chapter {high['chapter']}'s the strongest ({accuracy.max():.3f}; {high['recipe']}). The recipes differ "
+            "and so do the splits they are scored on (test, validation, or the attack pool's evaluation half), so "
+            "their levels differ for both reasons; each is compared only with its own paper.")
+
+
+def tested_reading(table: pd.DataFrame) -> str:
+    """What the papers' testable claims' verdicts say as a whole: how many of them the design decided, and where
+    to read how many more units an undecided one would need."""
+    tested = claims_only(table)[~claims_only(table)["verdict"].isin(("not testable here", "not run"))]
+    if tested.empty:
+        return "No claim of the papers could be tested at this profile."
+    counts = tested["verdict"].value_counts()
+    undecided, decided = int(counts.get("inconclusive", 0)), len(tested) - int(counts.get("inconclusive", 0))
+    text = (f"Of the {len(tested)} claims this book can test, the design decided {decided} and left {undecided} "
+            "inconclusive.")
+    if undecided:
+        text += (" An inconclusive row's power column gives the smallest effect the design could detect and how "
+                 "many seeds or pairs 80% power would need: the distance between this design and the claim.")
+    if counts.get("contradicted", 0):
+        text += (" The contradicted rows are those where our measurement is precise enough to exclude the "
+                 "paper's claim.")
+    return text

@@ -275,7 +275,7 @@ def _paper_delta(row: str, column: str, table: str = T1) -> Callable[[], float]:
 
 
 CH3_RECIPE = "ch. 3: the selection seed chooses λ, the other seeds confirm; paired by seed against the baseline"
-CH3_GRID = "ch. 3: the 18-configuration grid at the selection seed"
+CH3_GRID = "ch. 3: every (method, form, λ) configuration of the grid at the selection seed"
 GRAD_SUB, GRAD_INV, GRAD_EXP = "gradient · subtract", "gradient · inverse", "gradient · exp_subtract"
 
 CLAIMS = (

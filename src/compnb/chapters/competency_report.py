@@ -196,6 +196,69 @@ def side_by_side(frame: pd.DataFrame, evaluation: str = "validation",
     return table
 
 
+CHANCE = {"SST-2": 1 / 2, "SNLI": 1 / 3}  # accuracy of a constant guess on balanced classes, per paper table group
+
+
+def collapse_reading(table: pd.DataFrame, within: float = 0.1) -> str:
+    """Where paper 1 printed an accuracy within `within` of chance (½ on SST-2, ⅓ on SNLI) in `side_by_side`'s
+    table, for any backbone, and what ours are in those configurations beside our baseline, in one paragraph."""
+    collapsed: dict[str, dict[str, list[str]]] = {}
+    ours: dict[str, pd.Series] = {}
+    for group in table.columns.unique(0):
+        dataset, backbone = group.split(", ", 1)
+        part = table[group][PAPER_METRICS["accuracy"]]
+        mine = [c for c in part.columns if c.startswith("ours (")]
+        if mine and part[mine[0]].notna().any():
+            ours[dataset] = part[mine[0]]
+        low = part["paper"][part["paper"] <= CHANCE[dataset] + within].dropna()
+        for config, value in low.items():
+            collapsed.setdefault(dataset, {}).setdefault(config, []).append(f"{backbone} {value:.3f}")
+    if not collapsed:
+        return (f"None of the paper's printed accuracies lies within {within:g} of chance, so no configuration of "
+                "its tables collapsed.")
+    parts = []
+    for dataset, configs in collapsed.items():
+        listed = "; ".join(f"{config} ({', '.join(values)})" for config, values in configs.items())
+        line = f"on {dataset} (chance {CHANCE[dataset]:.2f}), {listed}"
+        mine = ours.get(dataset)
+        values = mine.reindex(list(configs)).dropna() if mine is not None else pd.Series(dtype=float)
+        if len(values) and "baseline" in mine.index and pd.notna(mine["baseline"]):
+            span = (f"{values.min():.3f}" if values.min() == values.max()
+                    else f"{values.min():.3f} to {values.max():.3f}")
+            line += (f"; ours, at the selection seed, {span} in the same configuration"
+                     f"{'s' if len(values) > 1 else ''}, against our baseline's {mine['baseline']:.3f}")
+        parts.append(line)
+    return (f"The paper's accuracy falls to within {within:g} of chance " + "; and ".join(parts) + ". A "
+            "configuration that collapses on a billion-parameter backbone but not on ours (or the reverse) is a "
+            "difference of scale or recipe, not a verdict on the loss; chapter 6 judges only differences inside "
+            "one table.")
+
+
+def recipe_against_chapter2(profile: str) -> str:
+    """How chapter 3's training recipe at `profile` differs from chapter 2's baseline recipe, in one sentence
+    (or that they agree), with why the comparisons stay fair."""
+    from compnb.profiles import settings
+
+    mine, theirs = settings("03-modified-loss", profile), settings("02-baseline-finetune", profile)
+
+    def rows(value, dataset: str = "sst2") -> str:
+        value = value.get(dataset) if isinstance(value, dict) else value
+        return "all" if value is None else f"{value:,}"
+
+    shown = {"epochs": ("epochs", str), "batch_size": ("batch size", str),
+             "lr": ("learning rate", lambda v: f"{v:g}"), "max_length": ("maximum length in tokens", str),
+             "max_train_examples": ("SST-2 training sentences", rows)}
+    differ = [f"{name} ({show(mine[key])} against {show(theirs[key])})" for key, (name, show) in shown.items()
+              if show(mine[key]) != show(theirs[key])]
+    if not differ:
+        return ("Chapter 3 trains with chapter 2's recipe, so its baselines are chapter 2's runs' twins; the "
+                "comparisons that matter, loss against baseline, are made between runs trained alike.")
+    listed = differ[0] if len(differ) == 1 else ", ".join(differ[:-1]) + " and " + differ[-1]
+    return (f"Chapter 3's recipe differs from chapter 2's (named second) in {listed}, to fit its sweep into a "
+            "GPU budget (see *Cost*), so its baselines are not chapter 2's and their accuracy differs; the "
+            "comparisons that matter, loss against baseline, are made between runs trained alike.")
+
+
 def _config_label(method: str, form: str, lam: float) -> str:
     return "baseline" if method == "baseline" else f"{method} · {form} · λ={lam:g}"
 
@@ -321,9 +384,11 @@ def sign_test_p(wins: int, losses: int) -> float:
 
 def lambda_sensitivity(records: list[dict]) -> pd.DataFrame:
     """Selection seed, per (dataset, method, form): how much λ changes the trained model, from each run's
-    validation probabilities (`val_probs.npy`, (n, classes)): for each pair of λ the share of validation
-    examples with the same predicted label, then the largest `|Δ probability|` over pairs and the range of
-    accuracies. For the inverse form λ only rescales the loss, so its models should nearly coincide."""
+    validation probabilities (`val_probs.npy`, (n, classes)). Over every pair of λ of the grid: the mean and the
+    lowest share of validation examples given the same label (and the pair with the lowest), Spearman's ρ
+    between that share and the pair's distance |ln λa − ln λb| (negative: agreement falls as λ move apart;
+    undefined with fewer than three pairs), the largest |Δ probability| and the range of accuracies. For the
+    inverse form λ only rescales the loss, so its models should nearly coincide."""
     first = min(r["config"].seed for r in records)
     runs: dict[tuple[str, str, str], list[tuple[float, np.ndarray, float]]] = {}
     for r in records:
@@ -336,19 +401,50 @@ def lambda_sensitivity(records: list[dict]) -> pd.DataFrame:
     rows = []
     for (dataset, method, form), found in runs.items():
         found.sort(key=lambda t: t[0])
-        pairs = [(a, b) for i, a in enumerate(found) for b in found[i + 1:]]
+        pairs = [(a, b) for i, a in enumerate(found) for b in found[i + 1:] if a[0] > 0]
         if not pairs:
             continue
-        row = {"dataset": dataset, "method": method, "form": form}
-        row |= {f"same label, λ {a[0]:g} vs {b[0]:g}": float((a[1].argmax(1) == b[1].argmax(1)).mean())
-                for a, b in pairs}
+        same = np.array([float((a[1].argmax(1) == b[1].argmax(1)).mean()) for a, b in pairs])
+        distance = np.array([abs(np.log(b[0] / a[0])) for a, b in pairs])
+        rho = (float(stats.spearmanr(distance, same).statistic)
+               if len(pairs) >= 3 and np.ptp(same) > 0 and np.ptp(distance) > 0 else np.nan)
+        low = pairs[int(same.argmin())]
         accs = [acc for _, _, acc in found]
-        rows.append(row | {"max |Δp|": max(float(np.abs(a[1] - b[1]).max()) for a, b in pairs),
-                           "accuracy range": max(accs) - min(accs)})
+        rows.append({"dataset": dataset, "method": method, "form": form, "λ pairs": len(pairs),
+                     "same label, mean": float(same.mean()), "same label, lowest": float(same.min()),
+                     "lowest at λ": f"{low[0][0]:g} vs {low[1][0]:g}", "ρ(agreement, λ distance)": rho,
+                     "max |Δp|": max(float(np.abs(a[1] - b[1]).max()) for a, b in pairs),
+                     "accuracy range": max(accs) - min(accs)})
     order = {name: i for i, name in enumerate(("inverse", "exp_subtract", "subtract"))}
     table = pd.DataFrame(rows)
     return table.sort_values(["dataset", "method", "form"], key=lambda c: c.map(order) if c.name == "form" else c,
                              ignore_index=True) if len(table) else table
+
+
+def sensitivity_reading(table: pd.DataFrame) -> str:
+    """What `lambda_sensitivity` shows, per dataset and method: the forms' mean label agreement across λ pairs,
+    whether the inverse form (which λ only rescales) agrees most, and in how many rows of the forms where λ
+    weighs entropy against cross-entropy agreement falls as the λ move apart (ρ < 0)."""
+    if table.empty:
+        return "No form was trained at two or more λ at the selection seed, so λ's effect cannot be read here."
+    lines, highest, groups = [], 0, 0
+    for (dataset, method), part in table.groupby(["dataset", "method"], sort=False):
+        mean = part.set_index("form")["same label, mean"]
+        lines.append(f"- **{dataset}, {method} saliency:** mean label agreement across λ pairs "
+                     + ", ".join(f"{form} {value:.3f}" for form, value in mean.items()) + ".")
+        if "inverse" in mean.index and len(mean) > 1:
+            groups += 1
+            highest += int(mean["inverse"] >= mean.drop("inverse").max())
+    weighed = table[(table["form"] != "inverse") & table["ρ(agreement, λ distance)"].notna()]
+    falling = int((weighed["ρ(agreement, λ distance)"] < 0).sum())
+    summary = []
+    if groups:
+        summary.append(f"The inverse form, which λ only rescales, has the highest agreement of the forms in "
+                       f"{highest} of {groups} dataset and method pairs.")
+    if len(weighed):
+        summary.append(f"In the forms where λ weighs the entropy against cross-entropy, agreement falls as the two "
+                       f"λ move apart (Spearman's ρ < 0) in {falling} of {len(weighed)} rows.")
+    return "\n".join(lines) + ("\n\n" + " ".join(summary) if summary else "")
 
 
 def best_configs(comparison: pd.DataFrame) -> dict[str, list[str]]:
@@ -453,6 +549,24 @@ def cost_table(frame: pd.DataFrame) -> pd.DataFrame:
     rows = first_seed(frame)
     return rows[["dataset", "config", "ms_per_step", "step_ratio", "wall_s", "device"]].rename(columns={
         "ms_per_step": "ms / step", "step_ratio": "× plain step", "wall_s": "run wall time (s)"}).reset_index(drop=True)
+
+
+def sharing_sentence(summary: dict[str, dict]) -> str:
+    """How many runs shared the GPU while the step times below were measured, from the sweep's recorded
+    invocations (`competency.sweep_summary`), and what that does to their ratios."""
+    if not summary:
+        return ("No sweep invocation is recorded at this profile, so how many runs shared a device while these "
+                "step times were measured is unknown.")
+    workers = sorted({int(r["params"]["workers"]) for r in summary.values()})
+    devices = sorted({d for r in summary.values() for d in r["params"].get("devices", [])})
+    where = " and ".join(devices) if devices else "an unrecorded device"
+    if workers == [1]:
+        return (f"The sweep trained one run at a time (`--workers 1`) on {where}, so these step times are not "
+                "inflated by sharing.")
+    shown = " or ".join(map(str, workers))
+    return (f"**The sweep trained {shown} runs at once on each device** (`--workers {shown}`; {where}), so these "
+            "step times include that sharing and the ratios are not clean: a plain run that shared the GPU with "
+            "mask runs looks slow.")
 
 
 def sweep_sentence(summary: dict[str, dict], frame: pd.DataFrame) -> str:

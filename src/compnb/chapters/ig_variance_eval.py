@@ -6,8 +6,9 @@ which reaches every parameter); `compnb.ig_variance` has the loss. Right after t
 at hand, each run is measured on the SNLI test split: class probabilities (`probs-test.npy`) and, for every
 pair, IG attributions of the gold label's logit with the chapter's quadrature, their variance over the pair's
 tokens and the completeness gap (`ig-test-<method>-<steps>.npz`; token ids and attributions are kept for the
-first seed only). The chapter renders from these files on any machine:
-`python -m compnb.chapters.ig_variance_eval --profile full --workers 9`.
+first seed only). The chapter renders from these files on any machine. Train them with
+`python -m compnb.chapters.ig_variance_eval --profile full --workers N`, N = variants × seeds: one worker per
+run, the runs sharing the GPU.
 """
 
 from __future__ import annotations

@@ -378,10 +378,54 @@ def length_sentence(trend: pd.DataFrame) -> str:
     return "Per seed, over the length bins: " + "; ".join(parts) + "."
 
 
+def binomial_noise_sentence(by_length: pd.DataFrame, trend: pd.DataFrame) -> str:
+    """How much of the length curves' roughness the choice of test pairs alone explains: from `error_by_length`
+    (a row per variant and bin: its pairs n and mean error rate p), each bin's binomial standard error
+    √(p(1 − p)/n); the root-mean-square distance from its own fitted line that a straight underlying curve
+    would leave with that noise, about √((k − 2)/k · mean SE²) over k bins; and at how many runs of
+    `length_trend` the roughness is above it. Error rates and roughness in percentage points."""
+    se = np.sqrt(by_length["error rate"] * (1 - by_length["error rate"]) / by_length["pairs"])
+    k = by_length["words"].nunique()
+    text = (f"Each bin holds {fmt.span(by_length['pairs'], 0)} pairs at error rates of "
+            f"{fmt.span(by_length['error rate'] * 100, 1)}%, so its error rate carries a binomial standard error, "
+            f"√(p(1 − p)/n), of {fmt.span(se * 100, 1)} points from the choice of test pairs alone.")
+    if k < 3:
+        return text + f" With {k} bin{'s' if k != 1 else ''} a fitted line passes through every point: no roughness is measured."
+    straight = float(np.sqrt((k - 2) / k * np.mean(se ** 2))) * 100
+    rough = trend["roughness"] * 100
+    above = int((rough > straight).sum())
+    runs = f"{fmt.span(rough, 2)} points"
+    reading = (f"every run's roughness ({runs}) is above that" if above == len(rough) else
+               f"no run's roughness ({runs}) is above that" if above == 0 else
+               f"the runs' roughness ({runs}) is above that at {above} of {len(rough)} runs")
+    return text + (f" Over {k} bins, a straight underlying curve with that noise would leave a roughness (the RMS "
+                   f"distance from the fitted line) of about {straight:.2f} points; {reading}.")
+
+
+def r2_interval_sentence(variant: str, n_seeds: int, low: float, high: float) -> str:
+    """The widest Student-t interval of calibration R² over seeds (`variant`'s, over `n_seeds` seeds) against
+    what R² can take (at most 1; below 0 when the diagonal fits the bins worse than their mean accuracy), and how the table
+    prints it (`seed_interval`): undetermined when it runs past both 1 and 0, clipped at 1 when it runs past 1
+    only, as it is otherwise."""
+    text = (f"The Student-t 95% interval over {n_seeds} seeds is widest for {variant}, {low:.2f} to {high:.2f}, ")
+    top = BOUNDS["calibration_r2"][1]
+    if high > top and low < 0:
+        return text + (f"past R²'s maximum of 1 and below 0: clipped to [{low:.2f}, 1] it would say only that the "
+                       "measure cannot tell, so the table prints such an interval as undetermined, with the span of "
+                       "the seeds' values. ")
+    if high > top:
+        return text + (f"past R²'s maximum of 1 but not below 0: the table prints it clipped at 1, as "
+                       f"{fmt.interval(low, high, 3, BOUNDS['calibration_r2'])}. ")
+    if low < 0:
+        return text + ("below 0, which R² reaches when the diagonal fits the bins' accuracies worse than their mean "
+                       "does, and within its maximum of 1: the table prints it as it is. ")
+    return text + "within R²'s possible values, 0 to 1: the table prints it as it is. "
+
+
 def calibration_sentence(runs: pd.DataFrame, records: list[dict], labels: np.ndarray) -> str:
     """How unstable calibration R² is over seeds: each variant's per-seed values and their range, the width
-    of the Student-t interval against R²'s possible values, and the fewest pairs in a filled confidence bin
-    (each filled bin counts once in the R², however few pairs it holds)."""
+    of the Student-t interval against R²'s possible values (`r2_interval_sentence`), and the fewest pairs in a
+    filled confidence bin (each filled bin counts once in the R², however few pairs it holds)."""
     parts, widths = [], []
     for variant in VARIANTS:
         values = runs[runs["variant"] == variant].sort_values("seed")["calibration_r2"].to_numpy()
@@ -397,17 +441,16 @@ def calibration_sentence(runs: pd.DataFrame, records: list[dict], labels: np.nda
     ece_spread = runs.groupby("variant")["ece"].agg(lambda v: v.max() - v.min())
     means = runs.groupby("variant")["calibration_r2"].mean()
     gap = means.max() - means.min()
+    unstable = spread.max() > gap
     text = (f"**Calibration R² over seeds.** Per seed it reads {'; '.join(parts)}: one variant's seeds span up to "
-            f"{spread.max():.2f}, {'more' if spread.max() > gap else 'less'} than the largest difference between the "
+            f"{spread.max():.2f}, {'more' if unstable else 'less'} than the largest difference between the "
             f"variants' means ({gap:.2f})"
-            + (", so at these seeds the measure cannot order the variants. " if spread.max() > gap else ". "))
+            + (", so at these seeds the measure cannot order the variants. " if unstable else ". "))
     if widths:
         variant, low, high = max(widths, key=lambda w: w[2] - w[1])
-        text += (f"The Student-t 95% interval over {len(runs[runs['variant'] == variant])} seeds is widest for "
-                 f"{variant}, {low:.2f} to {high:.2f}, past R²'s maximum of 1 and below 0: clipped to "
-                 f"[{low:.2f}, 1] it would say only that the measure cannot tell, so the table prints such an "
-                 "interval as undetermined, with the span of the seeds' values. ")
-    text += (f"The reason is the measure: every filled confidence bin counts once in the R², however few pairs "
+        text += r2_interval_sentence(variant, len(runs[runs["variant"] == variant]), low, high)
+    text += (("The reason is the measure: " if unstable else "The measure is fragile all the same: ")
+             + f"every filled confidence bin counts once in the R², however few pairs "
              f"it holds. The emptiest filled bin of any run holds {smallest} pair{'s' if smallest != 1 else ''}; "
              f"its accuracy is then a coarse fraction far from its confidence, and it weighs as much as the bin "
              f"of the most confident pairs, so one sparse low-confidence bin can take R² below zero. ECE, "
@@ -549,7 +592,8 @@ def label_note(premises: list[str], hypotheses: list[str], labels: np.ndarray, r
         answers.append(f"{variant} {LABELS[int(probs.argmax())]} ({probs.max():.2f})")
     return (f"**Test pair {index} is mislabelled.** Its hypothesis repeats the premise word for word, and a "
             f"sentence entails itself, yet its gold label is {LABELS[int(labels[index])]}: an annotation error in "
-            f"SNLI ({repeats} of the {len(premises):,} test pairs repeat their premise). The models answer "
+            f"SNLI ({repeats} of the {len(premises):,} test pairs "
+            f"{'repeats its' if repeats == 1 else 'repeat their'} premise). The models answer "
             f"{', '.join(answers)}, the right answer to the text, which accuracy counts as an error. The rule "
             "that picked it (the most hypothesis words found in the premise, among contradictions) finds such "
             "slips first, since a true contradiction must change something. The attributions of this pair show what "
@@ -629,16 +673,45 @@ def paper_table(scores: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("metric").T.rename_axis("quantity").reset_index().rename_axis(None, axis=1)
 
 
+RULE_NAMES = {"gausslegendre": "Gauss–Legendre (Captum's default)", "riemann_right": "right Riemann"}
+
+
 def rule_comparison(benchmark: dict, n_steps: int = 10) -> pd.DataFrame:
     """The two quadrature rules at `n_steps` path points, from `bench_ig_step.py`'s JSON: Captum's default
     (Gauss–Legendre, the rule paper 3 ran through Captum) and right Riemann (this chapter's penalty), with the
     mean completeness gap (logits and relative to `|F(x) − F(0)|`) and the cost of a differentiable step."""
     rows = pd.DataFrame(benchmark["rows"])
     rows = rows[(rows["variant"] == "differentiable") & (rows["n_steps"] == n_steps) & (rows["precision"] == "fp32")]
-    names = {"gausslegendre": "Gauss–Legendre (Captum's default)", "riemann_right": "right Riemann"}
-    return pd.DataFrame([{"rule": names[r["method"]], "steps": int(r["n_steps"]), "completeness gap": r["gap"],
+    return pd.DataFrame([{"rule": RULE_NAMES[r["method"]], "steps": int(r["n_steps"]), "completeness gap": r["gap"],
                           "relative gap": r["relative_gap"], "ms / step": r["ms"], "× plain step": r["ratio"]}
                          for _, r in rows.sort_values("method").iterrows()])
+
+
+def rule_sentence(rules: pd.DataFrame, method: str) -> str:
+    """Which quadrature rule this chapter's penalty uses (`method`) and what `rule_comparison`'s table says of
+    the choice: each rule's completeness gap and the cost of a differentiable step, which rule leaves the
+    smaller gap, and whether that is the rule in use."""
+    chosen = RULE_NAMES.get(method, method).split(" (")[0]
+    text = f"This chapter's penalty uses {chosen}" + (", not Captum's default. " if method != "gausslegendre" else ". ")
+    table = rules.set_index("rule")
+    riemann, gauss = RULE_NAMES["riemann_right"], RULE_NAMES["gausslegendre"]
+    if not {riemann, gauss} <= set(table.index):
+        return text + "The benchmark does not hold both rules at the same number of path points."
+    r, g = table.loc[riemann], table.loc[gauss]
+    cost = r["ms / step"] / g["ms / step"] - 1
+    text += (f"At the same {int(r['steps'])} path points, on this model, right Riemann leaves a completeness gap of "
+             f"{r['completeness gap']:.3f} logits against Gauss–Legendre's {g['completeness gap']:.3f}, and its "
+             f"differentiable step takes {r['ms / step']:.1f} ms against {g['ms / step']:.1f} ms "
+             f"({abs(cost):.0%} {'more' if cost > 0 else 'less'}). ")
+    if r["completeness gap"] == g["completeness gap"]:
+        return text + "The two rules leave the same gap."
+    better = "riemann_right" if r["completeness gap"] < g["completeness gap"] else "gausslegendre"
+    why = (" (the path's kinks, above, cost Gauss–Legendre its accuracy)" if better == "riemann_right"
+           else " (here the path's kinks do not cost Gauss–Legendre its accuracy)")
+    name = RULE_NAMES[better].split(" (")[0]
+    return text + (f"{name[0].upper() + name[1:]}'s gap is the smaller{why}, "
+                   + ("so the measurement supports the rule in use." if better == method
+                      else "so by this measurement the other rule would be the more accurate."))
 
 
 def benchmark_table(benchmark: dict) -> pd.DataFrame:

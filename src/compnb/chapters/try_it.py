@@ -23,7 +23,7 @@ from compnb.paths import project_root, results_dir
 TIMES_FILE = Path("benchmarks") / "try-it-times.json"  # relative to the project root; committed
 # the tweak each chapter's box suggests: (parameter, value), or None for a chapter with only `profile`
 TWEAKS: dict[str, tuple[str, object] | None] = {
-    "01-artifact-mining": ("min_count", 5), "02-baseline-finetune": ("k", 3), "03-modified-loss": ("lam", 0.3),
+    "01-artifact-mining": ("min_count", 5), "02-baseline-finetune": ("k", 3), "03-modified-loss": ("lam", 0.2),
     "04-adversarial-eval": ("long_words", 15), "05-ig-variance": ("lam", 0.3), "06-claims-ledger": None,
     "07-reliability": ("kill_at", 5), "08-paper-scale": None, "09-lab-notes": None}
 # chapters whose full profile trains on a GPU, and where the engine comparison kept a whole retrain
@@ -32,7 +32,7 @@ TRAINS = {"02-baseline-finetune": "engines-chapter2", "03-modified-loss": None,
 
 
 def command(chapter: str, profile: str = "smoke") -> str:
-    """The make command of `chapter`'s tweak at `profile`: 'make chapter CH=03 PROFILE=smoke PARAMS="-p lam 0.3"'."""
+    """The make command of `chapter`'s tweak at `profile`: 'make chapter CH=03 PROFILE=smoke PARAMS="-p lam 0.2"'."""
     tweak = TWEAKS.get(chapter)
     params = f' PARAMS="-p {tweak[0]} {tweak[1]}"' if tweak else ""
     return f"make chapter CH={chapter[:2]} PROFILE={profile}{params}"
@@ -117,7 +117,8 @@ def _gpu_line(chapter: str) -> str:
     """The measured GPU time of a chapter that trains (`gpu_time`), as a clause."""
     g = gpu_time(chapter)
     if g["whole"]:
-        return f"its {g['runs']} training runs took {duration(g['wall_s'])} on one {' and '.join(g['devices'])}"
+        where = f"one {g['devices'][0]}" if len(g["devices"]) == 1 else " and ".join(g["devices"])
+        return f"its {g['runs']} training runs took {duration(g['wall_s'])} on {where}"
     return (f"its {g['runs']} training runs took {duration(g['runs_sum_s'])} in all on "
             f"{' and '.join(g['run_devices'])} (each run's own time, added up; several ran at once)")
 
