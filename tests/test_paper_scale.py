@@ -96,11 +96,17 @@ def test_two_reruns_are_compared_run_by_run_and_read_back(tmp_path):
     summary = paper_scale.rerun_table(tmp_path / "reruns.csv")
     assert summary.set_index("saliency")["bit-identical"].to_dict() == {"— (ce)": 1, "mask": 0}
     assert summary.set_index("saliency")["result files compared"].to_dict() == {"— (ce)": 2, "mask": 2}
-    text = paper_scale.rerun_sentence(summary, 5, paper_scale.latest_reruns(tmp_path / "reruns.csv"))
+    planned = paper_scale.Planned(5, frozenset({"sst2-ce-1", "sst2-competency-2", "sst2-ce-3"}))
+    text = paper_scale.rerun_sentence(summary, planned, paper_scale.latest_reruns(tmp_path / "reruns.csv"))
     assert "1 of 2 runs repeated bit for bit" in text
     assert "mask-saliency runs (1 of 1, validation accuracy apart by up to 0.2500)" in text
     assert "1 of 2 runs repeated bit for bit, and the pairs cover 2 of the 5 runs" in text
-    assert "did not fit" in text
+    assert "the rest were not rerun" in text and "earlier full profile" not in text
+    # today's profile no longer trains the mask run's configuration: its pair counts apart
+    redesigned = paper_scale.Planned(5, frozenset({"sst2-ce-1"}))
+    text = paper_scale.rerun_sentence(summary, redesigned, paper_scale.latest_reruns(tmp_path / "reruns.csv"))
+    assert ("cover 1 of the 5 runs that chapters 2 to 4 train at the full profile; the rest were not rerun; 1 more "
+            "is a run of an earlier full profile, which it no longer trains.") in text
     # a later pair that repeats the mask run replaces the first pair's verdict on it
     a2, b2 = tmp_path / "A2", tmp_path / "B2"
     for tree, entropy in ((a2, "{}"), (b2, "{ }")):
@@ -113,11 +119,12 @@ def test_two_reruns_are_compared_run_by_run_and_read_back(tmp_path):
     pd.concat([frame, later]).to_csv(tmp_path / "reruns.csv", index=False)
     latest = paper_scale.latest_reruns(tmp_path / "reruns.csv")
     assert latest.set_index("run")["rerun"].to_dict() == {"sst2-ce-1": "pair 2", "sst2-competency-2": "pair 2"}
-    text = paper_scale.rerun_sentence(paper_scale.rerun_table(tmp_path / "reruns.csv"), 2, latest)
-    assert "Then pair 2: 2 of 2 runs repeated bit for bit" in text and "did not fit" not in text
+    both = paper_scale.Planned(2, frozenset({"sst2-ce-1", "sst2-competency-2"}))
+    text = paper_scale.rerun_sentence(paper_scale.rerun_table(tmp_path / "reruns.csv"), both, latest)
+    assert "Then pair 2: 2 of 2 runs repeated bit for bit" in text and "not rerun" not in text
     assert paper_scale.differing_files(tmp_path / "reruns.csv").to_dict("records") == [
         {"rerun": "pair 2", "run": "sst2-competency-2", "files that differ": "competency-k5.json"}]
-    outcome = paper_scale.rerun_outcome(paper_scale.rerun_table(tmp_path / "reruns.csv"), 2, latest,
+    outcome = paper_scale.rerun_outcome(paper_scale.rerun_table(tmp_path / "reruns.csv"), both, latest,
                                         paper_scale.differing_files(tmp_path / "reruns.csv"))
     assert outcome == ("The first pair repeated 1 of its 2 runs bit for bit; it repeated none of chapter ?'s 1 "
                        "mask-saliency runs. Taking each run's latest pair, 2 of 2 runs repeated bit for bit (2 of the 2 "

@@ -14,6 +14,7 @@ import ast
 import json
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -268,23 +269,54 @@ def differing_files(path) -> pd.DataFrame:
     return odd[["rerun", "run", "files that differ"]].reset_index(drop=True)
 
 
-def planned_runs(profile: str) -> int:
-    """How many training runs chapters 2 to 4 make at `profile`: chapter 2's baselines, chapter 4's three kinds
-    per seed, and every run chapter 3 recorded (its confirmation runs depend on the selection seed's results)."""
+@dataclass(frozen=True)
+class Planned:
+    """The training runs chapters 2 to 4 make at a profile: how many, and the folder names of those whose names
+    the results record (chapter 2's baselines, chapter 3's runs, chapter 4's retrained and leaky arms)."""
+
+    count: int
+    names: frozenset[str]
+
+    def covered(self, latest: pd.DataFrame) -> tuple[int, int]:
+        """Of `latest_reruns`' runs: (how many are runs planned today, how many are runs of an earlier design,
+        whose configuration today's profile no longer trains)."""
+        today = int(latest["run"].isin(self.names).sum())
+        return today, len(latest) - today
+
+
+def planned_runs(profile: str) -> Planned:
+    """The training runs chapters 2 to 4 make at `profile`: chapter 2's baselines, chapter 4's kinds per seed,
+    and every run chapter 3 recorded (its confirmation runs depend on the selection seed's results); names from
+    chapter 2's configurations, chapter 3's `runs.csv` and chapter 4's `arms.csv` where it exists."""
+    from compnb import run_cache
     from compnb.chapters import adversarial_eval, baseline
 
     seeds = len(settings(adversarial_eval.CHAPTER, profile)["seeds"])
     chapter3 = pd.read_csv(results_dir(profile, "03-modified-loss") / "runs.csv")
-    return len(baseline.configs(profile)) + seeds * len(adversarial_eval.KINDS) + len(chapter3)
+    arms = results_dir(profile, adversarial_eval.CHAPTER) / "arms.csv"
+    names = {run_cache.run_dir(c).name for c in baseline.configs(profile)} | set(chapter3["run"])
+    names |= set(pd.read_csv(arms)["run"]) if arms.is_file() else set()
+    return Planned(len(baseline.configs(profile)) + seeds * len(adversarial_eval.KINDS) + len(chapter3),
+                   frozenset(names))
+
+
+def _coverage(planned: Planned, latest: pd.DataFrame) -> str:
+    """'95 of the 98 runs that chapters 2 to 4 train at the full profile; the rest were not rerun', with the
+    reruns of an earlier design's runs counted apart."""
+    today, earlier = planned.covered(latest)
+    text = f"{today} of the {planned.count} runs that chapters 2 to 4 train at the full profile"
+    text += "; the rest were not rerun" if today < planned.count else ""
+    return text + (f"; {earlier} more {'is a run' if earlier == 1 else 'are runs'} of an earlier full profile, "
+                   "which it no longer trains" if earlier else "")
 
 
 RUN_KINDS = {"— (ce)": "cross-entropy", "gradient": "gradient-saliency", "mask": "mask-saliency"}
 
 
-def rerun_outcome(summary: pd.DataFrame, expected_runs: int, latest: pd.DataFrame, differing: pd.DataFrame) -> str:
+def rerun_outcome(summary: pd.DataFrame, planned: Planned, latest: pd.DataFrame, differing: pd.DataFrame) -> str:
     """The reruns' outcome in two sentences, for the paper-scale appendix (the pairs in detail are the lab
     notes'): which runs the first pair of `rerun_table`'s `summary` did not repeat, how many of the
-    `expected_runs` runs of chapters 2-4 repeated in their latest pair (`latest_reruns`), and how many of those
+    `planned` runs of chapters 2-4 (`planned_runs`) repeated in their latest pair (`latest_reruns`), and how many of those
     still left a measurement file that differed (`differing_files`)."""
     first = summary[summary["rerun"] == summary["rerun"].iloc[0]]
     moved = first[first["bit-identical"] < first["runs"]]
@@ -294,19 +326,18 @@ def rerun_outcome(summary: pd.DataFrame, expected_runs: int, latest: pd.DataFram
                 f"{'none' if r['bit-identical'] == 0 else r['bit-identical']} of chapter {r['chapter']}'s {r['runs']} "
                 f"{RUN_KINDS.get(r['saliency'], r['saliency'])} runs" for r in moved.to_dict("records"))
                 if len(moved) else "") + ". "
-            f"Taking each run's latest pair, {repeated} of {len(latest)} runs repeated bit for bit ({len(latest)} of "
-            f"the {expected_runs} runs that chapters 2 to 4 train at the full profile"
-            + ("; the rest did not fit the GPU time)" if len(latest) < expected_runs else ")"))
+            f"Taking each run's latest pair, {repeated} of {len(latest)} runs repeated bit for bit "
+            f"({_coverage(planned, latest)})")
     if len(differing):
         text += (f", and {len(differing)} of them left a measurement file that differed in a last digit "
                  f"({', '.join(sorted(set(differing['files that differ'])))})")
     return text + "."
 
 
-def rerun_sentence(summary: pd.DataFrame, expected_runs: int, latest: pd.DataFrame) -> str:
+def rerun_sentence(summary: pd.DataFrame, planned: Planned, latest: pd.DataFrame) -> str:
     """What `rerun_table` shows, read from it: which runs repeated in the first pair of reruns and which did not,
-    how each later pair went, and (from `latest_reruns`) how many of the `expected_runs` planned runs of
-    chapters 2-4 repeated in their latest pair."""
+    how each later pair went, and (from `latest_reruns`) how many of the `planned` runs of
+    chapters 2-4 (`planned_runs`) repeated in their latest pair."""
     first, *later = list(dict.fromkeys(summary["rerun"]))
     rows = summary[summary["rerun"] == first].to_dict("records")
     same = [r for r in rows if r["bit-identical"] == r["runs"]]
@@ -326,9 +357,7 @@ def rerun_sentence(summary: pd.DataFrame, expected_runs: int, latest: pd.DataFra
                      "repeated bit for bit.")
     repeated = int(latest["identical probabilities"].astype(bool).sum())
     parts.append(f"Taking each run's latest pair, {repeated} of {len(latest)} runs repeated bit for bit, and the pairs "
-                 f"cover {len(latest)} of the {expected_runs} runs that chapters 2 to 4 train at the full profile.")
-    if len(latest) < expected_runs:
-        parts.append("The rest did not fit this book's GPU time.")
+                 f"cover {_coverage(planned, latest)}.")
     return " ".join(parts)
 
 
