@@ -21,25 +21,35 @@ def _gains(leak: tuple[float, str], equal: tuple[float, str], seeds: int = 3) ->
     return pd.DataFrame(rows)
 
 
-def test_leak_reading_says_the_leak_goes_with_size_when_the_equal_size_interval_includes_zero():
+def test_leak_reading_states_what_is_left_at_equal_size_without_crediting_size_alone():
     text = adversarial_report.leak_reading(_gains((0.017, "[+0.013, +0.021]"), (-0.002, "[-0.009, +0.005]")),
                                            {"leaky": 1.0, MATCHED: 0.49})
-    assert "not measurably different from the leak-free one" in text
-    assert "most of what looked like the leak there comes with the larger training set" in text
-    assert "The leaky model's training data held the attacked copies of 100% of the evaluation pairs, the " \
-           f"{MATCHED} model's of 49%." in text
+    assert "not measurably different from the leak-free one." in text and "larger training set" not in text
+    assert "of the leak as first measured" not in text  # a negative mean keeps no share of the leak
+    assert ("The leaky model's training data held the attacked copies of 100% of the evaluation pairs, the "
+            f"{MATCHED} model's of 49%: the matched arm differs from the leaky one in the leaked share as well as in "
+            "size") in text
     assert "Three seeds give the paired t-test two degrees of freedom" in text and "± 4.30" in text
     assert "coarse" in text
+    # an unresolved equal-size difference that keeps most of the leak's mean is not said to 'remain'
+    kept = adversarial_report.leak_reading(_gains((0.02, "[+0.010, +0.030]"), (0.015, "[-0.002, +0.032]")))
+    assert "not measurably different from the leak-free one, its mean difference is 75% of the leak" in kept
+    assert "remain" not in kept
 
 
-def test_leak_reading_says_the_leak_remains_when_it_does_and_p_values_are_not_coarse_with_eight_seeds():
+def test_leak_reading_with_eight_seeds_mixed_seeds_and_none_recorded():
     text = adversarial_report.leak_reading(_gains((0.02, "[+0.010, +0.030]"), (0.015, "[+0.005, +0.025]"), seeds=8))
     assert "at equal size the leaky model is better than the leak-free one" in text
-    assert "its mean difference 75% of the leak as first measured" in text
-    assert "most of the leak there remains at equal size" in text
+    assert "its mean difference is 75% of the leak as first measured" in text
     assert "Eight seeds give the paired t-test seven degrees of freedom" in text and "coarse" not in text
     unresolved = adversarial_report.leak_reading(_gains((0.01, "[-0.010, +0.030]"), (-0.01, "[-0.030, -0.002]")))
     assert "worse than the leak-free one" in unresolved and "not resolved from 0 there either" in unresolved
+    mixed = _gains((0.02, "[+0.010, +0.030]"), (0.015, "[+0.005, +0.025]"), seeds=8)
+    mixed.loc[0, "seeds"] = 3
+    assert "At least three seeds give the paired t-test at least two degrees of freedom" in \
+        adversarial_report.leak_reading(mixed) and "± at most 4.30" in adversarial_report.leak_reading(mixed)
+    unknown = adversarial_report.leak_reading(mixed.drop(columns="seeds"))
+    assert unknown.endswith("The number of seeds behind these differences is not recorded.")
 
 
 def test_leaked_shares_are_per_arm_means_over_seeds():
@@ -108,7 +118,10 @@ def test_fix_comparison_keeps_each_sides_seeds_and_the_caption_warns_when_they_d
                              "p (paired t)": [0.04], "seeds": [seeds]})
     same = adversarial_report.fix_comparison(side(3), side(3))
     assert list(same[["seeds (text attack)", "seeds (token-id attack)"]].iloc[0]) == [3, 3]
-    assert "means over 3 seeds on both sides" in adversarial_report.fix_comparison_caption(same)
+    assert "means over 3 seeds, the same on both sides" in adversarial_report.fix_comparison_caption(same)
+    ranged = pd.concat([same, same.assign(**{"seeds (text attack)": 8, "seeds (token-id attack)": 8})])
+    assert "means over 3–8 seeds, the same on both sides of each row" in \
+        adversarial_report.fix_comparison_caption(ranged)  # equal per row, though not across rows
     differ = adversarial_report.fix_comparison_caption(adversarial_report.fix_comparison(side(3), side(8)))
     assert "(means over 3 seeds)" in differ and "(means over 8 seeds)" in differ and "different designs" in differ
     unknown = adversarial_report.fix_comparison(side(3).drop(columns="seeds"), side(8))
@@ -127,8 +140,8 @@ def test_training_recipes_come_from_the_runs_configurations(tmp_path):
         (folder / "metrics.json").write_text(json.dumps({"train_examples": examples}))
         runs.append((chapter, folder, "label"))
     text = adversarial_report.training_recipes(runs)
-    assert "chapter 2's SST-2 2 epochs on 67,349 training examples" in text
-    assert "chapter 3's SST-2 1 epoch on 16,000 training examples and SNLI 1 epoch on 15,932" in text
+    assert "chapter 2 trained SST-2 for 2 epochs on 67,349 examples" in text
+    assert "chapter 3 trained SST-2 for 1 epoch on 16,000 examples and SNLI for 1 epoch on 15,932 examples" in text
     assert adversarial_report.training_recipes([]) == ""
 
 

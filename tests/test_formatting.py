@@ -44,3 +44,15 @@ def test_printed_numbers_and_intervals_read_back(x):
 
 def test_p_text_reads_in_prose():
     assert fmt.p_text(0.0261) == "p = 0.026" and fmt.p_text(1e-5) == "p < 0.001"
+
+
+@pytest.mark.parametrize("n, word", [(8, "an"), (18, "an"), (11, "an"), (80, "an"), (800, "an"), (8_000, "an"),
+                                     (11_000, "an"), (18_500, "an"), (1, "a"), (1_003, "a"), (110, "a"),
+                                     (1_100, "a"), (180, "a"), (118, "a"), (100_000, "a")])
+def test_the_article_before_a_number_follows_how_it_is_read(n, word):
+    assert fmt.article(n) == word
+
+
+def test_plural_counts():
+    assert (fmt.plural(1, "row"), fmt.plural(3, "row"), fmt.plural(2, "process", "processes")) == \
+        ("1 row", "3 rows", "2 processes")

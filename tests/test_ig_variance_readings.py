@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from compnb.chapters import ig_variance_report
 
@@ -63,10 +64,27 @@ def _by_length(rates: list[float], pairs: list[int]) -> pd.DataFrame:
 def test_binomial_noise_sentence_computes_the_standard_error_and_compares_the_runs(roughness, reading):
     table = _by_length([0.2, 0.2, 0.2, 0.2, 0.2], [400, 400, 400, 400, 100])
     text = ig_variance_report.binomial_noise_sentence(table, pd.DataFrame({"roughness": roughness}))
-    # √(0.2·0.8/400) = 2.0 points, √(0.2·0.8/100) = 4.0 points; a straight curve leaves √(3/5 · mean SE²)
-    straight = math.sqrt(3 / 5 * (4 * 0.02 ** 2 + 0.04 ** 2) / 5) * 100
+    # √(0.2·0.8/400) = 2.0 points, √(0.2·0.8/100) = 4.0 points; a straight curve stays below
+    # √(χ²₀.₉₅(3)/5 · mean SE²) 95% of the time
+    straight = math.sqrt(stats.chi2.ppf(0.95, 3) / 5 * (4 * 0.02 ** 2 + 0.04 ** 2) / 5) * 100
     assert "holds 100–400 pairs at error rates of 20.0%" in text and "standard error, √(p(1 − p)/n), of 2.0–4.0 points" in text
-    assert f"about {straight:.2f} points" in text and reading in text
+    assert f"below {straight:.2f} points 95% of the time" in text and reading in text
+
+
+def test_the_noise_threshold_is_the_95th_percentile_of_a_straight_curves_roughness():
+    """Simulated: binomial error rates around a straight curve, a line fitted to each draw; the RMS residual's
+    95th percentile matches the sentence's threshold within 3%."""
+    rng = np.random.default_rng(0)
+    pairs, truth = 400, np.linspace(0.15, 0.25, 6)
+    rates = rng.binomial(pairs, truth, size=(20_000, truth.size)) / pairs
+    x = np.arange(truth.size)
+    fits = np.polynomial.polynomial.polyfit(x, rates.T, 1)
+    residuals = rates - np.polynomial.polynomial.polyval(x, fits)
+    simulated = np.quantile(np.sqrt((residuals ** 2).mean(axis=1)), 0.95) * 100
+    table = _by_length(list(truth), [pairs] * truth.size)
+    text = ig_variance_report.binomial_noise_sentence(table, pd.DataFrame({"roughness": [0.0]}))
+    threshold = float(text.split("fitted line) below ")[1].split(" points")[0])
+    assert threshold == pytest.approx(simulated, rel=0.03)
 
 
 def test_binomial_noise_sentence_with_two_bins_measures_no_roughness():
@@ -90,7 +108,7 @@ def test_rule_sentence_follows_which_gap_is_smaller_and_the_rule_in_use():
     assert "Right Riemann's gap is the smaller (the path's kinks" in text and "supports the rule in use" in text
     flipped = ig_variance_report.rule_sentence(_rules(0.400, 0.100), "riemann_right")
     assert "Gauss–Legendre's gap is the smaller (here the path's kinks do not" in flipped
-    assert "the other rule would be the more accurate" in flipped
+    assert "so by this measurement Gauss–Legendre would be the more accurate" in flipped
     gauss = ig_variance_report.rule_sentence(_rules(0.400, 0.100), "gausslegendre")
     assert gauss.startswith("This chapter's penalty uses Gauss–Legendre.") and "supports the rule in use" in gauss
     assert "leave the same gap" in ig_variance_report.rule_sentence(_rules(0.3, 0.3), "riemann_right")
@@ -99,3 +117,7 @@ def test_rule_sentence_follows_which_gap_is_smaller_and_the_rule_in_use():
 def test_rule_sentence_without_both_rules_says_so():
     one = _rules(0.2, 0.3).iloc[:1]
     assert "does not hold both rules" in ig_variance_report.rule_sentence(one, "riemann_right")
+    none = ig_variance_report.rule_comparison({"rows": [{"variant": "differentiable", "method": "riemann_right",
+                                                         "n_steps": 20, "precision": "fp32", "gap": 0.1,
+                                                         "relative_gap": 0.05, "ms": 60.0, "ratio": 4.0}]})
+    assert none.empty and "does not hold both rules" in ig_variance_report.rule_sentence(none, "riemann_right")

@@ -54,7 +54,8 @@ def test_rows_are_matched_by_id_and_the_moved_ones_come_first():
     text = ledger_moves.sentence(table, earlier)
     assert text.startswith("Against the ledger of commit 1ec1dd4 (3 confirmation seeds; frozen as 'three-seeds')")
     assert "1 moved from inconclusive to a decision (1 reproduced)" in text and "1 flipped" in text
-    assert "1 are new; 1 were removed; 1 kept their verdict." in text and "back to inconclusive" not in text
+    assert "of the 5 rows, 1 moved" in text and "1 is new; 1 was removed; 1 kept its verdict." in text
+    assert "back to inconclusive" not in text
     unmoved = ledger_moves.moves(before, before)
     assert ledger_moves.sentence(unmoved, earlier).endswith("no verdict moved: all 4 rows kept theirs.")
 

@@ -106,7 +106,7 @@ def test_two_reruns_are_compared_run_by_run_and_read_back(tmp_path):
     redesigned = paper_scale.Planned(5, frozenset({"sst2-ce-1"}))
     text = paper_scale.rerun_sentence(summary, redesigned, paper_scale.latest_reruns(tmp_path / "reruns.csv"))
     assert ("cover 1 of the 5 runs that chapters 2 to 4 train at the full profile; the rest were not rerun; 1 more "
-            "is a run of an earlier full profile, which it no longer trains.") in text
+            "is a run of an earlier full profile, which today's no longer trains.") in text
     # a later pair that repeats the mask run replaces the first pair's verdict on it
     a2, b2 = tmp_path / "A2", tmp_path / "B2"
     for tree, entropy in ((a2, "{}"), (b2, "{ }")):
@@ -213,3 +213,13 @@ def test_gpu_test_outcomes_reads_the_short_summary_of_a_pytest_log():
     equivalence = paper_scale.gpu_test_outcomes(committed)
     equivalence = equivalence[equivalence["test"].str.startswith("test_captured_steps_give_the_weights_of_eager_steps")]
     assert len(equivalence) == 5 and (equivalence["outcome"] == "PASSED").all()  # every registered loss, on a GPU
+
+
+def test_planned_runs_name_every_run_of_the_committed_full_profile():
+    """Every run today's full profile trains in chapters 2 to 4 is named, and each name is a committed run folder."""
+    from compnb.paths import project_root
+
+    planned = paper_scale.planned_runs("full")
+    assert len(planned.names) == planned.count
+    runs = project_root() / "results" / "full" / "runs"
+    assert all((runs / name / "config.json").is_file() for name in planned.names)

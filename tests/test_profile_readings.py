@@ -34,15 +34,16 @@ def test_the_collapse_reading_names_the_papers_rows_near_chance_and_ours_beside_
     assert "ours, at the selection seed, 0.850 in the same configuration, against our baseline's 0.869" in text
     assert "gradient · inverse" not in text and "SNLI" not in text  # 0.86 and SNLI's 0.88 are far from chance
     calm = side_by_side({"baseline": 0.937, "x": 0.9}, {"baseline": 0.869, "x": 0.86})
-    assert competency_report.collapse_reading(calm).startswith("None of the paper's printed accuracies")
+    assert competency_report.collapse_reading(calm).startswith("None of the paper's printed accuracies is below chance + 0.1")
 
 
 def test_the_recipe_reading_lists_what_differs_from_chapter_2(monkeypatch):
     from compnb import profiles
 
     text = competency_report.recipe_against_chapter2("smoke")
-    assert text.startswith("Chapter 3's recipe differs from chapter 2's (named second) in batch size (8 against 16)")
-    assert "SST-2 training sentences (48 against 800)" in text and "epochs" not in text  # both train one epoch
+    assert text.startswith("Chapter 3's recipe differs from chapter 2's in batch size (8 here, 16 in chapter 2)")
+    assert "SST-2 training sentences (48 here, 800 in chapter 2)" in text and "epochs" not in text  # both: one
+    assert "SNLI training pairs (48 here, 800 in chapter 2)" in text  # one cap for both datasets
     same = dict(profiles.CHAPTER_SETTINGS["02-baseline-finetune"]["smoke"])
     monkeypatch.setitem(profiles.CHAPTER_SETTINGS["03-modified-loss"], "smoke",
                         same | {"lams": (0.5,), "forms": ("subtract",)})
@@ -76,17 +77,24 @@ def test_lambda_sensitivity_summarises_every_pair_and_its_reading_follows_it(tmp
     assert subtract["ρ(agreement, λ distance)"] == pytest.approx(stats.spearmanr(distance, shares).statistic)
     assert subtract["accuracy range"] == pytest.approx(0.04)
     text = competency_report.sensitivity_reading(table)
-    assert "- **sst2, gradient saliency:** mean label agreement across λ pairs inverse 1.000, subtract 0.733." in text
-    assert "has the highest agreement of the forms in 1 of 1 dataset and method pairs" in text and "(Spearman's ρ < 0) in 1 of 1 rows" in text
+    assert "- **sst2, gradient saliency:** mean label agreement across λ pairs: inverse 1.000, subtract 0.733." in text
+    assert "has the highest agreement of the forms in 1 of 1 dataset and method pair." in text
+    assert "in 1 of the 1 row where λ weighs the entropy against cross-entropy." in text
+    assert "of the inverse form" not in text  # its ρ is undefined: every pair agrees fully
+    # a λ = 0 column (a reader's extra λ) joins the agreement and |Δp|, not the log-distance ρ
+    zero = competency_report.lambda_sensitivity(records + [record(tmp_path, "subtract", 0.0, flip(10), 0.1)])
+    row = zero.set_index("form").loc["subtract"]
+    assert row["λ pairs"] == 6 and row["same label, lowest"] == 0.0 and row["lowest at λ"] == "0 vs 0.1"
+    assert row["ρ(agreement, λ distance)"] == pytest.approx(subtract["ρ(agreement, λ distance)"])
     assert competency_report.sensitivity_reading(pd.DataFrame()).startswith("No form was trained at two")
 
 
-@pytest.mark.parametrize("workers, expected", [
-    ([5], "**The sweep trained 5 runs at once on each device** (`--workers 5`; H200)"),
-    ([1], "The sweep trained one run at a time (`--workers 1`) on H200, so these step times are not inflated"),
-    ([3, 5], "trained 3 or 5 runs at once")])
-def test_the_sharing_sentence_reads_the_recorded_workers(workers, expected):
-    summary = {f"d{i}": {"params": {"workers": w, "devices": ["H200"]}} for i, w in enumerate(workers)}
+@pytest.mark.parametrize("settings, expected", [
+    ([(5, ["H200"])], "**The sweep's last recorded invocations ran 5 processes on 1 device** (H200), so runs shared"),
+    ([(2, ["H200", "H200"])], "ran 2 processes on 2 devices (H200): at most one run per device, so these step times"),
+    ([(1, ["H200"]), (5, ["H200"])], "ran 1 process on 1 device or 5 processes on 1 device")])
+def test_the_sharing_sentence_reads_the_recorded_workers_and_devices(settings, expected):
+    summary = {f"d{i}": {"params": {"workers": w, "devices": d}} for i, (w, d) in enumerate(settings)}
     assert expected in competency_report.sharing_sentence(summary)
     assert "unknown" in competency_report.sharing_sentence({})
 
@@ -100,8 +108,13 @@ def test_snli_recipes_are_read_from_the_profiles():
 def test_the_baselines_reading_ranks_the_chapters():
     table = pd.DataFrame({"chapter": ["2", "3", "5"], "recipe": ["r2", "r3", "r5"],
                           "accuracy (95% CI over seeds)": ["0.773 [0.771, 0.775]", "0.745 [0.7, 0.8]", "0.803 [0.8, 0.81]"]})
-    text = claims.baselines_reading(table)
+    text = claims.baselines_reading(table.assign(**{"scored on": ["validation", "validation", "test"]}))
     assert text.startswith("Chapter 3's baseline is the weakest (0.745; r3) and chapter 5's the strongest (0.803; r5)")
+    assert "The recipes and the splits they are scored on differ, so their levels differ for both reasons" in text
+    alike = claims.baselines_reading(table.assign(recipe="r", **{"scored on": "test"}))
+    assert alike.endswith("the strongest (0.803; r). Each is compared only with its own paper.")
+    tie = table.assign(**{"accuracy (95% CI over seeds)": "0.800 [0.79, 0.81]", "scored on": "test"})
+    assert claims.baselines_reading(tie) == "Every chapter's SNLI baseline reaches the same mean accuracy, 0.800."
     assert claims.baselines_reading(table.iloc[:1]).startswith("Fewer than two chapters")
 
 

@@ -89,3 +89,14 @@ def parse_interval(text: str) -> tuple[float, float]:
     """(low, high) of an interval an `interval` or the chapters printed: '[-0.023, +0.023]'."""
     low, high = text.strip().strip("[]").split(", ")
     return parse_number(low), parse_number(high)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 row', '3 rows', '2 processes' (`many` where adding 's' is wrong)."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+def article(n: int) -> str:
+    """'a' or 'an' before the number `n` read aloud: 'an 8', 'an 18', 'an 11,000', 'an 800', 'a 1,003'."""
+    digits = str(abs(int(n)))
+    return "an" if digits[0] == "8" or (len(digits) % 3 == 2 and digits[:2] in ("11", "18")) else "a"

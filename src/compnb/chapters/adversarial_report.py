@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -578,13 +579,13 @@ def _times(n: int) -> str:
     return {1: "once", 2: "twice"}.get(n, f"{count_word(n)} times")
 
 
-def _int_span(values) -> str:
+def _int_span(values: Iterable[float]) -> str:
     """The range of integer `values` with thousands separators: '16,000', or '3–8' where they differ."""
     low, high = int(min(values)), int(max(values))
     return f"{low:,}" if low == high else f"{low:,}–{high:,}"
 
 
-def _seed_count(values) -> str:
+def _seed_count(values: Iterable[float]) -> str:
     """The seeds behind a column of per-row seed counts: '3' or, where the rows differ, '3–8'."""
     values = pd.Series(values).dropna().astype(int)
     return _int_span(values) if len(values) else "an unknown number of"
@@ -597,9 +598,10 @@ def _side_of_zero(low: float, high: float) -> int:
 
 def leak_reading(gains: pd.DataFrame, leaked: dict[str, float] | None = None) -> str:
     """A reading of `gains`' leak rows on the clean evaluation half and its attacked copies: whether the leak at
-    equal size (matched − retrained) is resolved from 0, how much of the leak as first measured (leaky −
-    retrained) it keeps, what share of the evaluation pairs' attacked copies each leaky arm trained on
-    (`leaked`: arm → share, optional), and the paired t-test's degrees of freedom (seeds − 1)."""
+    equal size (matched − retrained) is resolved from 0 and, where the leak as first measured (leaky − retrained)
+    is, how much of it the mean keeps; what share of the evaluation pairs' attacked copies each leaky arm trained
+    on (`leaked`: arm → share, optional: the matched arm differs from the leaky one in that share as well as in
+    size, so the split between the two causes is not read off); and the paired t-test's degrees of freedom."""
     first, equal = "leaky − retrained (the leak)", f"{MATCHED} − retrained (the leak at equal size)"
     sentences = []
     for name, where in (("clean", "the clean evaluation half"), ("attacked", "the attacked copies")):
@@ -613,32 +615,33 @@ def leak_reading(gains: pd.DataFrame, leaked: dict[str, float] | None = None) ->
         text = (f"On {where}, leaky − retrained is {gain_text(gains, name, first)} and leaky (matched size) − "
                 f"retrained {gain_text(gains, name, equal)}: at equal size the leaky model is {verdict} the leak-free "
                 "one")
-        if lead_side > 0:  # a leak was measured: how much of it survives at equal size
-            kept = same["Δ accuracy"] / lead["Δ accuracy"]
-            text += ("" if kept <= 0 else f", its mean difference {kept:.0%} of the leak as first measured")
-            text += ("; so most of what looked like the leak there comes with the larger training set" if kept < 0.5
-                     else "; so most of the leak there remains at equal size")
-        else:
-            text += ", and the leak as first measured is not resolved from 0 there either" if lead_side == 0 else ""
+        if lead_side > 0 and same["Δ accuracy"] > 0:
+            text += f", its mean difference is {same['Δ accuracy'] / lead['Δ accuracy']:.0%} of the leak as first measured"
+        elif lead_side == 0:
+            text += ", and the leak as first measured is not resolved from 0 there either"
         sentences.append(text + ".")
     if not sentences:
         return ""
     if leaked:
         (arm, share), *rest = leaked.items()
         sentences.append(f"The {arm} model's training data held the attacked copies of {share:.0%} of the evaluation "
-                         "pairs" + "".join(f", the {a} model's of {x:.0%}" for a, x in rest) + ".")
-    seeds = gains["seeds"].dropna().astype(int)
-    n = int(seeds.min())
-    if n < 2:
+                         "pairs" + "".join(f", the {a} model's of {x:.0%}" for a, x in rest) + ("." if not rest else
+                         ": the matched arm differs from the leaky one in the leaked share as well as in size, so "
+                         "what is left at equal size is not split between the two causes here."))
+    seeds = gains["seeds"].dropna().astype(int) if "seeds" in gains else pd.Series(dtype=int)
+    if seeds.empty:
+        sentences.append("The number of seeds behind these differences is not recorded.")
+    elif seeds.min() < 2:
         sentences.append("With one seed there is no paired test.")
     else:
+        n = int(seeds.min())
+        same_count = seeds.nunique() == 1
         crit = stats.t.ppf(0.975, n - 1)
-        many = seeds.nunique() == 1
         sentences.append(
-            f"{count_word(n).capitalize() if many else 'At least ' + count_word(n)} seeds give the paired t-test "
-            f"{'' if many else 'at least '}{count_word(n - 1)} degree{'s' if n > 2 else ''} of freedom: its 95% "
-            f"interval is the mean ± {crit:.2f} standard errors (1.96 with many seeds)"
-            + (", so these intervals are wide and these p-values coarse." if n - 1 < 4 else "."))
+            f"{count_word(n).capitalize() if same_count else 'At least ' + count_word(n)} seeds give the paired "
+            f"t-test {'' if same_count else 'at least '}{count_word(n - 1)} degree{'s' if n > 2 else ''} of freedom: "
+            f"its 95% interval is the mean ± {'' if same_count else 'at most '}{crit:.2f} standard errors (1.96 with "
+            "many seeds)" + (", so these intervals are wide and these p-values coarse." if n - 1 < 4 else "."))
     return " ".join(sentences)
 
 
@@ -661,7 +664,9 @@ def pairs_reading(pairs: pd.DataFrame, alpha: float = 0.05) -> str:
     lean = {m: ("fixing" if r["pairs net fixed"] > r["pairs net introduced"] else "introducing"
                 if r["pairs net fixed"] < r["pairs net introduced"] else "neither way")
             for m, r in whole.set_index("model").iterrows()}
-    if set(lean.values()) == {"fixing"}:
+    if not lean:
+        text = "No model is scored over the whole evaluation half, so which way the models lean is not read here."
+    elif set(lean.values()) == {"fixing"}:
         text = ("Over the whole evaluation half, every retrained model leans to fixing (more pairs net fixed than "
                 "net introduced)" + (", the leak-free one too" if "leak-free" in lean and len(lean) > 1 else "") + ".")
     else:
@@ -679,7 +684,8 @@ def pairs_reading(pairs: pd.DataFrame, alpha: float = 0.05) -> str:
         p = stats.binomtest(k, k, 0.5, alternative="greater").pvalue if k else 1.0
         text += (f" The {_listing([s for s, *_ in small])} subset{'s' if len(small) > 1 else ''} hold"
                  f"{'' if len(small) > 1 else 's'} {_listing([f'{n:,}' for _, n, _ in small])} distinct pairs, of "
-                 f"which at most {_listing([str(c) for *_, c in small])} change on balance for any model, so a sign "
+                 f"which at most {_listing([str(c) for *_, c in small])}"
+                 f"{' respectively' if len(small) > 1 else ''} change on balance for any model, so a sign "
                  f"test on {'them' if len(small) > 1 else 'it'} cannot reach one-sided p < {alpha:g} whatever the "
                  f"direction: {k} of {k} pairs net fixed give one-sided p = "
                  + (f"1/{round(1 / p):,}" if k else "1") + ".")
@@ -687,14 +693,16 @@ def pairs_reading(pairs: pd.DataFrame, alpha: float = 0.05) -> str:
         text += (f" Every subset has enough changed pairs for a sign test to reach one-sided p < {alpha:g} if they "
                  "all went one way.")
     pool = int(whole["pairs"].iloc[0]) if len(whole) else int(pairs["pairs"].max())
-    return text + f" The paper's shares on these subsets rest on thousands of pairs; ours on a {pool:,}-pair evaluation half."
+    return text + (f" The paper's shares on these subsets rest on thousands of pairs; ours on {fmt.article(pool)} {pool:,}-pair "
+                   "evaluation half.")
 
 
 def _defaults_to_neutral(rows: pd.DataFrame) -> bool:
     """Whether one seed's per-class rows (one per class) show the paper's pattern: neutral recall the highest of
     the classes and neutral precision below neutral recall (more pairs called neutral than are neutral)."""
     by = rows.set_index("class")
-    return bool(by["recall"].idxmax() == "neutral" and by.loc["neutral", "precision"] < by.loc["neutral", "recall"])
+    neutral = by.loc["neutral"]
+    return bool((by["recall"] <= neutral["recall"]).all() and neutral["precision"] < neutral["recall"])
 
 
 def neutral_reading(classes: pd.DataFrame, model: str = "baseline", few: int = 30) -> str:
@@ -711,13 +719,14 @@ def neutral_reading(classes: pd.DataFrame, model: str = "baseline", few: int = 3
     if len(clean):
         mean = clean.groupby("class", sort=False)[["recall", "precision"]].mean()
         recall, precision = mean.loc["neutral", "recall"], mean.loc["neutral", "precision"]
-        rank = ("lowest", "middle", "highest")[int((mean["recall"] < recall).sum())] if len(mean) == 3 else None
-        defaults = rank == "highest" and precision < recall
+        below, above = int((mean["recall"] < recall).sum()), int((mean["recall"] > recall).sum())
+        rank = ("the highest" if above == 0 else "the lowest" if below == 0 else "neither the highest nor the lowest")
+        defaults = above == 0 and precision < recall
         others = " and ".join(f"{mean.loc[c, 'recall']:.2f} {c}" for c in mean.index if c != "neutral")
         sentences.append(
             f"Our clean {model} {'defaults' if defaults else 'does not default'} to neutral: over the whole clean "
-            f"evaluation half its neutral recall, {recall:.2f} on average over the seeds (against {others}), is the "
-            f"{rank} of the three classes, and its neutral precision, {precision:.2f}, is "
+            f"evaluation half its neutral recall, {recall:.2f} on average over the seeds (against {others}), is "
+            f"{rank} of the {count_word(len(mean))} classes, and its neutral precision, {precision:.2f}, is "
             + ("below it: it calls more pairs neutral than are neutral." if precision < recall else
                "not below it: it calls no more pairs neutral than are neutral."))
     groups: dict[str, list[str]] = {"every": [], "some": [], "none": []}
@@ -730,7 +739,7 @@ def neutral_reading(classes: pd.DataFrame, model: str = "baseline", few: int = 3
     spans = [f"at every seed on {_listing(groups['every'])}" if groups["every"] else "",
              f"at some seeds on {_listing(groups['some'])}" if groups["some"] else "",
              f"at no seed on {_listing(groups['none'])}" if groups["none"] else ""]
-    sentences.append(f"Over the {count_word(seeds)} seed{'s' if seeds > 1 else ''}, the paper's pattern, neutral "
+    sentences.append(f"{'Over the ' + count_word(seeds) + ' seeds' if seeds > 1 else 'At its only seed'}, the paper's pattern, neutral "
                      "recall the highest of the three classes and neutral precision below it, holds for the "
                      f"{model} " + "; ".join(s for s in spans if s) + ".")
     if any(g.startswith("attacked all ") for g in groups["every"]):
@@ -752,15 +761,15 @@ def pooling_note(seeds: int) -> str:
 
 def fix_comparison_caption(table: pd.DataFrame) -> str:
     """The caption of `fix_comparison`: each side's number of seeds (from its `seeds` column, where the table
-    has one), and, where they differ, that the two sides may come from different designs."""
+    has one), and, where they differ in some row, that the two sides may come from different designs."""
     text, token = table.get("seeds (text attack)"), table.get("seeds (token-id attack)")
-    if text is None or token is None:
+    if text is None or token is None or text.isna().all() or token.isna().all():
         return ("Differences in accuracy (means over each run's seeds) with the text-rewriting attack and with the "
                 "token-id attack, and how far the fix moved each.")
     a, b = _seed_count(text), _seed_count(token)
-    if a == b and pd.Series(text).nunique() == 1:
-        return (f"Differences in accuracy (means over {a} seeds on both sides) with the text-rewriting attack and "
-                "with the token-id attack, and how far the fix moved each.")
+    if (text == token).all():
+        return (f"Differences in accuracy (means over {a} seeds, the same on both sides of each row) with the "
+                "text-rewriting attack and with the token-id attack, and how far the fix moved each.")
     return (f"Differences in accuracy with the text-rewriting attack (means over {a} seeds) and with the token-id "
             f"attack (means over {b} seeds), and the shift between them. The two sides have different seeds, so they "
             "may come from different designs (each run's profile settings): the shift mixes the fix with that change.")
@@ -768,7 +777,8 @@ def fix_comparison_caption(table: pd.DataFrame) -> str:
 
 def training_recipes(runs: list[tuple[str, Path, str]]) -> str:
     """How the models of `earlier_runs` were trained, per chapter and dataset, from each run's `config.json`
-    (epochs) and `metrics.json` (training examples): 'chapter 3: SST-2 1 epoch on 16,000 examples; …'."""
+    (epochs) and `metrics.json` (training examples): '… chapter 3 trained SST-2 for 1 epoch on 16,000 examples
+    and SNLI for 1 epoch on 15,932 examples.'."""
     rows = []
     for chapter, folder, _ in runs:
         config = json.loads((Path(folder) / "config.json").read_text())
@@ -784,9 +794,9 @@ def training_recipes(runs: list[tuple[str, Path, str]]) -> str:
         each = []
         for dataset, runs_of in part.groupby("dataset", sort=False):
             epochs = _int_span(runs_of["epochs"])
-            each.append(f"{names.get(dataset, dataset)} {epochs} epoch{'' if epochs == '1' else 's'} on "
-                        f"{_int_span(runs_of['examples'])} training examples")
-        parts.append(f"chapter {chapter}'s {_listing(each)}")
+            each.append(f"{names.get(dataset, dataset)} for {epochs} epoch{'' if epochs == '1' else 's'} on "
+                        f"{_int_span(runs_of['examples'])} examples")
+        parts.append(f"chapter {chapter} trained {_listing(each)}")
     return "The models were trained as follows (from each run's configuration): " + "; ".join(parts) + "."
 
 

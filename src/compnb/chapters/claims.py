@@ -300,7 +300,7 @@ def recipe(chapter: str, profile: str) -> str:
     rows = s["max_train_examples"]
     rows = rows.get("snli") if isinstance(rows, dict) else rows
     epochs = f"{s['epochs']} epoch{'s' if s['epochs'] != 1 else ''}"
-    epochs = f"up to {epochs} with early stopping" if "patience" in s else epochs
+    epochs = f"up to {epochs} with early stopping" if s.get("patience") else epochs
     return (f"{epochs}, batch {s['batch_size']}, lr {s['lr']:g}, {s['max_length']} tokens, "
             + ("all training pairs" if rows is None else f"{rows:,} training pairs"))
 
@@ -333,18 +333,23 @@ def baselines_reading(table: pd.DataFrame) -> str:
     differ across chapters."""
     if len(table) < 2:
         return "Fewer than two chapters have an SNLI baseline at this profile, so there is nothing to set side by side."
-    accuracy = table["accuracy (95% CI over seeds)"].str.split().str[0].astype(float)
+    accuracy = table["accuracy (95% CI over seeds)"].str.split().str[0].map(fmt.parse_number)
+    if accuracy.min() == accuracy.max():
+        return f"Every chapter's SNLI baseline reaches the same mean accuracy, {accuracy.min():.3f}."
     low, high = table.loc[accuracy.idxmin()], table.loc[accuracy.idxmax()]
+    differ = [what for what, column in (("recipes", "recipe"), ("the splits they are scored on", "scored on"))
+              if table[column].nunique() > 1]
+    why = (f" The {' and '.join(differ)} differ, so their levels differ for {'both reasons' if len(differ) > 1 else 'that reason'}"
+           "; each is compared only with its own paper." if differ else " Each is compared only with its own paper.")
     return (f"Chapter {low['chapter']}'s baseline is the weakest ({accuracy.min():.3f}; {low['recipe']}) and "
-            f"chapter {high['chapter']}'s the strongest ({accuracy.max():.3f}; {high['recipe']}). The recipes differ "
-            "and so do the splits they are scored on (test, validation, or the attack pool's evaluation half), so "
-            "their levels differ for both reasons; each is compared only with its own paper.")
+            f"chapter {high['chapter']}'s the strongest ({accuracy.max():.3f}; {high['recipe']})." + why)
 
 
 def tested_reading(table: pd.DataFrame) -> str:
     """What the papers' testable claims' verdicts say as a whole: how many of them the design decided, and where
     to read how many more units an undecided one would need."""
-    tested = claims_only(table)[~claims_only(table)["verdict"].isin(("not testable here", "not run"))]
+    own = claims_only(table)
+    tested = own[~own["verdict"].isin(("not testable here", "not run"))]
     if tested.empty:
         return "No claim of the papers could be tested at this profile."
     counts = tested["verdict"].value_counts()

@@ -29,6 +29,7 @@ METRICS = {"accuracy": "acc", "macro_f1": "macro F1", "f1_binary": "binary F1", 
 COMPARED = ("accuracy", "adv_accuracy", "f1_binary", "macro_f1", "adv_f1_binary", "adv_macro_f1")  # seed_comparison's
 POSITIVE = "positive"  # the class whose F1 is the binary F1 (SST-2 and adv-SST2 label it so)
 AVERAGES = ("binary", "macro", "weighted")
+CHANCE = {"SST-2": 1 / 2, "SNLI": 1 / 3}  # accuracy of a constant guess on balanced classes, per paper table group
 
 
 # --------------------------------------------------------------------------- F1 definitions
@@ -196,12 +197,9 @@ def side_by_side(frame: pd.DataFrame, evaluation: str = "validation",
     return table
 
 
-CHANCE = {"SST-2": 1 / 2, "SNLI": 1 / 3}  # accuracy of a constant guess on balanced classes, per paper table group
-
-
 def collapse_reading(table: pd.DataFrame, within: float = 0.1) -> str:
-    """Where paper 1 printed an accuracy within `within` of chance (½ on SST-2, ⅓ on SNLI) in `side_by_side`'s
-    table, for any backbone, and what ours are in those configurations beside our baseline, in one paragraph."""
+    """Where paper 1 printed an accuracy at or below chance + `within` (chance ½ on SST-2, ⅓ on SNLI) in
+    `side_by_side`'s table, for any backbone, and what ours are in those configurations beside our baseline, in one paragraph."""
     collapsed: dict[str, dict[str, list[str]]] = {}
     ours: dict[str, pd.Series] = {}
     for group in table.columns.unique(0):
@@ -214,8 +212,8 @@ def collapse_reading(table: pd.DataFrame, within: float = 0.1) -> str:
         for config, value in low.items():
             collapsed.setdefault(dataset, {}).setdefault(config, []).append(f"{backbone} {value:.3f}")
     if not collapsed:
-        return (f"None of the paper's printed accuracies lies within {within:g} of chance, so no configuration of "
-                "its tables collapsed.")
+        return (f"None of the paper's printed accuracies is below chance + {within:g}, so no configuration of its "
+                "tables collapsed.")
     parts = []
     for dataset, configs in collapsed.items():
         listed = "; ".join(f"{config} ({', '.join(values)})" for config, values in configs.items())
@@ -228,7 +226,7 @@ def collapse_reading(table: pd.DataFrame, within: float = 0.1) -> str:
             line += (f"; ours, at the selection seed, {span} in the same configuration"
                      f"{'s' if len(values) > 1 else ''}, against our baseline's {mine['baseline']:.3f}")
         parts.append(line)
-    return (f"The paper's accuracy falls to within {within:g} of chance " + "; and ".join(parts) + ". A "
+    return (f"The paper's accuracy falls below chance + {within:g} (to near or below chance) " + "; and ".join(parts) + ". A "
             "configuration that collapses on a billion-parameter backbone but not on ours (or the reverse) is a "
             "difference of scale or recipe, not a verdict on the loss; chapter 6 judges only differences inside "
             "one table.")
@@ -241,22 +239,25 @@ def recipe_against_chapter2(profile: str) -> str:
 
     mine, theirs = settings("03-modified-loss", profile), settings("02-baseline-finetune", profile)
 
-    def rows(value, dataset: str = "sst2") -> str:
+    def rows(value: int | dict | None, dataset: str) -> str:
         value = value.get(dataset) if isinstance(value, dict) else value
         return "all" if value is None else f"{value:,}"
 
-    shown = {"epochs": ("epochs", str), "batch_size": ("batch size", str),
-             "lr": ("learning rate", lambda v: f"{v:g}"), "max_length": ("maximum length in tokens", str),
-             "max_train_examples": ("SST-2 training sentences", rows)}
-    differ = [f"{name} ({show(mine[key])} against {show(theirs[key])})" for key, (name, show) in shown.items()
-              if show(mine[key]) != show(theirs[key])]
+    shown: list[tuple[str, str, str]] = [
+        (name, show(mine[key]), show(theirs[key])) for key, name, show in (
+            ("epochs", "epochs", str), ("batch_size", "batch size", str), ("lr", "learning rate", "{:g}".format),
+            ("max_length", "maximum length in tokens", str))]
+    shown += [(f"{name} training {unit}", rows(mine["max_train_examples"], name.lower().replace("-", "")),
+               rows(theirs["max_train_examples"], name.lower().replace("-", "")))
+              for name, unit in (("SST-2", "sentences"), ("SNLI", "pairs"))]
+    differ = [f"{name} ({here} here, {there} in chapter 2)" for name, here, there in shown if here != there]
     if not differ:
         return ("Chapter 3 trains with chapter 2's recipe, so its baselines are chapter 2's runs' twins; the "
                 "comparisons that matter, loss against baseline, are made between runs trained alike.")
     listed = differ[0] if len(differ) == 1 else ", ".join(differ[:-1]) + " and " + differ[-1]
-    return (f"Chapter 3's recipe differs from chapter 2's (named second) in {listed}, to fit its sweep into a "
-            "GPU budget (see *Cost*), so its baselines are not chapter 2's and their accuracy differs; the "
-            "comparisons that matter, loss against baseline, are made between runs trained alike.")
+    return (f"Chapter 3's recipe differs from chapter 2's in {listed}, to fit its sweep into a GPU budget (see "
+            "*Cost*), so its baselines are not chapter 2's and their accuracy differs; the comparisons that matter, "
+            "loss against baseline, are made between runs trained alike.")
 
 
 def _config_label(method: str, form: str, lam: float) -> str:
@@ -386,8 +387,9 @@ def lambda_sensitivity(records: list[dict]) -> pd.DataFrame:
     """Selection seed, per (dataset, method, form): how much λ changes the trained model, from each run's
     validation probabilities (`val_probs.npy`, (n, classes)). Over every pair of λ of the grid: the mean and the
     lowest share of validation examples given the same label (and the pair with the lowest), Spearman's ρ
-    between that share and the pair's distance |ln λa − ln λb| (negative: agreement falls as λ move apart;
-    undefined with fewer than three pairs), the largest |Δ probability| and the range of accuracies. For the
+    between that share and the pair's distance |ln λa − ln λb| over the pairs without λ = 0 (negative: agreement
+    falls as λ move apart; undefined with fewer than three such pairs; descriptive, as pairs share their λ), the
+    largest |Δ probability| and the range of accuracies. For the
     inverse form λ only rescales the loss, so its models should nearly coincide."""
     first = min(r["config"].seed for r in records)
     runs: dict[tuple[str, str, str], list[tuple[float, np.ndarray, float]]] = {}
@@ -401,13 +403,14 @@ def lambda_sensitivity(records: list[dict]) -> pd.DataFrame:
     rows = []
     for (dataset, method, form), found in runs.items():
         found.sort(key=lambda t: t[0])
-        pairs = [(a, b) for i, a in enumerate(found) for b in found[i + 1:] if a[0] > 0]
+        pairs = [(a, b) for i, a in enumerate(found) for b in found[i + 1:]]
         if not pairs:
             continue
         same = np.array([float((a[1].argmax(1) == b[1].argmax(1)).mean()) for a, b in pairs])
-        distance = np.array([abs(np.log(b[0] / a[0])) for a, b in pairs])
-        rho = (float(stats.spearmanr(distance, same).statistic)
-               if len(pairs) >= 3 and np.ptp(same) > 0 and np.ptp(distance) > 0 else np.nan)
+        logged = [(abs(np.log(b[0] / a[0])), agree) for (a, b), agree in zip(pairs, same) if a[0] > 0]
+        distance, agreement = (np.array(column) for column in zip(*logged)) if logged else (np.array([]),) * 2
+        rho = (float(stats.spearmanr(distance, agreement).statistic)
+               if len(logged) >= 3 and np.ptp(agreement) > 0 and np.ptp(distance) > 0 else np.nan)
         low = pairs[int(same.argmin())]
         accs = [acc for _, _, acc in found]
         rows.append({"dataset": dataset, "method": method, "form": form, "λ pairs": len(pairs),
@@ -423,27 +426,30 @@ def lambda_sensitivity(records: list[dict]) -> pd.DataFrame:
 
 def sensitivity_reading(table: pd.DataFrame) -> str:
     """What `lambda_sensitivity` shows, per dataset and method: the forms' mean label agreement across λ pairs,
-    whether the inverse form (which λ only rescales) agrees most, and in how many rows of the forms where λ
-    weighs entropy against cross-entropy agreement falls as the λ move apart (ρ < 0)."""
+    in how many dataset and method pairs the inverse form (which λ only rescales) agrees most, and in how many rows
+    of each kind of form agreement falls as the λ move apart (ρ < 0; descriptive, the pairs share their λ)."""
     if table.empty:
         return "No form was trained at two or more λ at the selection seed, so λ's effect cannot be read here."
     lines, highest, groups = [], 0, 0
     for (dataset, method), part in table.groupby(["dataset", "method"], sort=False):
         mean = part.set_index("form")["same label, mean"]
-        lines.append(f"- **{dataset}, {method} saliency:** mean label agreement across λ pairs "
+        lines.append(f"- **{dataset}, {method} saliency:** mean label agreement across λ pairs: "
                      + ", ".join(f"{form} {value:.3f}" for form, value in mean.items()) + ".")
         if "inverse" in mean.index and len(mean) > 1:
             groups += 1
             highest += int(mean["inverse"] >= mean.drop("inverse").max())
-    weighed = table[(table["form"] != "inverse") & table["ρ(agreement, λ distance)"].notna()]
-    falling = int((weighed["ρ(agreement, λ distance)"] < 0).sum())
     summary = []
     if groups:
         summary.append(f"The inverse form, which λ only rescales, has the highest agreement of the forms in "
-                       f"{highest} of {groups} dataset and method pairs.")
-    if len(weighed):
-        summary.append(f"In the forms where λ weighs the entropy against cross-entropy, agreement falls as the two "
-                       f"λ move apart (Spearman's ρ < 0) in {falling} of {len(weighed)} rows.")
+                       f"{highest} of {fmt.plural(groups, 'dataset and method pair')}.")
+    defined = table[table["ρ(agreement, λ distance)"].notna()]
+    falling = [(name, int((rows["ρ(agreement, λ distance)"] < 0).sum()), len(rows)) for name, rows in
+               (("where λ weighs the entropy against cross-entropy", defined[defined["form"] != "inverse"]),
+                ("of the inverse form", defined[defined["form"] == "inverse"])) if len(rows)]
+    if falling:
+        summary.append("Agreement falls as the two λ move apart (Spearman's ρ < 0, a description: the pairs share "
+                       "their λ) in " + " and ".join(f"{k} of the {fmt.plural(n, 'row')} {name}"
+                                                      for name, k, n in falling) + ".")
     return "\n".join(lines) + ("\n\n" + " ".join(summary) if summary else "")
 
 
@@ -552,21 +558,23 @@ def cost_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def sharing_sentence(summary: dict[str, dict]) -> str:
-    """How many runs shared the GPU while the step times below were measured, from the sweep's recorded
-    invocations (`competency.sweep_summary`), and what that does to their ratios."""
+    """Whether runs shared a GPU while the sweep trained, from its last recorded invocations
+    (`competency.sweep_summary`: `--workers` is the total of processes, spread over the devices), and what sharing
+    does to the step times' ratios. Runs trained by earlier invocations may have shared differently."""
     if not summary:
-        return ("No sweep invocation is recorded at this profile, so how many runs shared a device while these "
-                "step times were measured is unknown.")
-    workers = sorted({int(r["params"]["workers"]) for r in summary.values()})
+        return ("No sweep invocation is recorded at this profile, so whether runs shared a device while these step "
+                "times were measured is unknown.")
+    settings = sorted({(int(r["params"]["workers"]), len(r["params"].get("devices", [])) or 1)
+                       for r in summary.values()})
     devices = sorted({d for r in summary.values() for d in r["params"].get("devices", [])})
     where = " and ".join(devices) if devices else "an unrecorded device"
-    if workers == [1]:
-        return (f"The sweep trained one run at a time (`--workers 1`) on {where}, so these step times are not "
-                "inflated by sharing.")
-    shown = " or ".join(map(str, workers))
-    return (f"**The sweep trained {shown} runs at once on each device** (`--workers {shown}`; {where}), so these "
-            "step times include that sharing and the ratios are not clean: a plain run that shared the GPU with "
-            "mask runs looks slow.")
+    ran = " or ".join(f"{w} process{'es' if w != 1 else ''} on {n} device{'s' if n != 1 else ''}" for w, n in settings)
+    if all(w <= n for w, n in settings):
+        return (f"The sweep's last recorded invocations ran {ran} ({where}): at most one run per device, so these step "
+                "times are not inflated by sharing (runs trained by earlier invocations may have shared).")
+    return (f"**The sweep's last recorded invocations ran {ran}** ({where}), so runs shared a GPU and these step "
+            "times include that sharing: the ratios are not clean, and a plain run that shared the GPU with mask runs "
+            "looks slow (runs trained by earlier invocations may have shared differently).")
 
 
 def sweep_sentence(summary: dict[str, dict], frame: pd.DataFrame) -> str:

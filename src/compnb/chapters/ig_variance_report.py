@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from scipy import stats
 
 from compnb import formatting as fmt
 from compnb import paper_numbers as pn
@@ -382,7 +383,8 @@ def binomial_noise_sentence(by_length: pd.DataFrame, trend: pd.DataFrame) -> str
     """How much of the length curves' roughness the choice of test pairs alone explains: from `error_by_length`
     (a row per variant and bin: its pairs n and mean error rate p), each bin's binomial standard error
     √(p(1 − p)/n); the root-mean-square distance from its own fitted line that a straight underlying curve
-    would leave with that noise, about √((k − 2)/k · mean SE²) over k bins; and at how many runs of
+    with that noise stays below 95% of the time over k bins, √(χ²₀.₉₅(k − 2)/k · mean SE²) (the residual sum of
+    squares of a line fitted to k noisy points is σ²·χ² with k − 2 degrees of freedom); and at how many runs of
     `length_trend` the roughness is above it. Error rates and roughness in percentage points."""
     se = np.sqrt(by_length["error rate"] * (1 - by_length["error rate"]) / by_length["pairs"])
     k = by_length["words"].nunique()
@@ -391,15 +393,15 @@ def binomial_noise_sentence(by_length: pd.DataFrame, trend: pd.DataFrame) -> str
             f"√(p(1 − p)/n), of {fmt.span(se * 100, 1)} points from the choice of test pairs alone.")
     if k < 3:
         return text + f" With {k} bin{'s' if k != 1 else ''} a fitted line passes through every point: no roughness is measured."
-    straight = float(np.sqrt((k - 2) / k * np.mean(se ** 2))) * 100
+    straight = float(np.sqrt(stats.chi2.ppf(0.95, k - 2) / k * np.mean(se ** 2))) * 100
     rough = trend["roughness"] * 100
     above = int((rough > straight).sum())
     runs = f"{fmt.span(rough, 2)} points"
     reading = (f"every run's roughness ({runs}) is above that" if above == len(rough) else
                f"no run's roughness ({runs}) is above that" if above == 0 else
                f"the runs' roughness ({runs}) is above that at {above} of {len(rough)} runs")
-    return text + (f" Over {k} bins, a straight underlying curve with that noise would leave a roughness (the RMS "
-                   f"distance from the fitted line) of about {straight:.2f} points; {reading}.")
+    return text + (f" Over {k} bins, a straight underlying curve with that noise leaves a roughness (the RMS "
+                   f"distance from the fitted line) below {straight:.2f} points 95% of the time; {reading}.")
 
 
 def r2_interval_sentence(variant: str, n_seeds: int, low: float, high: float) -> str:
@@ -693,10 +695,10 @@ def rule_sentence(rules: pd.DataFrame, method: str) -> str:
     smaller gap, and whether that is the rule in use."""
     chosen = RULE_NAMES.get(method, method).split(" (")[0]
     text = f"This chapter's penalty uses {chosen}" + (", not Captum's default. " if method != "gausslegendre" else ". ")
-    table = rules.set_index("rule")
     riemann, gauss = RULE_NAMES["riemann_right"], RULE_NAMES["gausslegendre"]
-    if not {riemann, gauss} <= set(table.index):
+    if rules.empty or not {riemann, gauss} <= set(rules["rule"]):
         return text + "The benchmark does not hold both rules at the same number of path points."
+    table = rules.set_index("rule")
     r, g = table.loc[riemann], table.loc[gauss]
     cost = r["ms / step"] / g["ms / step"] - 1
     text += (f"At the same {int(r['steps'])} path points, on this model, right Riemann leaves a completeness gap of "
@@ -711,7 +713,7 @@ def rule_sentence(rules: pd.DataFrame, method: str) -> str:
     name = RULE_NAMES[better].split(" (")[0]
     return text + (f"{name[0].upper() + name[1:]}'s gap is the smaller{why}, "
                    + ("so the measurement supports the rule in use." if better == method
-                      else "so by this measurement the other rule would be the more accurate."))
+                      else f"so by this measurement {name} would be the more accurate."))
 
 
 def benchmark_table(benchmark: dict) -> pd.DataFrame:

@@ -126,12 +126,14 @@ def sentence(table: pd.DataFrame, earlier: Earlier) -> str:
              f"{n['flipped']} flipped between reproduced and contradicted",
              f"{n['undecided']} went from a decision back to inconclusive",
              f"{n['other']} moved to or from 'not run' or 'not testable here'",
-             f"{n['new claim']} are new", f"{n['claim removed']} were removed"]
+             f"{n['new claim']} {'is' if n['new claim'] == 1 else 'are'} new",
+             f"{n['claim removed']} {'was' if n['claim removed'] == 1 else 'were'} removed"]
     named = [part for part, key in zip(parts, MOVES) if n[key]]
     head = f"Against the ledger of commit {earlier.commit} ({earlier.what}; frozen as '{earlier.label}'), "
     if not named:
         return head + f"no verdict moved: all {len(table)} rows kept theirs."
-    return head + f"of the {len(table)} rows " + "; ".join(named) + f"; {n['unchanged']} kept their verdict."
+    kept = f"{n['unchanged']} kept {'its' if n['unchanged'] == 1 else 'their'} verdict"
+    return head + f"of the {len(table)} rows, " + "; ".join(named) + f"; {kept}."
 
 
 def folder(profile: str) -> Path:

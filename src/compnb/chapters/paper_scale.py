@@ -271,8 +271,9 @@ def differing_files(path) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Planned:
-    """The training runs chapters 2 to 4 make at a profile: how many, and the folder names of those whose names
-    the results record (chapter 2's baselines, chapter 3's runs, chapter 4's retrained and leaky arms)."""
+    """The training runs chapters 2 to 4 make at a profile: how many, and the folder names of those known
+    (chapter 2's and chapter 4's baselines from their configurations, chapter 3's runs, chapter 4's retrained
+    and leaky arms where its `arms.csv` records them)."""
 
     count: int
     names: frozenset[str]
@@ -287,16 +288,18 @@ class Planned:
 def planned_runs(profile: str) -> Planned:
     """The training runs chapters 2 to 4 make at `profile`: chapter 2's baselines, chapter 4's kinds per seed,
     and every run chapter 3 recorded (its confirmation runs depend on the selection seed's results); names from
-    chapter 2's configurations, chapter 3's `runs.csv` and chapter 4's `arms.csv` where it exists."""
+    chapter 2's and chapter 4's baseline configurations, chapter 3's `runs.csv` and chapter 4's `arms.csv` (the
+    arms train on attacked data, so their names are known once the chapter has run)."""
     from compnb import run_cache
     from compnb.chapters import adversarial_eval, baseline
 
-    seeds = len(settings(adversarial_eval.CHAPTER, profile)["seeds"])
+    seeds = settings(adversarial_eval.CHAPTER, profile)["seeds"]
     chapter3 = pd.read_csv(results_dir(profile, "03-modified-loss") / "runs.csv")
     arms = results_dir(profile, adversarial_eval.CHAPTER) / "arms.csv"
     names = {run_cache.run_dir(c).name for c in baseline.configs(profile)} | set(chapter3["run"])
+    names |= {run_cache.run_dir(adversarial_eval.config(profile, seed)).name for seed in seeds}
     names |= set(pd.read_csv(arms)["run"]) if arms.is_file() else set()
-    return Planned(len(baseline.configs(profile)) + seeds * len(adversarial_eval.KINDS) + len(chapter3),
+    return Planned(len(baseline.configs(profile)) + len(seeds) * len(adversarial_eval.KINDS) + len(chapter3),
                    frozenset(names))
 
 
@@ -307,7 +310,7 @@ def _coverage(planned: Planned, latest: pd.DataFrame) -> str:
     text = f"{today} of the {planned.count} runs that chapters 2 to 4 train at the full profile"
     text += "; the rest were not rerun" if today < planned.count else ""
     return text + (f"; {earlier} more {'is a run' if earlier == 1 else 'are runs'} of an earlier full profile, "
-                   "which it no longer trains" if earlier else "")
+                   "which today's no longer trains" if earlier else "")
 
 
 RUN_KINDS = {"— (ce)": "cross-entropy", "gradient": "gradient-saliency", "mask": "mask-saliency"}
