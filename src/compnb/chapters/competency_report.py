@@ -387,9 +387,9 @@ def lambda_sensitivity(records: list[dict]) -> pd.DataFrame:
     """Selection seed, per (dataset, method, form): how much λ changes the trained model, from each run's
     validation probabilities (`val_probs.npy`, (n, classes)). Over every pair of λ of the grid: the mean and the
     lowest share of validation examples given the same label (and the pair with the lowest), Spearman's ρ
-    between that share and the pair's distance |ln λa − ln λb| over the pairs without λ = 0 (negative: agreement
+    between that share and the pair's distance `|ln λa − ln λb|` over the pairs without λ = 0 (negative: agreement
     falls as λ move apart; undefined with fewer than three such pairs; descriptive, as pairs share their λ), the
-    largest |Δ probability| and the range of accuracies. For the
+    largest `|Δ probability|` and the range of accuracies. For the
     inverse form λ only rescales the loss, so its models should nearly coincide."""
     first = min(r["config"].seed for r in records)
     runs: dict[tuple[str, str, str], list[tuple[float, np.ndarray, float]]] = {}
