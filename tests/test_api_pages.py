@@ -61,3 +61,28 @@ def test_the_smoke_book_stages_the_api_folder_whole(tmp_path, monkeypatch):
     assert {p.name for p in (staged / "api").iterdir()} == {p.name for p in API.iterdir()}
     for name in bookbuild.BOOK_SOURCES:
         assert (staged / name).exists(), f"{name} was not staged"
+
+
+def test_every_docstring_the_reference_shows_is_valid_restructuredtext():
+    """autodoc renders the public members' docstrings as reStructuredText and the book builds with warnings as
+    errors, so a stray `|x|` (a substitution) or a broken emphasis would fail the book late in CI; caught here."""
+    import importlib
+    import inspect
+    import io
+
+    import docutils.core
+
+    failures = []
+    for name in sorted(public_modules()):
+        module = importlib.import_module(name)
+        members = [(name, module)] + [(f"{name}.{n}", o) for n, o in vars(module).items() if not n.startswith("_")
+                                      and (inspect.isfunction(o) or inspect.isclass(o)) and o.__module__ == name]
+        for label, member in members:
+            doc = inspect.getdoc(member)
+            if not doc:
+                continue
+            stream = io.StringIO()
+            docutils.core.publish_doctree(doc, settings_overrides={"warning_stream": stream, "report_level": 2})
+            if stream.getvalue().strip():
+                failures.append(f"{label}: {stream.getvalue().strip().splitlines()[0]}")
+    assert not failures, "docstrings that are not valid reStructuredText:\n" + "\n".join(failures)
