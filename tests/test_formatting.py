@@ -56,3 +56,10 @@ def test_the_article_before_a_number_follows_how_it_is_read(n, word):
 def test_plural_counts():
     assert (fmt.plural(1, "row"), fmt.plural(3, "row"), fmt.plural(2, "process", "processes")) == \
         ("1 row", "3 rows", "2 processes")
+
+
+def test_listings_counts_in_words_times_and_integer_spans():
+    assert (fmt.listing(["a"]), fmt.listing(["a", "b"]), fmt.listing(["a", "b", "c"])) == ("a", "a and b", "a, b and c")
+    assert (fmt.count_word(0), fmt.count_word(3), fmt.count_word(12), fmt.count_word(16)) == ("no", "three", "twelve", "16")
+    assert (fmt.times(1), fmt.times(2), fmt.times(3), fmt.times(1_200)) == ("once", "twice", "three times", "1,200 times")
+    assert (fmt.int_span([16_000, 16_000.0]), fmt.int_span([3, 8, 5])) == ("16,000", "3–8")

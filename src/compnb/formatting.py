@@ -1,10 +1,11 @@
 """Numbers as the book prints them, one way everywhere: signed differences, p-values, intervals inside a
 metric's bounds and three significant figures. No "-0.000", no "+9.42e-07", no interval reaching past what
-the metric can take."""
+the metric can take. And the words around numbers in generated sentences: plurals, articles, lists, counts."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -100,3 +101,27 @@ def article(n: int) -> str:
     """'a' or 'an' before the number `n` read aloud: 'an 8', 'an 18', 'an 11,000', 'an 800', 'a 1,003'."""
     digits = str(abs(int(n)))
     return "an" if digits[0] == "8" or (len(digits) % 3 == 2 and digits[:2] in ("11", "18")) else "a"
+
+
+def listing(names: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
+
+
+def count_word(n: int) -> str:
+    """A count in words up to twelve ('three'), in digits above ('16')."""
+    return _WORDS[n] if 0 <= n < len(_WORDS) else f"{n:,}"
+
+
+def times(n: int) -> str:
+    """'once', 'twice', 'three times', '16 times'."""
+    return {1: "once", 2: "twice"}.get(n, f"{count_word(n)} times")
+
+
+def int_span(values: Iterable[float]) -> str:
+    """The range of integer `values` with thousands separators: '16,000', or '3–8' where they differ."""
+    low, high = int(min(values)), int(max(values))
+    return f"{low:,}" if low == high else f"{low:,}–{high:,}"

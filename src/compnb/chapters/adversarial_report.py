@@ -102,11 +102,6 @@ def plot_scores(table: pd.DataFrame, seed: int) -> plt.Figure:
     return fig
 
 
-def _listing(names: list[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-
-
 def scores_reading(table: pd.DataFrame, seed: int) -> str:
     """A reading of `plot_scores` for one seed: per set, the lowest and highest model accuracy, and which
     sets have every model's interval reaching chance (1/3)."""
@@ -117,7 +112,7 @@ def scores_reading(table: pd.DataFrame, seed: int) -> str:
         spans.append(f"{name} {low['accuracy']:.2f} ({low['kind']}) to {high['accuracy']:.2f} ({high['kind']})")
     at_chance = [name for name, rows in part.groupby("set", sort=False) if (rows["acc low"] <= 1 / len(LABELS)).all()]
     return (f"Seed {seed}, from the lowest to the highest model on each set: {'; '.join(spans)}. "
-            + (f"On {_listing(at_chance)} every model's interval reaches chance: there retraining on "
+            + (f"On {fmt.listing(at_chance)} every model's interval reaches chance: there retraining on "
                "masked SNLI pairs buys nothing measurable." if at_chance else
                "No set has every model's interval at chance."))
 
@@ -566,29 +561,10 @@ def pairs_sentences(pairs: pd.DataFrame) -> str:
 # Readings that follow the results and the profile's settings (the number of seeds, the earlier chapters' recipes),
 # so that the chapter's prose stays true when either changes.
 
-_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
-
-
-def count_word(n: int) -> str:
-    """A count in words up to twelve ('three'), in digits above ('16')."""
-    return _WORDS[n] if 0 <= n < len(_WORDS) else f"{n:,}"
-
-
-def _times(n: int) -> str:
-    """'once', 'twice', 'three times', '16 times'."""
-    return {1: "once", 2: "twice"}.get(n, f"{count_word(n)} times")
-
-
-def _int_span(values: Iterable[float]) -> str:
-    """The range of integer `values` with thousands separators: '16,000', or '3–8' where they differ."""
-    low, high = int(min(values)), int(max(values))
-    return f"{low:,}" if low == high else f"{low:,}–{high:,}"
-
-
 def _seed_count(values: Iterable[float]) -> str:
     """The seeds behind a column of per-row seed counts: '3' or, where the rows differ, '3–8'."""
     values = pd.Series(values).dropna().astype(int)
-    return _int_span(values) if len(values) else "an unknown number of"
+    return fmt.int_span(values) if len(values) else "an unknown number of"
 
 
 def _side_of_zero(low: float, high: float) -> int:
@@ -638,8 +614,8 @@ def leak_reading(gains: pd.DataFrame, leaked: dict[str, float] | None = None) ->
         same_count = seeds.nunique() == 1
         crit = stats.t.ppf(0.975, n - 1)
         sentences.append(
-            f"{count_word(n).capitalize() if same_count else 'At least ' + count_word(n)} seeds give the paired "
-            f"t-test {'' if same_count else 'at least '}{count_word(n - 1)} degree{'s' if n > 2 else ''} of freedom: "
+            f"{fmt.count_word(n).capitalize() if same_count else 'At least ' + fmt.count_word(n)} seeds give the paired "
+            f"t-test {'' if same_count else 'at least '}{fmt.count_word(n - 1)} degree{'s' if n > 2 else ''} of freedom: "
             f"its 95% interval is the mean ± {'' if same_count else 'at most '}{crit:.2f} standard errors (1.96 with "
             "many seeds)" + (", so these intervals are wide and these p-values coarse." if n - 1 < 4 else "."))
     return " ".join(sentences)
@@ -682,9 +658,9 @@ def pairs_reading(pairs: pd.DataFrame, alpha: float = 0.05) -> str:
     if small:
         k = max(c for *_, c in small)
         p = stats.binomtest(k, k, 0.5, alternative="greater").pvalue if k else 1.0
-        text += (f" The {_listing([s for s, *_ in small])} subset{'s' if len(small) > 1 else ''} hold"
-                 f"{'' if len(small) > 1 else 's'} {_listing([f'{n:,}' for _, n, _ in small])} distinct pairs, of "
-                 f"which at most {_listing([str(c) for *_, c in small])}"
+        text += (f" The {fmt.listing([s for s, *_ in small])} subset{'s' if len(small) > 1 else ''} hold"
+                 f"{'' if len(small) > 1 else 's'} {fmt.listing([f'{n:,}' for _, n, _ in small])} distinct pairs, of "
+                 f"which at most {fmt.listing([str(c) for *_, c in small])}"
                  f"{' respectively' if len(small) > 1 else ''} change on balance for any model, so a sign "
                  f"test on {'them' if len(small) > 1 else 'it'} cannot reach one-sided p < {alpha:g} whatever the "
                  f"direction: {k} of {k} pairs net fixed give one-sided p = "
@@ -726,7 +702,7 @@ def neutral_reading(classes: pd.DataFrame, model: str = "baseline", few: int = 3
         sentences.append(
             f"Our clean {model} {'defaults' if defaults else 'does not default'} to neutral: over the whole clean "
             f"evaluation half its neutral recall, {recall:.2f} on average over the seeds (against {others}), is "
-            f"{rank} of the {count_word(len(mean))} classes, and its neutral precision, {precision:.2f}, is "
+            f"{rank} of the {fmt.count_word(len(mean))} classes, and its neutral precision, {precision:.2f}, is "
             + ("below it: it calls more pairs neutral than are neutral." if precision < recall else
                "not below it: it calls no more pairs neutral than are neutral."))
     groups: dict[str, list[str]] = {"every": [], "some": [], "none": []}
@@ -736,10 +712,10 @@ def neutral_reading(classes: pd.DataFrame, model: str = "baseline", few: int = 3
         detail = (f"{pairs:,} pairs" + (", too few to say much either way" if pairs < few else "")
                   + ("" if hits in (0, seeds) else f", {hits} of {seeds} seeds"))
         groups["every" if hits == seeds else "none" if hits == 0 else "some"].append(f"{name} {subset} ({detail})")
-    spans = [f"at every seed on {_listing(groups['every'])}" if groups["every"] else "",
-             f"at some seeds on {_listing(groups['some'])}" if groups["some"] else "",
-             f"at no seed on {_listing(groups['none'])}" if groups["none"] else ""]
-    sentences.append(f"{'Over the ' + count_word(seeds) + ' seeds' if seeds > 1 else 'At its only seed'}, the paper's pattern, neutral "
+    spans = [f"at every seed on {fmt.listing(groups['every'])}" if groups["every"] else "",
+             f"at some seeds on {fmt.listing(groups['some'])}" if groups["some"] else "",
+             f"at no seed on {fmt.listing(groups['none'])}" if groups["none"] else ""]
+    sentences.append(f"{'Over the ' + fmt.count_word(seeds) + ' seeds' if seeds > 1 else 'At its only seed'}, the paper's pattern, neutral "
                      "recall the highest of the three classes and neutral precision below it, holds for the "
                      f"{model} " + "; ".join(s for s in spans if s) + ".")
     if any(g.startswith("attacked all ") for g in groups["every"]):
@@ -751,8 +727,8 @@ def neutral_reading(classes: pd.DataFrame, model: str = "baseline", few: int = 3
 def pooling_note(seeds: int) -> str:
     """Why `error_shares` carries no test, for `seeds` seeds: pooled seeds score the same pairs, so a pair that
     changes at every seed counts once per seed; the test's unit is the distinct pair."""
-    pooled = (f"The shares pool the {count_word(seeds)} seeds, which score the same evaluation pairs: a pair fixed at "
-              f"every seed counts {_times(seeds)}, so the pooled counts are not independent observations and carry "
+    pooled = (f"The shares pool the {fmt.count_word(seeds)} seeds, which score the same evaluation pairs: a pair fixed at "
+              f"every seed counts {fmt.times(seeds)}, so the pooled counts are not independent observations and carry "
               "no test." if seeds > 1 else "The shares come from one seed, and carry no test.")
     return (pooled + " The unit of the test is the distinct evaluation pair. For each pair, the fixes minus the "
             "introductions over the seeds give it a sign; pairs whose sum is zero (most of them never change) are ties, "
@@ -793,10 +769,10 @@ def training_recipes(runs: list[tuple[str, Path, str]]) -> str:
     for chapter, part in table.groupby("chapter", sort=True):
         each = []
         for dataset, runs_of in part.groupby("dataset", sort=False):
-            epochs = _int_span(runs_of["epochs"])
+            epochs = fmt.int_span(runs_of["epochs"])
             each.append(f"{names.get(dataset, dataset)} for {epochs} epoch{'' if epochs == '1' else 's'} on "
-                        f"{_int_span(runs_of['examples'])} examples")
-        parts.append(f"chapter {chapter} trained {_listing(each)}")
+                        f"{fmt.int_span(runs_of['examples'])} examples")
+        parts.append(f"chapter {chapter} trained {fmt.listing(each)}")
     return "The models were trained as follows (from each run's configuration): " + "; ".join(parts) + "."
 
 

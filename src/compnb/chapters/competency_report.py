@@ -254,7 +254,7 @@ def recipe_against_chapter2(profile: str) -> str:
     if not differ:
         return ("Chapter 3 trains with chapter 2's recipe, so its baselines are chapter 2's runs' twins; the "
                 "comparisons that matter, loss against baseline, are made between runs trained alike.")
-    listed = differ[0] if len(differ) == 1 else ", ".join(differ[:-1]) + " and " + differ[-1]
+    listed = fmt.listing(differ)
     return (f"Chapter 3's recipe differs from chapter 2's in {listed}, to fit its sweep into a GPU budget (see "
             "*Cost*), so its baselines are not chapter 2's and their accuracy differs; the comparisons that matter, "
             "loss against baseline, are made between runs trained alike.")

@@ -21,6 +21,7 @@ from pathlib import Path
 import nbformat
 
 from compnb import atomicio, explorer, plots
+from compnb import formatting as fmt
 from compnb.chapters.competency import CHAPTER, MAP_EXAMPLES
 from compnb.paths import published_results_dir
 
@@ -61,7 +62,7 @@ def copy_plotly(html: Path) -> Path:
 def _listed(values: list) -> str:
     """'0.1, 0.5 and 1' (numbers as `:g`)."""
     shown = [f"{v:g}" for v in values]
-    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+    return fmt.listing(shown)
 
 
 def _points(data: dict) -> list[dict]:

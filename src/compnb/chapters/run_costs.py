@@ -80,7 +80,7 @@ def smaller_machine_sentence(table: pd.DataFrame, sizes_gib: tuple[int, ...] = (
         peak = float(worst["largest peak memory (GiB)"])
         held = [f"{fmt.article(size)} {size} GiB GPU {runs_at_once(peak, size, headroom_gib)}" for size in sizes_gib]
         held[0] = held[0].replace(" GPU ", " GPU holds ", 1) + " such runs at once"
-        fits = held[0] if len(held) == 1 else ", ".join(held[:-1]) + " and " + held[-1]
+        fits = fmt.listing(held)
         parts.append(f"with the {engine} engine the most any run took is {peak:.1f} GiB ({worst['kind']} on "
                      f"{worst['dataset']}, {worst['max length']} tokens, {worst['device']}), so {fits}")
     return ("Peak memory is PyTorch's largest allocated amount; with " + f"{headroom_gib:g} GiB beside each run "
