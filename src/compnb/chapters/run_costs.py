@@ -48,7 +48,7 @@ def measured(runs: Path) -> pd.DataFrame:
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Per device, engine, kind, dataset and max length (GPU runs only): how many runs, their median training
     examples/s and training time (s), and their largest peak memory (GiB)."""
-    gpu = runs[runs["device"].ne("CPU") & runs["device"].ne("")] if len(runs) else runs
+    gpu = runs[~runs["device"].str.startswith("CPU") & runs["device"].ne("")] if len(runs) else runs
     if gpu.empty:
         return pd.DataFrame(columns=[*GROUP, "runs", "median examples/s", "median training time (s)",
                                      "largest peak memory (GiB)"])
