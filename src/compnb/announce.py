@@ -16,7 +16,7 @@ import json
 import os
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,21 +58,26 @@ def kind(config: TrainConfig) -> str:
     return f"{config.loss}/{detail}" if detail else config.loss
 
 
-def _device_class(name: str) -> str:
+def device_class(name: str) -> str:
+    """A run's recorded device as runs of the same cost group it: 'CPU' for any CPU ('CPU (2 threads)'), else the
+    GPU's name."""
     return "CPU" if name.startswith("CPU") else name
+
+
+def timed_runs(root: Path, pattern: str) -> Iterator[tuple[Path, dict, TrainConfig]]:
+    """(folder, metrics, config) of each finished run whose `metrics.json` matches the glob `pattern` under `root`
+    (sorted), that recorded a training speed and has its config."""
+    for metrics in sorted(root.glob(pattern)):
+        m = json.loads(metrics.read_text())
+        if m.get("train_examples_per_s") and (metrics.parent / "config.json").is_file():
+            yield metrics.parent, m, TrainConfig.from_json(metrics.parent / "config.json")
 
 
 def records(root: Path) -> tuple[Record, ...]:
     """The finished runs under `root/results/*/runs/` that recorded a training speed."""
-    out = []
-    for metrics in sorted(root.glob("results/*/runs/*/metrics.json")):
-        m = json.loads(metrics.read_text())
-        if not m.get("train_examples_per_s") or not (metrics.parent / "config.json").is_file():
-            continue
-        config = TrainConfig.from_json(metrics.parent / "config.json")
-        out.append(Record(_device_class(m.get("device", "")), kind(config), config.model, config.max_length,
-                          float(m["train_examples_per_s"])))
-    return tuple(out)
+    return tuple(Record(device_class(m.get("device", "")), kind(config), config.model, config.max_length,
+                        float(m["train_examples_per_s"]))
+                 for _, m, config in timed_runs(root, "results/*/runs/*/metrics.json"))
 
 
 def rate(config: TrainConfig, here: str, known: Sequence[Record] | None = None) -> tuple[float, str] | None:

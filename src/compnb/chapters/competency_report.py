@@ -22,6 +22,7 @@ from compnb import formatting as fmt
 from compnb import paper_numbers as pn
 from compnb import plots, run_integrity
 from compnb.evaluation import holm, paired_t_p, seed_summary
+from compnb.profiles import settings
 from compnb.tables import captioned, styled
 
 METRICS = {"accuracy": "acc", "macro_f1": "macro F1", "f1_binary": "binary F1", "adv_accuracy": "adv acc",
@@ -235,8 +236,6 @@ def collapse_reading(table: pd.DataFrame, within: float = 0.1) -> str:
 def recipe_against_chapter2(profile: str) -> str:
     """How chapter 3's training recipe at `profile` differs from chapter 2's baseline recipe, in one sentence
     (or that they agree), with why the comparisons stay fair."""
-    from compnb.profiles import settings
-
     mine, theirs = settings("03-modified-loss", profile), settings("02-baseline-finetune", profile)
 
     def rows(value: int | dict | None, dataset: str) -> str:

@@ -296,10 +296,11 @@ def planned_runs(profile: str) -> Planned:
     seeds = settings(adversarial_eval.CHAPTER, profile)["seeds"]
     chapter3 = pd.read_csv(results_dir(profile, "03-modified-loss") / "runs.csv")
     arms = results_dir(profile, adversarial_eval.CHAPTER) / "arms.csv"
-    names = {run_cache.run_dir(c).name for c in baseline.configs(profile)} | set(chapter3["run"])
+    chapter2 = baseline.configs(profile)
+    names = {run_cache.run_dir(c).name for c in chapter2} | set(chapter3["run"])
     names |= {run_cache.run_dir(adversarial_eval.config(profile, seed)).name for seed in seeds}
     names |= set(pd.read_csv(arms)["run"]) if arms.is_file() else set()
-    return Planned(len(baseline.configs(profile)) + len(seeds) * len(adversarial_eval.KINDS) + len(chapter3),
+    return Planned(len(chapter2) + len(seeds) * len(adversarial_eval.KINDS) + len(chapter3),
                    frozenset(names))
 
 

@@ -10,7 +10,6 @@ context and the allocator's cache, so a GPU needs some room beside it.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import pandas as pd
 
 from compnb import announce
 from compnb import formatting as fmt
-from compnb.training import TrainConfig
 
 GIB = 2 ** 30
 GROUP = ["device", "engine", "kind", "dataset", "max length"]
@@ -30,13 +28,9 @@ def measured(runs: Path) -> pd.DataFrame:
     training time (s), training examples/s and peak memory (GiB, NaN where not recorded). A run does not record
     how many runs shared its device, so neither does the table."""
     rows = []
-    for path in sorted(runs.glob("*/metrics.json")):
-        m = json.loads(path.read_text())
-        if not m.get("train_examples_per_s") or not (path.parent / "config.json").is_file():
-            continue
-        config = TrainConfig.from_json(path.parent / "config.json")
+    for folder, m, config in announce.timed_runs(runs, "*/metrics.json"):
         peak = m.get("peak_memory_mb")
-        rows.append({"run": path.parent.name, "device": m.get("device", ""), "engine": m.get("engine", "eager"),
+        rows.append({"run": folder.name, "device": m.get("device", ""), "engine": m.get("engine", "eager"),
                      "kind": announce.kind(config), "dataset": config.dataset, "max length": config.max_length,
                      "epochs run": float(m.get("epochs_run", config.epochs)), "examples": int(m["train_examples"]),
                      "training time (s)": float(m["train_time_s"]),
@@ -48,7 +42,7 @@ def measured(runs: Path) -> pd.DataFrame:
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Per device, engine, kind, dataset and max length (GPU runs only): how many runs, their median training
     examples/s and training time (s), and their largest peak memory (GiB)."""
-    gpu = runs[~runs["device"].str.startswith("CPU") & runs["device"].ne("")] if len(runs) else runs
+    gpu = runs[runs["device"].map(announce.device_class).ne("CPU") & runs["device"].ne("")] if len(runs) else runs
     if gpu.empty:
         return pd.DataFrame(columns=[*GROUP, "runs", "median examples/s", "median training time (s)",
                                      "largest peak memory (GiB)"])
