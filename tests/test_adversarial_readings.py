@@ -126,6 +126,9 @@ def test_fix_comparison_keeps_each_sides_seeds_and_the_caption_warns_when_they_d
     assert "(means over 3 seeds)" in differ and "(means over 8 seeds)" in differ and "different designs" in differ
     unknown = adversarial_report.fix_comparison(side(3).drop(columns="seeds"), side(8))
     assert "each run's seeds" in adversarial_report.fix_comparison_caption(unknown)
+    assert not any(c.startswith("seeds") for c in adversarial_report.fix_comparison_shown(same))
+    assert list(adversarial_report.fix_comparison_shown(unknown).columns) == \
+        [c for c in unknown if c != "seeds (token-id attack)"]
 
 
 def test_training_recipes_come_from_the_runs_configurations(tmp_path):

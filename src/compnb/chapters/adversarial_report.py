@@ -299,16 +299,19 @@ def arms(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+FIX_SIDES = ("text attack", "token-id attack")
+FIX_SEEDS = tuple(f"seeds ({side})" for side in FIX_SIDES)  # `fix_comparison`'s seed columns, where the sides have them
+
+
 def fix_comparison(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     """How the token-id attack moved chapter 4's gains: per (set, difference) of `gains`, the difference in
     accuracy with the text-rewriting attack (`before`) and with the token-id attack (`after`), each side's number
     of seeds where its table has a `seeds` column, and the shift."""
     keys = ["set", "difference"]
-    before, after = (t.rename(columns={"seeds": f"seeds ({side})"}) for t, side in
-                     ((before, "text attack"), (after, "token-id attack")))
-    merged = before.merge(after, on=keys, suffixes=(" (text attack)", " (token-id attack)"))
+    before, after = (t.rename(columns={"seeds": column}) for t, column in zip((before, after), FIX_SEEDS))
+    merged = before.merge(after, on=keys, suffixes=tuple(f" ({side})" for side in FIX_SIDES))
     merged["shift"] = merged["Δ accuracy (token-id attack)"] - merged["Δ accuracy (text attack)"]
-    seeds = [f"seeds ({side})" for side in ("text attack", "token-id attack") if f"seeds ({side})" in merged]
+    seeds = [column for column in FIX_SEEDS if column in merged]
     return merged[keys + ["Δ accuracy (text attack)", "p (paired t) (text attack)", "Δ accuracy (token-id attack)",
                           "95% CI (token-id attack)", "p (paired t) (token-id attack)", *seeds, "shift"]]
 
@@ -738,7 +741,7 @@ def pooling_note(seeds: int) -> str:
 def fix_comparison_caption(table: pd.DataFrame) -> str:
     """The caption of `fix_comparison`: each side's number of seeds (from its `seeds` column, where the table
     has one), and, where they differ in some row, that the two sides may come from different designs."""
-    text, token = table.get("seeds (text attack)"), table.get("seeds (token-id attack)")
+    text, token = (table.get(column) for column in FIX_SEEDS)
     if text is None or token is None or text.isna().all() or token.isna().all():
         return ("Differences in accuracy (means over each run's seeds) with the text-rewriting attack and with the "
                 "token-id attack, and how far the fix moved each.")
@@ -749,6 +752,11 @@ def fix_comparison_caption(table: pd.DataFrame) -> str:
     return (f"Differences in accuracy with the text-rewriting attack (means over {a} seeds) and with the token-id "
             f"attack (means over {b} seeds), and the shift between them. The two sides have different seeds, so they "
             "may come from different designs (each run's profile settings): the shift mixes the fix with that change.")
+
+
+def fix_comparison_shown(table: pd.DataFrame) -> pd.DataFrame:
+    """`fix_comparison` as the chapter shows it: without the seed columns, which `fix_comparison_caption` states."""
+    return table.drop(columns=[column for column in FIX_SEEDS if column in table])
 
 
 def training_recipes(runs: list[tuple[str, Path, str]]) -> str:
