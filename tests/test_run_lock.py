@@ -8,10 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
+import shutil
 import threading
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import tiny_runs
@@ -134,6 +136,26 @@ def _wait_for(condition, what: str, timeout: float = 120) -> None:
     while not condition():
         assert time.monotonic() < end, f"timed out waiting for {what}"
         time.sleep(0.1)
+
+
+def test_training_data_is_refused_at_once_even_while_its_run_is_locked(world, tmp_path):
+    """`compnb train` on a training file with a label outside the task, while another live process holds the run's
+    lock: it is refused with the data's error line at once, without waiting for the lock or touching the run
+    folder (chapter 7 checks bad inputs side by side, and its three bad-data cases share one run folder)."""
+    data = tmp_path / "data"
+    (data / "sst2").mkdir(parents=True)
+    pd.DataFrame({"sentence": ["a fine film", "dull"], "label": [1, 7]}).to_parquet(data / "sst2" / "train.parquet")
+    shutil.copy2(world.data / "sst2" / "validation.parquet", data / "sst2" / "validation.parquet")
+    cfg = faults.tiny_config(world)
+    lock = _plant(run_dir(cfg, tmp_path / "runs"))  # held by this test's process, which stays alive
+    before = {p: p.read_bytes() for p in lock.parent.iterdir()}
+    args = ["train", "--config", str(tiny_runs.write_config(cfg, tmp_path / "c.json")), "--runs-root",
+            str(tmp_path / "runs")]
+    done = subprocess.run([sys.executable, "-m", "compnb.cli", *args], capture_output=True, text=True, timeout=60,
+                          env=os.environ | tiny_runs.env(world) | {"COMPNB_DATA_DIR": str(data)})
+    assert done.returncode != 0 and "waiting for" not in done.stderr and "Traceback" not in done.stderr
+    assert "column 'label' has values [7]; allowed for sst2: 0..1" in done.stderr.strip().splitlines()[-1]
+    assert {p: p.read_bytes() for p in lock.parent.iterdir()} == before
 
 
 @pytest.mark.parametrize("processes", [2, 4])

@@ -390,6 +390,7 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
     if config.profile == "paper":  # one message for a missing backbone and missing data, before anything is written
         profiles.require([config.model], [(config.dataset, "train"), (config.dataset, "validation")],
                          f"run {folder.name}")
+    sets = _read_sets(config)  # bad data is refused here, before the lock or anything else is written
     deterministic = determinism.enable()
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
@@ -404,7 +405,7 @@ def train(config: TrainConfig, *, force: bool = False, runs_root: str | Path | N
         if accelerator.is_main_process:
             run_cache.tidy(folder, fresh=force)
         accelerator.wait_for_everyone()
-        run = _set_up(config, folder, accelerator, run_cache.read_checkpoint(folder, config))
+        run = _set_up(config, sets, folder, accelerator, run_cache.read_checkpoint(folder, config))
         _train_epochs(run, callback)
         _finish(run, deterministic)
         accelerator.wait_for_everyone()
@@ -563,18 +564,33 @@ class _Run:
                                       self.config.lr, self.config.max_grad_norm)
 
 
-def _set_up(config: TrainConfig, folder: Path, accelerator: Accelerator, saved: dict[str, Any] | None) -> _Run:
-    """Everything the run of `config` trains with, in the order that fixes its random state: the data, the seed,
+@dataclass(frozen=True)
+class _Sets:
+    """The rows a run trains and validates on, read and checked before anything of the run is written."""
+
+    train: datasets.Dataset  # the seed's subsample of the training split
+    validation: datasets.Dataset  # `validation_set`
+    extra: datasets.Dataset | None  # `config.extra_train`'s rows, appended after `train`
+
+
+def _read_sets(config: TrainConfig) -> _Sets:
+    """`config`'s training, validation and extra rows (`data.load` refuses bad files with a `DataError`)."""
+    train_ds = data.subsample(data.load(config.dataset, "train", complete=config.profile == "paper"),
+                              config.max_train_examples, config.seed)
+    extra = None if config.extra_train is None else data.from_parquet(extra_train_path(config.extra_train),
+                                                                      config.dataset)
+    return _Sets(train_ds, validation_set(config), extra)
+
+
+def _set_up(config: TrainConfig, sets: _Sets, folder: Path, accelerator: Accelerator,
+            saved: dict[str, Any] | None) -> _Run:
+    """Everything the run of `config` trains with on `sets`, in the order that fixes its random state: the seed,
     the model (with LoRA adapters), the encoded sets, the batches, the optimizer and schedule, prepared by
     `accelerate`; then `config.json` and `backbone/` in the run folder, and the checkpoint's state when `saved`
     (its progress, `read_checkpoint`) resumes the run."""
     start, spec, procs = time.perf_counter(), data.spec(config.dataset), accelerator.num_processes
-    train_ds = data.subsample(data.load(config.dataset, "train", complete=config.profile == "paper"),
-                              config.max_train_examples, config.seed)
-    val_ds = validation_set(config)
+    train_ds, val_ds, extra = sets.train, sets.validation, sets.extra
     sources = [data.source_of(train_ds), data.source_of(val_ds)]
-    extra = None if config.extra_train is None else data.from_parquet(extra_train_path(config.extra_train),
-                                                                      config.dataset)
     if extra is not None:
         sources.insert(1, data.source_of(extra))
     set_seed(config.seed)
