@@ -60,8 +60,33 @@ def test_differences_of_bounded_metrics_are_fixed_notation(x, text):
 def test_epochs_run_is_a_count():
     runs = pd.DataFrame({"variant": ["baseline"] * 2 + ["detached"] * 2, "seed": [0, 1, 0, 1],
                          "ms_per_step": [1.0, 1.0, 2.0, 2.0], "epochs": [3.0, 3.0, 2.0, 3.0],
-                         "train_s": [1.0] * 4, "device": ["cpu"] * 4})
+                         "train_s": [1.0] * 4, "device": ["cpu"] * 4, "engine": ["eager"] * 4})
     assert list(ig_variance_report.cost_table(runs)["epochs run"]) == ["3", "2–3"]
+
+
+def test_runs_of_two_engines_are_counted_and_compared_within_their_seed():
+    """Seeds 0-2 eager at 100/200 ms, seeds 3-7 captured at 20/60 ms: the ratio is each seed's own (mean of 2.0
+    and 3.0), the engines are counted per variant, and the sentence says how many runs each engine trained."""
+    seeds = list(range(8))
+    engine = ["eager"] * 3 + ["cuda-graph"] * 5
+    runs = pd.DataFrame({"variant": ["baseline"] * 8 + ["detached"] * 8, "seed": seeds * 2,
+                         "ms_per_step": [100.0] * 3 + [20.0] * 5 + [200.0] * 3 + [60.0] * 5,
+                         "epochs": [3.0] * 16, "train_s": [1.0] * 16, "device": ["H100"] * 16, "engine": engine * 2})
+    table = ig_variance_report.cost_table(runs).set_index("variant")
+    assert table.loc["detached", "× baseline step"] == pytest.approx((3 * 2.0 + 5 * 3.0) / 8)
+    assert table.loc["detached", "engines (seeds)"] == "cuda-graph × 5, eager × 3"
+    assert table.loc["baseline", "devices (seeds)"] == "H100 × 8"
+    record = {"command": "python -m compnb.chapters.ig_variance_eval", "devices": ["H100"]}
+    assert ig_variance_report.training_sentence(runs, record).startswith(
+        "Of the 16 runs, 10 were trained with the captured (CUDA graph) engine on H100 and 6 with the eager engine "
+        "on H100; the latest training record is `python -m compnb.chapters.ig_variance_eval`.")
+    assert ig_variance_report.training_sentence(runs.iloc[:3], record).startswith(
+        "All 3 runs were trained with the eager engine on H100;")
+    assert "each seed's variants were trained by one engine" in ig_variance_report.training_sentence(runs, record)
+    runs.loc[(runs["variant"] == "detached") & (runs["seed"] == 0), "engine"] = "cuda-graph"
+    assert ig_variance_report.training_sentence(runs, record).endswith(
+        "at 1 seed the variants were trained by different engines, so those seeds' ratios mix the engines' speeds.")
+    assert ig_variance_report.training_sentence(runs, None).startswith("No record")
 
 
 def test_a_pair_that_repeats_its_premise_under_contradiction_is_called_mislabelled():

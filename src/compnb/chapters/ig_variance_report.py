@@ -15,6 +15,7 @@ import pandas as pd
 import seaborn as sns
 from scipy import stats
 
+from compnb import captured
 from compnb import formatting as fmt
 from compnb import paper_numbers as pn
 from compnb import plots
@@ -58,7 +59,8 @@ def per_run(records: list[dict], labels: np.ndarray) -> pd.DataFrame:
                      "variance": float(r["ig"]["variance"].mean()), "gap": float(r["ig"]["gap"].mean()),
                      "ms_per_step": 1000 * m["train_time_s"] / max(m["steps"], 1), "steps": m["steps"],
                      "epochs": m["epochs_run"], "stopped_early": m["stopped_early"],
-                     "train_s": m["train_time_s"], "device": m.get("device", "")})
+                     "train_s": m["train_time_s"], "device": m.get("device", ""),
+                     "engine": m.get("engine", captured.EAGER)})  # runs from before the engine was recorded: eager
     return pd.DataFrame(rows)
 
 
@@ -139,16 +141,43 @@ def _epoch_counts(epochs: pd.Series) -> str:
     return fmt.span(epochs, 0)
 
 
+def _counts(values: pd.Series) -> str:
+    """How many seeds had each value, most first: 'cuda-graph × 5, eager × 3'."""
+    return ", ".join(f"{value} × {n}" for value, n in values.value_counts().items())
+
+
 def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per variant: mean ms per training step over seeds, its ratio to the same seed's baseline, the epochs its
-    seeds ran (early stopping) and mean training time."""
+    seeds ran (early stopping), mean training time, and how many seeds trained on each device and engine."""
     base = runs[runs["variant"] == "baseline"].set_index("seed")["ms_per_step"]
     ratio = runs["ms_per_step"] / base.reindex(runs["seed"]).to_numpy()
     table = runs.assign(ratio=ratio).groupby("variant", sort=False).agg(
         seeds=("seed", "size"), ms_per_step=("ms_per_step", "mean"), ratio=("ratio", "mean"),
-        epochs=("epochs", _epoch_counts), train_s=("train_s", "mean"), device=("device", "first")).reset_index()
+        epochs=("epochs", _epoch_counts), train_s=("train_s", "mean"), devices=("device", _counts),
+        engines=("engine", _counts)).reset_index()  # not `engine=`: that is agg's own keyword
     return table.rename(columns={"ms_per_step": "ms / step", "ratio": "× baseline step", "epochs": "epochs run",
-                                 "train_s": "training time (s)"})
+                                 "train_s": "training time (s)", "devices": "devices (seeds)",
+                                 "engines": "engines (seeds)"})
+
+
+def training_sentence(runs: pd.DataFrame, invocation: dict | None) -> str:
+    """Where and how the runs of `runs` (`per_run`) trained, from the runs themselves, whether any seed's variants
+    trained by different engines, and the command of the chapter's latest training record `invocation` (its
+    params; None: no record at this profile)."""
+    if invocation is None or not invocation.get("devices"):
+        return "No record of how these runs were trained is kept at this profile."
+    by = runs.groupby(["device", "engine"]).size().sort_values(ascending=False, kind="stable")
+    parts = [f"{n} with the {'captured (CUDA graph)' if engine == captured.GRAPHS else 'eager'} engine on {device}"
+             for (device, engine), n in by.items()]
+    parts[0] = parts[0].replace(" with", " were trained with", 1)
+    trained = (f"All {len(runs)} runs {parts[0].split(' ', 1)[1]}" if len(parts) == 1 else
+               f"Of the {len(runs)} runs, {fmt.listing(parts)}")
+    mixed = int((runs.groupby("seed")["engine"].nunique() > 1).sum())
+    seeds = ("each seed's variants were trained by one engine, so each ratio compares like with like" if not mixed else
+             f"at {mixed} seed{'s' if mixed > 1 else ''} the variants were trained by different engines, so "
+             "those seeds' ratios mix the engines' speeds")
+    return (f"{trained}; the latest training record is `{invocation['command']}`. Runs trained side by side shared "
+            f"the device, and these times include that sharing; {seeds}.")
 
 
 def plot_loss_curves(records: list[dict]) -> plt.Figure:
