@@ -4,11 +4,11 @@ processes of one config: two and four at once, and a waiting one whose lock hold
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
-import shutil
 import threading
 import time
 from pathlib import Path

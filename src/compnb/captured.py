@@ -44,6 +44,11 @@ WARMUP_STEPS = 3
 GRAD_NORM = "grad_norm"  # the key of a captured step's gradient norm, which is watched, not logged
 
 
+def recorded_engine(metrics: Mapping[str, Any]) -> str:
+    """The engine a finished run's `metrics.json` says trained it; runs from before the engine was recorded: `EAGER`."""
+    return metrics.get("engine", EAGER)
+
+
 def engine_for(device: torch.device, distributed: bool, grad_accum: int) -> str:
     """`GRAPHS` on one CUDA device with one micro-batch per step, unless `COMPNB_CUDA_GRAPHS=0`; else `EAGER`
     (a CPU, several processes or FSDP, gradient accumulation)."""

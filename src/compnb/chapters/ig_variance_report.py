@@ -60,7 +60,7 @@ def per_run(records: list[dict], labels: np.ndarray) -> pd.DataFrame:
                      "ms_per_step": 1000 * m["train_time_s"] / max(m["steps"], 1), "steps": m["steps"],
                      "epochs": m["epochs_run"], "stopped_early": m["stopped_early"],
                      "train_s": m["train_time_s"], "device": m.get("device", ""),
-                     "engine": m.get("engine", captured.EAGER)})  # runs from before the engine was recorded: eager
+                     "engine": captured.recorded_engine(m)})
     return pd.DataFrame(rows)
 
 
@@ -160,6 +160,9 @@ def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
                                  "engines": "engines (seeds)"})
 
 
+ENGINE_NAMES = {captured.GRAPHS: "captured (CUDA graph)", captured.EAGER: "eager"}
+
+
 def training_sentence(runs: pd.DataFrame, invocation: dict | None) -> str:
     """Where and how the runs of `runs` (`per_run`) trained, from the runs themselves, whether any seed's variants
     trained by different engines, and the command of the chapter's latest training record `invocation` (its
@@ -167,11 +170,10 @@ def training_sentence(runs: pd.DataFrame, invocation: dict | None) -> str:
     if invocation is None or not invocation.get("devices"):
         return "No record of how these runs were trained is kept at this profile."
     by = runs.groupby(["device", "engine"]).size().sort_values(ascending=False, kind="stable")
-    parts = [f"{n} with the {'captured (CUDA graph)' if engine == captured.GRAPHS else 'eager'} engine on {device}"
-             for (device, engine), n in by.items()]
-    parts[0] = parts[0].replace(" with", " were trained with", 1)
-    trained = (f"All {len(runs)} runs {parts[0].split(' ', 1)[1]}" if len(parts) == 1 else
-               f"Of the {len(runs)} runs, {fmt.listing(parts)}")
+    how = [f"with the {ENGINE_NAMES[engine]} engine on {device}" for device, engine in by.index]
+    counts = [f"{by.iloc[0]} were trained {how[0]}"] + [f"{n} {h}" for n, h in zip(by.iloc[1:], how[1:])]
+    trained = (f"All {len(runs)} runs were trained {how[0]}" if len(by) == 1 else
+               f"Of the {len(runs)} runs, {fmt.listing(counts)}")
     mixed = int((runs.groupby("seed")["engine"].nunique() > 1).sum())
     seeds = ("each seed's variants were trained by one engine, so each ratio compares like with like" if not mixed else
              f"at {mixed} seed{'s' if mixed > 1 else ''} the variants were trained by different engines, so "

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from compnb import announce
+from compnb import announce, captured
 from compnb import formatting as fmt
 
 GIB = 2 ** 30
@@ -30,7 +30,7 @@ def measured(runs: Path) -> pd.DataFrame:
     rows = []
     for folder, m, config in announce.timed_runs(runs, "*/metrics.json"):
         peak = m.get("peak_memory_mb")
-        rows.append({"run": folder.name, "device": m.get("device", ""), "engine": m.get("engine", "eager"),
+        rows.append({"run": folder.name, "device": m.get("device", ""), "engine": captured.recorded_engine(m),
                      "kind": announce.kind(config), "dataset": config.dataset, "max length": config.max_length,
                      "epochs run": float(m.get("epochs_run", config.epochs)), "examples": int(m["train_examples"]),
                      "training time (s)": float(m["train_time_s"]),
